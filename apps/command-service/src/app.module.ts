@@ -1,0 +1,75 @@
+import { Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { MikroOrmModule } from '@mikro-orm/nestjs';
+import { MikroORM } from '@mikro-orm/postgresql';
+import { ormOptions, sqlRunner } from '@flowruns/database';
+import { createKafka, KafkaPublisher, probeKafka, type Admin } from '@flowruns/messaging';
+import {
+  ErrorEnvelopeFilter,
+  HealthModule,
+  MetricsModule,
+  READINESS_PROBES,
+  loggerModule,
+  type ReadinessProbe,
+} from '@flowruns/platform';
+import { RunCommands } from '@flowruns/write-model';
+import { COMMAND_SERVICE_CONFIG, loadCommandServiceConfig, type CommandServiceConfig } from './config';
+import { InternalTokenGuard } from './internal-token.guard';
+import { EVENT_PUBLISHER, KAFKA_ADMIN, RelayService } from './relay.service';
+import { RunsController } from './runs.controller';
+
+const config = loadCommandServiceConfig();
+
+@Module({
+  imports: [
+    loggerModule(),
+    MikroOrmModule.forRoot(ormOptions({ url: config.DATABASE_URL, entities: [], poolMax: config.DATABASE_POOL_MAX })),
+    MetricsModule,
+    HealthModule.forProbes({
+      provide: READINESS_PROBES,
+      inject: [MikroORM, KAFKA_ADMIN, RelayService],
+      useFactory: (orm: MikroORM, admin: Admin, relay: RelayService): ReadinessProbe[] => [
+        { name: 'postgres', check: async () => void (await orm.em.fork().execute('select 1')) },
+        { name: 'kafka', check: () => probeKafka(admin) },
+        {
+          name: 'relay',
+          check: async () => {
+            const s = relay.relay.status();
+            if (s.lastError) throw new Error(`relay: ${s.lastError}`);
+            return s;
+          },
+        },
+      ],
+    }),
+  ],
+  controllers: [RunsController],
+  providers: [
+    { provide: COMMAND_SERVICE_CONFIG, useValue: config },
+    { provide: APP_FILTER, useClass: ErrorEnvelopeFilter },
+    {
+      provide: 'KAFKA',
+      useFactory: (c: CommandServiceConfig) => createKafka({ brokers: c.KAFKA_BROKERS, clientId: `${c.KAFKA_CLIENT_ID}-command` }),
+      inject: [COMMAND_SERVICE_CONFIG],
+    },
+    {
+      provide: KAFKA_ADMIN,
+      useFactory: async (kafka: ReturnType<typeof createKafka>) => {
+        const admin = kafka.admin();
+        // Connect in the background: the service starts (and reports not ready) while the broker is away.
+        admin.connect().catch(() => undefined);
+        return admin;
+      },
+      inject: ['KAFKA'],
+    },
+    { provide: EVENT_PUBLISHER, useFactory: (kafka: ReturnType<typeof createKafka>) => new KafkaPublisher(kafka), inject: ['KAFKA'] },
+    {
+      provide: RunCommands,
+      inject: [MikroORM],
+      useFactory: (orm: MikroORM) =>
+        new RunCommands({ transactional: (work) => orm.em.fork().transactional((tem) => work(sqlRunner(tem))) }),
+    },
+    RelayService,
+    InternalTokenGuard,
+  ],
+})
+export class AppModule {}

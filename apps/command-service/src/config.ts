@@ -1,0 +1,25 @@
+import {
+  DatabaseConfigSchema,
+  InternalApiConfigSchema,
+  KafkaConfigSchema,
+  LogConfigSchema,
+  env,
+  loadConfig,
+} from '@flowruns/platform';
+import { z } from 'zod';
+
+export const CommandServiceConfigSchema = z.object({
+  ...DatabaseConfigSchema.shape,
+  ...KafkaConfigSchema.shape,
+  ...LogConfigSchema.shape,
+  INTERNAL_API_TOKEN: InternalApiConfigSchema.shape.INTERNAL_API_TOKEN,
+  COMMAND_SERVICE_PORT: env.port(3001),
+  COMMAND_SERVICE_HOST: z.string().default('127.0.0.1'),
+  COMMAND_SERVICE_BODY_LIMIT: z.string().default('5mb'),
+  RELAY_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(500),
+  RELAY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60000).default(1000),
+});
+export type CommandServiceConfig = z.infer<typeof CommandServiceConfigSchema>;
+
+export const COMMAND_SERVICE_CONFIG = Symbol('COMMAND_SERVICE_CONFIG');
+export const loadCommandServiceConfig = (): CommandServiceConfig => loadConfig(CommandServiceConfigSchema);

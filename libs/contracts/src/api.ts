@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { FlowRunStatusSchema, RunEnvironmentSchema, StepStatusSchema } from './status';
+
+/**
+ * Shapes that cross process boundaries over HTTP: the public run representation (the reference's
+ * flow run object) and the command service's internal API. One source for validation and docs.
+ */
+
+/** A flow run as the public API shows it (list items leave out `steps` and `logsFileId`). */
+export const FlowRunSchema = z.object({
+  id: z.string(),
+  projectId: z.string(),
+  flowId: z.string(),
+  flowVersionId: z.string(),
+  flowVersion: z.object({ displayName: z.string() }),
+  status: FlowRunStatusSchema,
+  startTime: z.string().nullable(),
+  finishTime: z.string().nullable(),
+  environment: RunEnvironmentSchema,
+  triggeredBy: z.string().nullable(),
+  tags: z.array(z.string()),
+  stepsCount: z.number().int(),
+  failedStepName: z.string().nullable(),
+  parentRunId: z.string().nullable(),
+  retryOf: z.string().nullable(),
+  attempt: z.number().int(),
+  pause: z.object({ requestId: z.string(), stepName: z.string() }).nullable(),
+  archivedAt: z.string().nullable(),
+  executionDataPurgedAt: z.string().nullable(),
+  created: z.string(),
+});
+export type FlowRun = z.infer<typeof FlowRunSchema>;
+
+export const StepResultSchema = z.object({
+  type: z.string(),
+  status: StepStatusSchema.optional(),
+  input: z.unknown().optional(),
+  output: z.unknown().optional(),
+  error: z.unknown().optional(),
+  duration: z.number().int().optional(),
+  attempt: z.number().int().optional(),
+});
+export type StepResult = z.infer<typeof StepResultSchema>;
+
+export const FlowRunWithStepsSchema = FlowRunSchema.extend({
+  steps: z.record(z.string(), StepResultSchema),
+  logsFileId: z.string().nullable(),
+});
+export type FlowRunWithSteps = z.infer<typeof FlowRunWithStepsSchema>;
+
+export const FlowStepSchema = z.object({
+  name: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only'),
+  type: z.string().min(1).max(64),
+  settings: z.record(z.string(), z.unknown()).default({}),
+});
+export type FlowStep = z.infer<typeof FlowStepSchema>;
+
+export const CreateFlowSchema = z.object({
+  projectId: z.string().min(1).max(128),
+  displayName: z.string().min(1).max(256),
+  tags: z.array(z.string().min(1).max(64)).max(50).default([]),
+  steps: z.array(FlowStepSchema).max(200),
+});
+export type CreateFlow = z.infer<typeof CreateFlowSchema>;
+
+export const FlowSchema = z.object({
+  id: z.string(),
+  projectId: z.string(),
+  displayName: z.string(),
+  tags: z.array(z.string()),
+  created: z.string(),
+  updated: z.string(),
+  version: z.object({
+    id: z.string(),
+    version: z.number().int(),
+    displayName: z.string(),
+    steps: z.array(FlowStepSchema),
+  }),
+});
+export type Flow = z.infer<typeof FlowSchema>;
+
+// ---- Internal API of the command service (token-protected; the gateway and engines call it) ----
+
+export const INTERNAL_TOKEN_HEADER = 'x-internal-token';
+export const TRACEPARENT_HEADER = 'traceparent';
+
+export const TriggerRunRequestSchema = z.object({
+  projectId: z.string().min(1),
+  payload: z.unknown(),
+  environment: RunEnvironmentSchema.default('PRODUCTION'),
+  triggeredBy: z.string().max(256).nullable().default(null),
+  parentRunId: z.string().min(1).nullable().default(null),
+  failParentOnFailure: z.boolean().default(false),
+});
+export type TriggerRunRequest = z.infer<typeof TriggerRunRequestSchema>;
+
+export const StartStepRequestSchema = z.object({ stepType: z.string().min(1).max(64) });
+
+export const FinishStepRequestSchema = z.object({
+  status: z.enum(['SUCCEEDED', 'FAILED']),
+  input: z.unknown().optional(),
+  output: z.unknown().optional(),
+  error: z.unknown().optional(),
+  durationMs: z.number().int().nonnegative(),
+});
+export type FinishStepRequest = z.infer<typeof FinishStepRequestSchema>;
+
+export const PauseRunRequestSchema = z.object({
+  stepName: z.string().min(1),
+  resumeDeadline: z.iso.datetime().nullable().default(null),
+});
+
+export const FailRunRequestSchema = z.object({ failedStepName: z.string().min(1).nullable().default(null) });
+
+/** What every internal command answers: the run's stream position after the command. */
+export const CommandResultSchema = z.object({
+  runId: z.string(),
+  version: z.number().int(),
+  status: FlowRunStatusSchema.nullable(),
+  eventsAppended: z.number().int(),
+});
+export type CommandResult = z.infer<typeof CommandResultSchema>;

@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+
+/** Raw SQL access (MikroORM's `em.execute` satisfies it, inside or outside a transaction). */
+export interface SqlRunner {
+  execute<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+export type ExecutionDataKind = 'trigger' | 'step' | 'resume';
+
+export interface ExecutionRecord {
+  readonly ref: string;
+  readonly runId: string;
+  readonly kind: ExecutionDataKind;
+  readonly stepName: string | null;
+  readonly attempt: number | null;
+  readonly input: unknown;
+  readonly output: unknown;
+  readonly error: unknown;
+  readonly bytes: number;
+}
+
+export type NewExecutionRecord = Omit<ExecutionRecord, 'ref' | 'bytes'>;
+
+/** JSON text of a value, with `undefined` stored as SQL null. */
+const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));
+
+/**
+ * The claim-check store: step inputs and outputs, trigger payloads and resume bodies live here,
+ * never in events. Events carry the `ref`. A Postgres table today; the interface is what an
+ * object store would implement later.
+ */
+export class ExecutionDataStore {
+  constructor(private readonly sql: SqlRunner) {}
+
+  /** Stores one record and returns its reference. Call inside the command's transaction. */
+  async put(record: NewExecutionRecord): Promise<string> {
+    const ref = `exd_${randomUUID()}`;
+    const input = json(record.input);
+    const output = json(record.output);
+    const error = json(record.error);
+    const bytes = (input?.length ?? 0) + (output?.length ?? 0) + (error?.length ?? 0);
+    await this.sql.execute(
+      `insert into execution_data (ref, run_id, kind, step_name, attempt, input, output, error, bytes)
+       values (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?)`,
+      [ref, record.runId, record.kind, record.stepName, record.attempt, input, output, error, bytes],
+    );
+    return ref;
+  }
+
+  /** The records behind these references (missing ones, e.g. purged, are simply absent). */
+  async getMany(refs: readonly string[]): Promise<Map<string, ExecutionRecord>> {
+    const out = new Map<string, ExecutionRecord>();
+    if (refs.length === 0) return out;
+    const rows = await this.sql.execute<{
+      ref: string;
+      run_id: string;
+      kind: ExecutionDataKind;
+      step_name: string | null;
+      attempt: number | null;
+      input: unknown;
+      output: unknown;
+      error: unknown;
+      bytes: number;
+    }>('select * from execution_data where ref in (?)', [refs]);
+    for (const r of rows) {
+      out.set(r.ref, {
+        ref: r.ref,
+        runId: r.run_id,
+        kind: r.kind,
+        stepName: r.step_name,
+        attempt: r.attempt,
+        input: r.input ?? undefined,
+        output: r.output ?? undefined,
+        error: r.error ?? undefined,
+        bytes: r.bytes,
+      });
+    }
+    return out;
+  }
+
+  /** Deletes every record of a run; returns how many records and bytes went. */
+  async purgeRun(runId: string): Promise<{ records: number; bytes: number }> {
+    const rows = await this.sql.execute<{ bytes: number }>(
+      'delete from execution_data where run_id = ? returning bytes',
+      [runId],
+    );
+    return { records: rows.length, bytes: rows.reduce((n, r) => n + r.bytes, 0) };
+  }
+}

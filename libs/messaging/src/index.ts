@@ -1,0 +1,3 @@
+export type { Admin, Kafka } from 'kafkajs';
+export * from './kafka';
+export * from './ports';

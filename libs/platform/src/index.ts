@@ -1,0 +1,6 @@
+export * from './bootstrap';
+export * from './config';
+export * from './health';
+export * from './logger';
+export * from './metrics';
+export * from './http-errors';

@@ -1,0 +1,18 @@
+import pino, { type Logger } from 'pino';
+
+let root: Logger | undefined;
+
+/** The process's root logger: structured JSON on stdout, one child per component. */
+export function rootLogger(service?: string): Logger {
+  if (!root) {
+    root = pino({
+      level: process.env.LOG_LEVEL ?? 'info',
+      base: { service: service ?? process.env.SERVICE_NAME ?? 'flow-runs', pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    });
+  }
+  return root;
+}
+
+export const componentLogger = (component: string): Logger => rootLogger().child({ component });

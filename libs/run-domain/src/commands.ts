@@ -1,0 +1,67 @@
+import type { RetryStrategy, RunEnvironment } from '@flowruns/contracts';
+
+/** Commands are imperative and carry everything a decision needs; time comes in the context. */
+export type RunCommand =
+  | {
+      readonly type: 'TriggerRun';
+      readonly flowVersionId: string;
+      readonly flowDisplayName: string;
+      readonly environment: RunEnvironment;
+      readonly triggeredBy: string | null;
+      readonly tags: readonly string[];
+      readonly stepsCount: number;
+      readonly parentRunId: string | null;
+      readonly failParentOnFailure: boolean;
+      readonly retryOf: string | null;
+      readonly triggerDataRef: string | null;
+      readonly logsFileId: string | null;
+    }
+  | { readonly type: 'StartStep'; readonly stepName: string; readonly stepType: string }
+  | {
+      readonly type: 'CompleteStep';
+      readonly stepName: string;
+      readonly outcome: 'SUCCEEDED' | 'FAILED';
+      readonly durationMs: number;
+      readonly dataRef: string;
+    }
+  | {
+      readonly type: 'PauseRun';
+      readonly stepName: string;
+      readonly requestId: string;
+      readonly resumeDeadline: string | null;
+    }
+  | { readonly type: 'ResumeRun'; readonly requestId: string; readonly dataRef: string }
+  | { readonly type: 'SucceedRun' }
+  | { readonly type: 'FailRun'; readonly failedStepName: string | null }
+  | { readonly type: 'StopRun'; readonly reason: string }
+  | { readonly type: 'TimeOutRun'; readonly reason: 'EXECUTION_TIME' | 'PAUSE_TIME' | 'WORKER_LOST' }
+  | { readonly type: 'ExceedQuota'; readonly quota: number }
+  | { readonly type: 'FailInternally'; readonly reason: string }
+  | {
+      readonly type: 'RetryRun';
+      readonly strategy: RetryStrategy;
+      readonly maxAttempts: number;
+      /** Required for ON_LATEST_VERSION: the id of the run the retry creates. */
+      readonly newRunId: string | null;
+    }
+  | { readonly type: 'ArchiveRun' }
+  | { readonly type: 'PurgeExecutionData'; readonly reason: 'RETENTION' | 'ERASE' };
+
+export type RunCommandType = RunCommand['type'];
+
+export const RUN_COMMAND_TYPES: readonly RunCommandType[] = [
+  'TriggerRun',
+  'StartStep',
+  'CompleteStep',
+  'PauseRun',
+  'ResumeRun',
+  'SucceedRun',
+  'FailRun',
+  'StopRun',
+  'TimeOutRun',
+  'ExceedQuota',
+  'FailInternally',
+  'RetryRun',
+  'ArchiveRun',
+  'PurgeExecutionData',
+];

@@ -1,0 +1,4 @@
+export * from './commands';
+export * from './decider';
+export * from './state';
+export * from './transitions';

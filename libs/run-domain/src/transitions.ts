@@ -1,0 +1,49 @@
+import { FAILURE_STATUSES, FLOW_RUN_STATUSES, TERMINAL_STATUSES, type FlowRunStatus } from '@flowruns/contracts';
+import type { RunCommandType } from './commands';
+
+/** `NONE` is the status of a run that does not exist yet. */
+export type FromStatus = FlowRunStatus | 'NONE';
+
+const ALL: readonly FlowRunStatus[] = FLOW_RUN_STATUSES;
+const ACTIVE: readonly FlowRunStatus[] = ['RUNNING', 'PAUSED'];
+const TERMINAL: readonly FlowRunStatus[] = ALL.filter((s) => TERMINAL_STATUSES.has(s));
+/** FROM_FAILED_STEP needs a step to resume from: failures, and runs stopped by hand. */
+export const RETRYABLE_FROM_FAILED_STEP: ReadonlySet<FlowRunStatus> = new Set([
+  ...FAILURE_STATUSES,
+  'STOPPED',
+]);
+
+/**
+ * The one transition table: for each command, the run statuses it is accepted in. Every other
+ * status answers INVALID_TRANSITION (or ENTITY_NOT_FOUND for a run that does not exist). Finer
+ * rules (archived, purged, attempts, the awaited request id) are checked in `decide`.
+ */
+export const ACCEPTED_IN: Readonly<Record<RunCommandType, ReadonlySet<FromStatus>>> = {
+  TriggerRun: new Set<FromStatus>(['NONE']),
+  StartStep: new Set(['RUNNING']),
+  CompleteStep: new Set(['RUNNING']),
+  PauseRun: new Set(['RUNNING']),
+  ResumeRun: new Set(['PAUSED']),
+  SucceedRun: new Set(['RUNNING']),
+  FailRun: new Set(['RUNNING']),
+  StopRun: new Set(ACTIVE),
+  TimeOutRun: new Set(ACTIVE),
+  ExceedQuota: new Set(['RUNNING']),
+  FailInternally: new Set(ACTIVE),
+  RetryRun: new Set(TERMINAL),
+  ArchiveRun: new Set(ALL),
+  PurgeExecutionData: new Set(TERMINAL),
+};
+
+/** The status a run is in after an accepted command, where the command decides it alone. */
+export const RESULTING_STATUS: Readonly<Partial<Record<RunCommandType, FlowRunStatus>>> = {
+  TriggerRun: 'RUNNING',
+  PauseRun: 'PAUSED',
+  ResumeRun: 'RUNNING',
+  SucceedRun: 'SUCCEEDED',
+  FailRun: 'FAILED',
+  StopRun: 'STOPPED',
+  TimeOutRun: 'TIMEOUT',
+  ExceedQuota: 'QUOTA_EXCEEDED',
+  FailInternally: 'INTERNAL_ERROR',
+};
