@@ -41,3 +41,8 @@ export const sqlRunner = (em: ExecutesSql) => ({
   execute: <T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> =>
     em.execute(sql, params) as Promise<T[]>,
 });
+
+/** Readiness probe: Postgres answers a trivial query. */
+export async function probePostgres(em: ExecutesSql): Promise<void> {
+  await em.execute('select 1');
+}

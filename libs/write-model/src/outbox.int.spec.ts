@@ -8,14 +8,21 @@ import { FlowStore } from './flows';
 import { OutboxRelay } from './relay';
 import { RunCommands } from './run-commands';
 
-/** Reads a topic from the beginning in its own group and collects every envelope. */
+/**
+ * Reads a topic from the beginning in its own group and collects what the log holds, in log order
+ * per partition. A consumer's own redelivery (a rebalance before its commit) reads the same offset
+ * again; it is folded here, so what remains is exactly what the relay wrote.
+ */
 async function collect(kafka: Kafka, topic: string): Promise<{ consumer: Consumer; seen: EventEnvelope[] }> {
   const consumer = kafka.consumer({ groupId: uniqueName('it-reader') });
   const seen: EventEnvelope[] = [];
+  const offsets = new Set<string>();
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
-    eachMessage: async ({ message }) => {
+    eachMessage: async ({ partition, message }) => {
+      if (offsets.has(`${partition}:${message.offset}`)) return;
+      offsets.add(`${partition}:${message.offset}`);
       const p = parseEnvelope(message.value);
       if (p.kind === 'known') seen.push(p.envelope as EventEnvelope);
     },
@@ -88,9 +95,11 @@ describe('outbox relay (real Postgres + Kafka)', () => {
     const publisher = new KafkaPublisher(kafka);
     const relay = new OutboxRelay({ databaseUrl: db.url, topic, publisher, pollIntervalMs: 100 });
     const reader = await collect(kafka, topic);
+    // Appended before the relay starts, so one batch holds positions 1..12: a relay that sorted
+    // positions as text (10 before 9) would publish them out of order (a regression this pins).
+    const runIds = [await runOnce(), await runOnce(), await runOnce()];
     relay.start();
     try {
-      const runIds = [await runOnce(), await runOnce(), await runOnce()];
       await waitFor(() => reader.seen.length >= 12, { what: '12 events on the topic', timeoutMs: 30000 });
       for (const runId of runIds) {
         const events = reader.seen.filter((e) => e.subject === runId);

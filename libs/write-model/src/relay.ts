@@ -144,8 +144,9 @@ export class OutboxRelay {
   private async publishBatch(client: Client): Promise<number> {
     this.pending = false;
     const { rows } = await client.query<OutboxRow>(
-      `select position::text as position, run_id, envelope, traceparent from run_events
-       where published_at is null order by position limit $1`,
+      // Order by the bigint column, not the text alias: as text, position 10 sorts before 9.
+      `select e.position::text as position, e.run_id, e.envelope, e.traceparent from run_events e
+       where e.published_at is null order by e.position limit $1`,
       [this.opts.batchSize ?? 500],
     );
     if (rows.length === 0) return 0;

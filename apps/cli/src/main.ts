@@ -1,0 +1,97 @@
+import 'reflect-metadata';
+import { ApiKeyStore } from '@flowruns/access';
+import { migrate, ormOptions, sqlRunner } from '@flowruns/database';
+import { createKafka, ensureTopics } from '@flowruns/messaging';
+import { DatabaseConfigSchema, KafkaConfigSchema, dlqTopicOf, loadConfig } from '@flowruns/platform';
+import { MikroORM } from '@mikro-orm/postgresql';
+import { Command, CommanderError } from 'commander';
+import { v7 as uuidv7 } from 'uuid';
+
+/** The operator CLI: `npm run cli -- <command>`. Output meant for scripts goes last, on its own line. */
+const program = new Command('flow-runs')
+  .description('Flow Runs operator CLI')
+  .exitOverride()
+  .showHelpAfterError();
+
+const withKeys = async <T>(work: (keys: ApiKeyStore) => Promise<T>): Promise<T> => {
+  const { DATABASE_URL } = loadConfig(DatabaseConfigSchema);
+  const orm = await MikroORM.init(ormOptions({ url: DATABASE_URL, entities: [], poolMax: 1 }));
+  try {
+    return await work(new ApiKeyStore(sqlRunner(orm.em.fork())));
+  } finally {
+    await orm.close(true);
+  }
+};
+
+program
+  .command('db:migrate')
+  .description('create the database if missing and apply pending migrations')
+  .action(async () => {
+    const { DATABASE_URL } = loadConfig(DatabaseConfigSchema);
+    const applied = await migrate(DATABASE_URL);
+    console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+  });
+
+program
+  .command('topics:create')
+  .description('create the run-events topic and its dead-letter topic if missing')
+  .action(async () => {
+    const cfg = loadConfig(KafkaConfigSchema);
+    const admin = createKafka({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-cli` }).admin();
+    await admin.connect();
+    try {
+      await ensureTopics(admin, [
+        { topic: cfg.KAFKA_TOPIC, numPartitions: cfg.KAFKA_TOPIC_PARTITIONS },
+        { topic: dlqTopicOf(cfg), numPartitions: 1 },
+      ]);
+      console.log(`topics ready: ${cfg.KAFKA_TOPIC}, ${dlqTopicOf(cfg)}`);
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
+program
+  .command('api-keys:create')
+  .description('create an API key for a project; the key is printed once, as the last line')
+  .requiredOption('--project <projectId>', 'the project the key belongs to')
+  .action(async (opts: { project: string }) => {
+    const project = opts.project.trim();
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(project)) {
+      throw new CommanderError(2, 'invalid-project', `--project: "${opts.project}" must be 1-128 of [A-Za-z0-9_-]`);
+    }
+    const created = await withKeys((keys) => keys.create(project, `key_${uuidv7()}`));
+    console.log(`Created API key ${created.id} for project ${project}. Store it now: it is not shown again.`);
+    console.log(created.key);
+  });
+
+program
+  .command('api-keys:list')
+  .description("list a project's API keys (prefixes only)")
+  .requiredOption('--project <projectId>', 'the project')
+  .action(async (opts: { project: string }) => {
+    const rows = await withKeys((keys) => keys.list(opts.project));
+    for (const r of rows) {
+      console.log(`${r.id}\t${r.prefix}…\tcreated ${r.createdAt.toISOString()}\t${r.revokedAt ? `revoked ${r.revokedAt.toISOString()}` : 'active'}`);
+    }
+    if (rows.length === 0) console.log(`no keys for project ${opts.project}`);
+  });
+
+program
+  .command('api-keys:revoke')
+  .description('revoke an API key by id')
+  .argument('<keyId>', 'the key id (key_...)')
+  .action(async (keyId: string) => {
+    const revoked = await withKeys((keys) => keys.revoke(keyId));
+    if (!revoked) throw new CommanderError(1, 'not-found', `no active key ${keyId}`);
+    console.log(`revoked ${keyId}`);
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') process.exit(0);
+    if (!e.code.startsWith('commander.')) console.error(`error: ${e.message}`);
+    process.exit(e.exitCode || 1);
+  }
+  console.error(`error: ${(e as Error).message}`);
+  process.exit(1);
+});

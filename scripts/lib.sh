@@ -1,0 +1,52 @@
+# Shared by up.sh, down.sh and test.sh: where things run and how to wait for them.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+run_dir="${FLOWRUNS_RUN_DIR:-$root/.run}"
+APPS=(command-service projector api-gateway retention flow-worker)
+
+port_of() {
+  case "$1" in
+    api-gateway) echo "${GATEWAY_PORT:-3000}" ;;
+    command-service) echo "${COMMAND_SERVICE_PORT:-3001}" ;;
+    projector) echo "${PROJECTOR_PORT:-3002}" ;;
+    retention) echo "${RETENTION_PORT:-3003}" ;;
+    flow-worker) echo "${FLOW_WORKER_PORT:-3004}" ;;
+  esac
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+ready() { curl -fsS -m 3 "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1; }
+
+# wait_ready NAME PORT PIDFILE DEADLINE_SECONDS
+wait_ready() {
+  local name=$1 port=$2 pidfile=$3 deadline=$((SECONDS + $4))
+  until ready "$port"; do
+    if ! alive "$pidfile"; then
+      echo "error: $name exited while starting; last log lines:" >&2
+      tail -n 30 "$run_dir/logs/$name.log" >&2 || true
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "error: $name not ready on :$port after $4 s; last log lines:" >&2
+      tail -n 30 "$run_dir/logs/$name.log" >&2 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+postgres_reachable() {
+  node -e '
+    const { Client } = require("pg");
+    const u = new URL(process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/flowruns");
+    u.pathname = "/postgres";
+    const c = new Client({ connectionString: u.toString(), connectionTimeoutMillis: 3000 });
+    c.connect().then(() => c.end()).then(() => process.exit(0), () => process.exit(1));'
+}
+
+install_if_needed() {
+  if [ ! -d "$root/node_modules" ] || [ "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]; then
+    echo "installing dependencies (npm ci)…"
+    (cd "$root" && npm ci --no-audit --no-fund)
+  fi
+}
