@@ -1,0 +1,118 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { createTestDatabase, testEnv, uniqueName, waitFor } from '@flowruns/testing';
+
+const root = path.resolve(__dirname, '../..');
+
+/** A port nobody listens on right now (the OS picks it). */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+
+export interface RunningApp {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  readonly process: ChildProcess;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const APP_PORT_VAR: Record<string, string> = {
+  'api-gateway': 'GATEWAY_PORT',
+  'command-service': 'COMMAND_SERVICE_PORT',
+  projector: 'PROJECTOR_PORT',
+  retention: 'RETENTION_PORT',
+  'flow-worker': 'FLOW_WORKER_PORT',
+};
+
+/** Starts a built app (`npm run build` first) as its own process and waits for /health/ready. */
+export async function startApp(name: string, env: Record<string, string>): Promise<RunningApp> {
+  const main = path.join(root, 'dist/apps', name, 'src/main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` before the e2e tests`);
+  const port = await freePort();
+  let out = '';
+  const child = spawn(process.execPath, [main], {
+    cwd: root,
+    env: { ...process.env, ...env, [APP_PORT_VAR[name]]: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (d) => (out = (out + d.toString()).slice(-20000)));
+  child.stderr?.on('data', (d) => (out = (out + d.toString()).slice(-20000)));
+  const url = `http://127.0.0.1:${port}`;
+  const app: RunningApp = {
+    name,
+    port,
+    url,
+    process: child,
+    output: () => out,
+    stop: (signal = 'SIGTERM') =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve(child.exitCode);
+        child.once('exit', (code) => resolve(code));
+        child.kill(signal);
+      }),
+  };
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${out}`);
+      const r = await fetch(`${url}/health/ready`).catch(() => null);
+      return r?.ok === true;
+    },
+    { timeoutMs: 60000, intervalMs: 200, what: `${name} ready` },
+  ).catch((e) => {
+    child.kill('SIGKILL');
+    throw new Error(`${(e as Error).message}\n--- ${name} output ---\n${out}`);
+  });
+  return app;
+}
+
+/** One isolated system: its own database, topics, consumer groups and ports. */
+export async function startSystem(apps: readonly string[] = ['command-service', 'projector', 'api-gateway']) {
+  const db = await createTestDatabase('e2e');
+  const topic = uniqueName('e2e-runs');
+  const internalToken = `e2e-${uniqueName('token')}`;
+  const env: Record<string, string> = {
+    DATABASE_URL: db.url,
+    KAFKA_BROKERS: testEnv().kafkaBrokers.join(','),
+    KAFKA_TOPIC: topic,
+    KAFKA_TOPIC_PARTITIONS: '3',
+    PROJECTOR_GROUP_ID: uniqueName('e2e-projector'),
+    INTERNAL_API_TOKEN: internalToken,
+    RELAY_POLL_INTERVAL_MS: '200',
+  };
+  const running: RunningApp[] = [];
+  const byName: Record<string, RunningApp> = {};
+  try {
+    for (const name of apps) {
+      if (name === 'api-gateway') env.COMMAND_SERVICE_URL = byName['command-service'].url;
+      const app = await startApp(name, env);
+      running.push(app);
+      byName[name] = app;
+    }
+  } catch (e) {
+    await Promise.all(running.map((a) => a.stop('SIGKILL')));
+    await db.drop();
+    throw e;
+  }
+  return {
+    db,
+    env,
+    topic,
+    internalToken,
+    apps: byName,
+    async stop() {
+      for (const a of [...running].reverse()) await a.stop();
+      await db.drop();
+    },
+  };
+}
