@@ -1,8 +1,8 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { ormOptions, sqlRunner } from '@flowruns/database';
+import { ormOptions, probePostgres, sqlRunner } from '@flowruns/database';
 import { createKafka, KafkaPublisher, probeKafka, type Admin } from '@flowruns/messaging';
 import {
   ErrorEnvelopeFilter,
@@ -20,16 +20,47 @@ import { RunsController } from './runs.controller';
 
 const config = loadCommandServiceConfig();
 
+/**
+ * Config, Kafka clients and the relay, global so that the health module (a module of its own) can
+ * inject them into its probes.
+ */
+@Global()
+@Module({
+  providers: [
+    { provide: COMMAND_SERVICE_CONFIG, useValue: config },
+    {
+      provide: 'KAFKA',
+      useFactory: (c: CommandServiceConfig) => createKafka({ brokers: c.KAFKA_BROKERS, clientId: `${c.KAFKA_CLIENT_ID}-command` }),
+      inject: [COMMAND_SERVICE_CONFIG],
+    },
+    {
+      provide: KAFKA_ADMIN,
+      useFactory: (kafka: ReturnType<typeof createKafka>) => {
+        const admin = kafka.admin();
+        // Connect in the background: the service starts (and reports not ready) while the broker is away.
+        admin.connect().catch(() => undefined);
+        return admin;
+      },
+      inject: ['KAFKA'],
+    },
+    { provide: EVENT_PUBLISHER, useFactory: (kafka: ReturnType<typeof createKafka>) => new KafkaPublisher(kafka), inject: ['KAFKA'] },
+    RelayService,
+  ],
+  exports: [COMMAND_SERVICE_CONFIG, KAFKA_ADMIN, RelayService],
+})
+class CommandInfraModule {}
+
 @Module({
   imports: [
     loggerModule(),
     MikroOrmModule.forRoot(ormOptions({ url: config.DATABASE_URL, entities: [], poolMax: config.DATABASE_POOL_MAX })),
+    CommandInfraModule,
     MetricsModule,
     HealthModule.forProbes({
       provide: READINESS_PROBES,
       inject: [MikroORM, KAFKA_ADMIN, RelayService],
       useFactory: (orm: MikroORM, admin: Admin, relay: RelayService): ReadinessProbe[] => [
-        { name: 'postgres', check: async () => void (await orm.em.fork().execute('select 1')) },
+        { name: 'postgres', check: () => probePostgres(orm.em.fork()) },
         { name: 'kafka', check: () => probeKafka(admin) },
         {
           name: 'relay',
@@ -44,31 +75,13 @@ const config = loadCommandServiceConfig();
   ],
   controllers: [RunsController],
   providers: [
-    { provide: COMMAND_SERVICE_CONFIG, useValue: config },
     { provide: APP_FILTER, useClass: ErrorEnvelopeFilter },
-    {
-      provide: 'KAFKA',
-      useFactory: (c: CommandServiceConfig) => createKafka({ brokers: c.KAFKA_BROKERS, clientId: `${c.KAFKA_CLIENT_ID}-command` }),
-      inject: [COMMAND_SERVICE_CONFIG],
-    },
-    {
-      provide: KAFKA_ADMIN,
-      useFactory: async (kafka: ReturnType<typeof createKafka>) => {
-        const admin = kafka.admin();
-        // Connect in the background: the service starts (and reports not ready) while the broker is away.
-        admin.connect().catch(() => undefined);
-        return admin;
-      },
-      inject: ['KAFKA'],
-    },
-    { provide: EVENT_PUBLISHER, useFactory: (kafka: ReturnType<typeof createKafka>) => new KafkaPublisher(kafka), inject: ['KAFKA'] },
     {
       provide: RunCommands,
       inject: [MikroORM],
       useFactory: (orm: MikroORM) =>
         new RunCommands({ transactional: (work) => orm.em.fork().transactional((tem) => work(sqlRunner(tem))) }),
     },
-    RelayService,
     InternalTokenGuard,
   ],
 })

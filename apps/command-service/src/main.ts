@@ -1,17 +1,19 @@
 import 'reflect-metadata';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { bootstrapHttpApp, rootLogger } from '@flowruns/platform';
+import { bodyParserErrors, bootstrapHttpApp, rootLogger } from '@flowruns/platform';
 import { AppModule } from './app.module';
 import { loadCommandServiceConfig } from './config';
 
 async function main(): Promise<void> {
-  process.env.SERVICE_NAME ??= 'command-service';
   const config = loadCommandServiceConfig();
   await bootstrapHttpApp(AppModule, {
     name: 'command-service',
     port: config.COMMAND_SERVICE_PORT,
     host: config.COMMAND_SERVICE_HOST,
-    configure: (app) => (app as NestExpressApplication).useBodyParser('json', { limit: config.COMMAND_SERVICE_BODY_LIMIT }),
+    configure: (app) => {
+      (app as NestExpressApplication).useBodyParser('json', { limit: config.COMMAND_SERVICE_BODY_LIMIT, strict: false } as never);
+      (app as NestExpressApplication).use(bodyParserErrors);
+    },
   });
 }
 

@@ -4,12 +4,27 @@ import { Logger as PinoNestLogger, LoggerModule } from 'nestjs-pino';
 import { Lifecycle } from './health';
 import { rootLogger } from './logger';
 
-/** nestjs-pino wired to the process's root logger (JSON lines, request ids as fields). */
+/** Request headers that carry credentials: never written to a log. */
+const SECRET_HEADERS = ['authorization', 'cookie', 'x-internal-token', 'x-api-key'];
+
+/** A serialized request with its credential headers masked (a copy: the live headers stay intact). */
+export function redactRequest<T extends { headers?: Record<string, unknown> }>(req: T): T {
+  if (!req?.headers) return req;
+  const headers = { ...req.headers };
+  for (const name of SECRET_HEADERS) if (headers[name] !== undefined) headers[name] = '[redacted]';
+  return { ...req, headers };
+}
+
+/**
+ * nestjs-pino wired to the process's root logger: JSON lines, request ids as fields, probes and
+ * /metrics not logged, credential headers masked.
+ */
 export const loggerModule = () =>
   LoggerModule.forRoot({
     pinoHttp: {
       logger: rootLogger(),
       autoLogging: { ignore: (req) => (req.url ?? '').startsWith('/health') || req.url === '/metrics' },
+      serializers: { req: redactRequest },
     },
   });
 
@@ -21,7 +36,9 @@ export async function bootstrapHttpApp(
   module: Type<unknown>,
   opts: { name: string; port: number; host?: string; configure?: (app: INestApplication) => void },
 ): Promise<INestApplication> {
-  const log = rootLogger(opts.name);
+  // Every line from here on names the app (loggers made before bootstrap keep the default name).
+  rootLogger().setBindings({ service: opts.name });
+  const log = rootLogger();
   const app = await NestFactory.create(module, { bufferLogs: true, bodyParser: false });
   app.useLogger(app.get(PinoNestLogger));
   app.enableShutdownHooks();

@@ -7,7 +7,10 @@ import {
   type HealthIndicatorResult,
 } from '@nestjs/terminus';
 
-/** One dependency a process needs before it can do useful work. `check` throws when it is down. */
+/**
+ * One dependency a process needs before it can do useful work. `check` throws when it is down; what
+ * it returns becomes the probe's details (not a key named `status`: terminus reserves it).
+ */
 export interface ReadinessProbe {
   readonly name: string;
   check(): Promise<Record<string, unknown> | void>;

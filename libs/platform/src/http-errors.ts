@@ -66,6 +66,11 @@ export class ErrorEnvelopeFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
     const req = host.switchToHttp().getRequest<{ method: string; url: string }>();
+    // A failed readiness check keeps terminus's body: which dependency is down is its whole point.
+    if (exception instanceof HttpException && req.url.startsWith('/health/')) {
+      res.status(exception.getStatus()).json(exception.getResponse());
+      return;
+    }
     const envelope = this.toEnvelope(exception, req);
     if (envelope.statusCode >= 500) {
       this.log.error({ err: exception, method: req.method, url: req.url }, 'request failed');
@@ -75,14 +80,12 @@ export class ErrorEnvelopeFilter implements ExceptionFilter {
 
   private toEnvelope(exception: unknown, req: { method: string; url: string }): ErrorEnvelope {
     if (exception instanceof EnvelopeException) return exception.envelope;
-    // body-parser errors carry a status and a type (entity.too.large, entity.parse.failed, ...).
-    const e = exception as { status?: number; statusCode?: number; type?: string; message?: string };
-    if (e?.type === 'entity.too.large') {
-      return { statusCode: 413, code: 'PAYLOAD_TOO_LARGE', params: { message: 'request body too large' } };
+    // An outage of a data source is a 503 the client may retry, never a 500.
+    if (isConnectionError(exception)) {
+      this.log.error({ err: (exception as Error).message, method: req.method, url: req.url }, 'dependency unavailable');
+      return { statusCode: 503, code: 'SERVICE_UNAVAILABLE', params: { message: 'a dependency is unavailable; retry later' } };
     }
-    if (e?.type === 'entity.parse.failed' || e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
-      return { statusCode: 400, code: 'VALIDATION', params: { field: 'body', message: e.message ?? 'malformed body' } };
-    }
+    const e = exception as { status?: number; statusCode?: number; message?: string };
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       if (status === HttpStatus.NOT_FOUND) {
@@ -103,8 +106,38 @@ export class ErrorEnvelopeFilter implements ExceptionFilter {
   }
 }
 
-/** Wraps a promise from a data source so that an outage answers 503 rather than hanging or 500. */
+/**
+ * True for errors that mean a data source is unreachable (refused, reset, Postgres shutting down or
+ * not accepting connections, a pool that could not hand out a connection in time).
+ */
 export const isConnectionError = (e: unknown): boolean => {
-  const code = (e as { code?: string })?.code ?? '';
-  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '08006', '08001', '08003'].includes(code);
+  const err = e as { code?: string; name?: string; message?: string } | null;
+  if (!err) return false;
+  if (err.name === 'KnexTimeoutError') return true;
+  if (/Connection terminated|connect ECONNREFUSED/.test(err.message ?? '')) return true;
+  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08001', '08003'].includes(
+    err.code ?? '',
+  );
 };
+
+/**
+ * Express error middleware to place right after a body parser: its errors become envelopes while
+ * their `type` is still known (Nest would reduce a JSON syntax error to a bare 400).
+ */
+export function bodyParserErrors(err: unknown, _req: unknown, _res: unknown, next: (e?: unknown) => void): void {
+  const e = err as { type?: string; message?: string; limit?: number };
+  switch (e?.type) {
+    case 'entity.too.large':
+      return next(EnvelopeException.of('PAYLOAD_TOO_LARGE', { field: 'body', message: `request body larger than ${e.limit} bytes` }));
+    case 'entity.parse.failed':
+      return next(EnvelopeException.of('VALIDATION', { field: 'body', message: `malformed JSON: ${e.message}` }));
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'entity.verify.failed':
+      return next(EnvelopeException.of('VALIDATION', { field: 'body', message: e.message ?? 'unreadable body' }));
+    default:
+      return next(err);
+  }
+}

@@ -7,7 +7,7 @@ export function rootLogger(service?: string): Logger {
   if (!root) {
     root = pino({
       level: process.env.LOG_LEVEL ?? 'info',
-      base: { service: service ?? process.env.SERVICE_NAME ?? 'flow-runs', pid: process.pid },
+      base: { service: service ?? 'flow-runs', pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     });

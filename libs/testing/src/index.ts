@@ -1,3 +1,4 @@
+export * from './tcp-proxy';
 import { randomBytes } from 'node:crypto';
 import { dropTestDatabase, migrate, parseDatabaseUrl } from '@flowruns/database';
 

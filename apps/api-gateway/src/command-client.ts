@@ -1,0 +1,109 @@
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  INTERNAL_TOKEN_HEADER,
+  TRACEPARENT_HEADER,
+  type CreateFlow,
+  type ErrorEnvelope,
+  type Flow,
+  type FlowRun,
+  type TriggerRunRequestSchema,
+} from '@flowruns/contracts';
+import { EnvelopeException, componentLogger } from '@flowruns/platform';
+import type { z } from 'zod';
+import { GATEWAY_CONFIG, type GatewayConfig } from './config';
+import type { TraceContext } from './traceparent';
+
+/** The command service's error envelope, as it answers it. */
+function asEnvelope(body: unknown, status: number): ErrorEnvelope | null {
+  if (typeof body !== 'object' || body === null) return null;
+  const { code, params } = body as { code?: unknown; params?: unknown };
+  if (typeof code !== 'string' || typeof params !== 'object' || params === null) return null;
+  // A code this build does not know yet is still the command service's answer: pass it on.
+  return { statusCode: status, code: code as ErrorEnvelope['code'], params: params as Record<string, unknown> };
+}
+
+const unavailable = () => EnvelopeException.of('SERVICE_UNAVAILABLE', { message: 'command service unavailable' });
+
+/**
+ * The gateway's port to the command service's internal API: every change goes there. Answers are
+ * passed through; errors keep the command service's status and envelope, except where the fault
+ * is not the client's (unreachable, timed out, the gateway's own credentials refused, a reply that
+ * is not an envelope), which answer 503.
+ */
+@Injectable()
+export class CommandClient {
+  private readonly log = componentLogger('command-client');
+  private readonly baseUrl: string;
+
+  constructor(@Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig) {
+    this.baseUrl = config.COMMAND_SERVICE_URL.replace(/\/+$/, '');
+  }
+
+  createFlow(input: CreateFlow, trace: TraceContext): Promise<Flow> {
+    return this.post<Flow>('/internal/flows', input, trace);
+  }
+
+  /** `req` as the command service accepts it: fields it defaults (environment) may be left out. */
+  triggerRun(flowId: string, req: z.input<typeof TriggerRunRequestSchema>, trace: TraceContext): Promise<FlowRun> {
+    return this.post<FlowRun>(`/internal/flows/${encodeURIComponent(flowId)}/runs`, req, trace);
+  }
+
+  /** Readiness: the command service answers its liveness probe. */
+  async probe(timeoutMs = 1500): Promise<{ httpStatus: number }> {
+    const res = await fetch(`${this.baseUrl}/health/live`, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.body?.cancel();
+    if (!res.ok) throw new Error(`command service /health/live answered ${res.status}`);
+    // Not `status`: terminus reserves that key in a probe's details.
+    return { httpStatus: res.status };
+  }
+
+  private async post<T>(path: string, body: unknown, trace: TraceContext): Promise<T> {
+    const started = Date.now();
+    let status: number;
+    let text: string;
+    try {
+      // One deadline for connecting, sending and reading the whole answer.
+      const res = await fetch(`${this.baseUrl}${path}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          [INTERNAL_TOKEN_HEADER]: this.config.INTERNAL_API_TOKEN,
+          [TRACEPARENT_HEADER]: trace.traceparent,
+        },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(this.config.COMMAND_SERVICE_TIMEOUT_MS),
+      });
+      status = res.status;
+      text = await res.text();
+    } catch (e) {
+      const err = e as Error & { cause?: { code?: string } };
+      this.log.warn(
+        { path, traceId: trace.traceId, err: err.name, cause: err.cause?.code ?? err.message, ms: Date.now() - started },
+        'command service unreachable',
+      );
+      throw unavailable();
+    }
+
+    let json: unknown;
+    try {
+      json = text.length ? JSON.parse(text) : null;
+    } catch {
+      json = undefined;
+    }
+    if (status >= 200 && status < 300 && json !== undefined) return json as T;
+
+    const envelope = json === undefined ? null : asEnvelope(json, status);
+    if (status === 401 || status === 403) {
+      // The command service refused the gateway's internal token: our misconfiguration, never
+      // the client's, so it must not look like the client's API key was rejected.
+      this.log.error({ path, status, traceId: trace.traceId }, 'command service refused the internal token');
+      throw unavailable();
+    }
+    if (envelope && status >= 400) {
+      if (status >= 500) this.log.warn({ path, status, code: envelope.code, traceId: trace.traceId }, 'command service failed');
+      throw new EnvelopeException(envelope);
+    }
+    this.log.error({ path, status, traceId: trace.traceId, body: text.slice(0, 200) }, 'unexpected answer from the command service');
+    throw unavailable();
+  }
+}

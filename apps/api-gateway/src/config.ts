@@ -1,0 +1,39 @@
+import {
+  DatabaseConfigSchema,
+  InternalApiConfigSchema,
+  KafkaConfigSchema,
+  LogConfigSchema,
+  env,
+  loadConfig,
+} from '@flowruns/platform';
+import { z } from 'zod';
+
+const millis = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+/** Everything the gateway reads from the environment, validated once at bootstrap. */
+export const GatewayConfigSchema = z.object({
+  ...DatabaseConfigSchema.shape,
+  ...KafkaConfigSchema.shape,
+  ...LogConfigSchema.shape,
+  ...InternalApiConfigSchema.shape,
+  GATEWAY_PORT: env.port(3000),
+  GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Largest accepted JSON body (bytes library syntax: `512kb`, `1mb`); larger ones answer 413. */
+  GATEWAY_BODY_LIMIT: z
+    .string()
+    .regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i, 'a size such as 512kb or 1mb')
+    .default('1mb'),
+  /** Deadline for one call to the command service; past it the client gets 503. */
+  COMMAND_SERVICE_TIMEOUT_MS: millis(10_000, 100, 300_000),
+  /** How long a verified API key is trusted without asking Postgres (so a revocation takes up to this long). */
+  AUTH_CACHE_TTL_MS: millis(30_000, 0, 3_600_000),
+  /** How long an unknown or revoked key is remembered as such. */
+  AUTH_NEGATIVE_CACHE_TTL_MS: millis(5_000, 0, 600_000),
+  AUTH_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+});
+export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
+
+export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG');
+
+export const loadGatewayConfig = (source: NodeJS.ProcessEnv = process.env): GatewayConfig =>
+  loadConfig(GatewayConfigSchema, source);

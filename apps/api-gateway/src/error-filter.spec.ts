@@ -1,0 +1,26 @@
+import type { ArgumentsHost } from '@nestjs/common';
+import { InvalidCursorError } from '@flowruns/run-views';
+import { GatewayErrorFilter } from './error-filter';
+
+describe('GatewayErrorFilter', () => {
+  it('answers a cursor the query side refused with 400 naming it', () => {
+    const res = {
+      code: 0,
+      body: undefined as unknown,
+      status(code: number) {
+        this.code = code;
+        return this;
+      },
+      json(body: unknown) {
+        this.body = body;
+        return this;
+      },
+    };
+    const host = {
+      switchToHttp: () => ({ getRequest: () => ({ method: 'GET', url: '/api/v1/flow-runs' }), getResponse: () => res }),
+    } as unknown as ArgumentsHost;
+    new GatewayErrorFilter().catch(new InvalidCursorError(), host);
+    expect(res.code).toBe(400);
+    expect(res.body).toMatchObject({ statusCode: 400, code: 'VALIDATION', params: { field: 'cursor' } });
+  });
+});

@@ -1,0 +1,87 @@
+import { EnvelopeException } from '@flowruns/platform';
+import { encodeCursor } from '@flowruns/run-views';
+import { parseListRunsQuery, parseTriggerHeaders, queryObject } from './requests';
+
+const parse = (qs: string) => parseListRunsQuery(new URLSearchParams(qs));
+
+/** The envelope a rejected query answers with. */
+function rejection(qs: string) {
+  try {
+    parse(qs);
+  } catch (e) {
+    expect(e).toBeInstanceOf(EnvelopeException);
+    return (e as EnvelopeException).envelope;
+  }
+  throw new Error(`accepted: ${qs}`);
+}
+
+describe('list query validation', () => {
+  it('applies the defaults', () => {
+    expect(parse('projectId=p1')).toEqual({ projectId: 'p1', limit: 10, includeArchived: false });
+  });
+
+  it('reads every filter', () => {
+    const cursor = encodeCursor({ created: '2024-01-15T10:30:00.000001Z', id: 'r', direction: 'next' });
+    expect(
+      parse(
+        `projectId=p1&flowId=f1&status=FAILED&status=TIMEOUT&tags[]=a&tags[]=b&failedStepName=s1` +
+          `&createdAfter=2024-01-15T10:30:00.000Z&createdBefore=2024-01-16T00:00:00%2B02:00` +
+          `&flowRunIds=r1&flowRunIds[]=r2&includeArchived=true&limit=100&cursor=${cursor}&unknown=ignored`,
+      ),
+    ).toEqual({
+      projectId: 'p1',
+      flowId: 'f1',
+      status: ['FAILED', 'TIMEOUT'],
+      tags: ['a', 'b'],
+      failedStepName: 's1',
+      createdAfter: '2024-01-15T10:30:00.000Z',
+      createdBefore: '2024-01-16T00:00:00+02:00',
+      flowRunIds: ['r1', 'r2'],
+      includeArchived: true,
+      limit: 100,
+      cursor,
+    });
+  });
+
+  it('treats one repeatable value as a list', () => {
+    expect(parse('projectId=p1&status=RUNNING').status).toEqual(['RUNNING']);
+    expect(queryObject(new URLSearchParams('status[0]=A&status[1]=B&x=1&x=2'))).toEqual({ status: ['A', 'B'], x: ['1', '2'] });
+  });
+
+  it.each([
+    ['', 'projectId'],
+    ['projectId=', 'projectId'],
+    ['projectId=p1&limit=0', 'limit'],
+    ['projectId=p1&limit=101', 'limit'],
+    ['projectId=p1&limit=-1', 'limit'],
+    ['projectId=p1&limit=1.5', 'limit'],
+    ['projectId=p1&limit=', 'limit'],
+    ['projectId=p1&cursor=abc', 'cursor'],
+    ['projectId=p1&createdAfter=2024-01-15', 'createdAfter'],
+    ['projectId=p1&createdAfter=2024-01-15T10:30:00', 'createdAfter'],
+    ['projectId=p1&createdBefore=2024-02-30T00:00:00Z', 'createdBefore'],
+    ['projectId=p1&status=FAILED&status=done', 'status'],
+    ['projectId=p1&includeArchived=1', 'includeArchived'],
+    ['projectId=p1&projectId=p2', 'projectId'],
+    [`projectId=p1&flowRunIds=${Array.from({ length: 101 }, (_, i) => `r${i}`).join('&flowRunIds=')}`, 'flowRunIds'],
+  ])('rejects %j naming %s', (qs, field) => {
+    expect(rejection(qs)).toEqual({ statusCode: 400, code: 'VALIDATION', params: { field, message: expect.any(String) } });
+  });
+});
+
+describe('nested-run headers', () => {
+  it('defaults to no parent', () => {
+    expect(parseTriggerHeaders({})).toEqual({ parentRunId: null, failParentOnFailure: false });
+  });
+
+  it('reads the parent and the flag, case-insensitively', () => {
+    expect(parseTriggerHeaders({ 'ap-parent-run-id': 'run_1', 'ap-fail-parent-on-failure': 'TRUE' })).toEqual({
+      parentRunId: 'run_1',
+      failParentOnFailure: true,
+    });
+  });
+
+  it('rejects a flag that is not true or false', () => {
+    expect(() => parseTriggerHeaders({ 'ap-fail-parent-on-failure': 'yes' })).toThrow(EnvelopeException);
+  });
+});

@@ -1,0 +1,74 @@
+import { decodeCursor, encodeCursor, isCursorTimestamp, type Cursor } from './cursor';
+import { buildListQuery, InvalidCursorError } from './index';
+
+describe('run list cursors', () => {
+  const cursor: Cursor = { created: '2024-01-15T10:30:00.123456Z', id: 'run_abc123', direction: 'next' };
+
+  it('round-trips, keeping the microseconds', () => {
+    expect(decodeCursor(encodeCursor(cursor))).toEqual(cursor);
+    const back: Cursor = { ...cursor, direction: 'previous' };
+    expect(decodeCursor(encodeCursor(back))).toEqual(back);
+  });
+
+  it('is URL-safe and opaque', () => {
+    const s = encodeCursor({ ...cursor, id: 'run/+?&=ü' });
+    expect(s).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(decodeCursor(s)?.id).toBe('run/+?&=ü');
+  });
+
+  const encode = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+  it.each([
+    ['empty', ''],
+    ['not base64url', 'abc$%'],
+    ['not JSON', Buffer.from('{nope').toString('base64url')],
+    ['an array', encode(['2024-01-15T10:30:00.123456Z', 'x', 'n'])],
+    ['millisecond precision', encode({ t: '2024-01-15T10:30:00.123Z', i: 'x', d: 'n' })],
+    ['a non-UTC offset', encode({ t: '2024-01-15T10:30:00.123456+01:00', i: 'x', d: 'n' })],
+    ['an impossible date', encode({ t: '2024-02-30T10:30:00.123456Z', i: 'x', d: 'n' })],
+    ['hour 24', encode({ t: '2024-01-15T24:00:00.000000Z', i: 'x', d: 'n' })],
+    ['an empty id', encode({ t: '2024-01-15T10:30:00.123456Z', i: '', d: 'n' })],
+    ['a numeric id', encode({ t: '2024-01-15T10:30:00.123456Z', i: 7, d: 'n' })],
+    ['an unknown direction', encode({ t: '2024-01-15T10:30:00.123456Z', i: 'x', d: 'sideways' })],
+    ['too long', 'A'.repeat(2000)],
+  ])('rejects %s', (_what, value) => {
+    expect(decodeCursor(value)).toBeNull();
+  });
+
+  it('accepts leap days and rejects non-leap ones', () => {
+    expect(isCursorTimestamp('2024-02-29T00:00:00.000001Z')).toBe(true);
+    expect(isCursorTimestamp('2023-02-29T00:00:00.000001Z')).toBe(false);
+  });
+});
+
+describe('list query', () => {
+  const base = { projectId: 'p1', limit: 10 };
+
+  it('reads limit + 1 rows in (created desc, id desc) order without OFFSET or COUNT', () => {
+    const { sql, params } = buildListQuery(base);
+    expect(sql).toMatch(/order by run_views.created desc, run_views.id desc limit \?$/);
+    expect(sql).not.toMatch(/offset|count\(/i);
+    expect(sql).toContain('archived_at is null');
+    expect(params).toEqual(['p1', 11]);
+  });
+
+  it('starts after the boundary going forward and before it going back', () => {
+    const fwd = buildListQuery({ ...base, cursor: encodeCursor({ created: '2024-01-15T10:30:00.123456Z', id: 'r1', direction: 'next' }) });
+    expect(fwd.sql).toContain('(created, id) < (?::timestamptz, ?)');
+    expect(fwd.params).toEqual(['p1', '2024-01-15T10:30:00.123456Z', 'r1', 11]);
+    const back = buildListQuery({ ...base, cursor: encodeCursor({ created: '2024-01-15T10:30:00.123456Z', id: 'r1', direction: 'previous' }) });
+    expect(back.sql).toContain('(created, id) > (?::timestamptz, ?)');
+    expect(back.sql).toMatch(/order by run_views.created asc, run_views.id asc limit \?$/);
+  });
+
+  it('leaves out empty array filters (they would expand to nothing)', () => {
+    const { sql } = buildListQuery({ ...base, status: [], tags: [], flowRunIds: [], includeArchived: true });
+    expect(sql.split(' where ')[1]).toBe('project_id = ? order by run_views.created desc, run_views.id desc limit ?');
+  });
+
+  it('refuses a bad cursor and an out-of-range limit', () => {
+    expect(() => buildListQuery({ ...base, cursor: 'garbage!' })).toThrow(InvalidCursorError);
+    expect(() => buildListQuery({ ...base, limit: 0 })).toThrow(RangeError);
+    expect(() => buildListQuery({ ...base, limit: 101 })).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,288 @@
+import type { FlowRun, FlowRunStatus, FlowRunWithSteps, StepResult } from '@flowruns/contracts';
+import { ExecutionDataStore } from '@flowruns/execution-data';
+import { decodeCursor, encodeCursor, InvalidCursorError, type Cursor } from './cursor';
+
+/** Raw SQL access (MikroORM's `em.execute` on a fork satisfies it). Knex-style `?` bindings. */
+export interface SqlRunner {
+  execute<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+export const MAX_LIST_LIMIT = 100;
+
+/** A run list request. Times are ISO 8601 strings, passed to Postgres as they are (no ms rounding). */
+export interface ListRunsQuery {
+  readonly projectId: string;
+  readonly limit: number;
+  /** An opaque cursor from a previous page's `next` or `previous`. */
+  readonly cursor?: string | null;
+  readonly flowId?: string;
+  /** Any of these statuses. */
+  readonly status?: readonly FlowRunStatus[];
+  /** All of these tags. */
+  readonly tags?: readonly string[];
+  readonly failedStepName?: string;
+  /** Inclusive lower bound on `created`. */
+  readonly createdAfter?: string;
+  /** Inclusive upper bound on `created`. */
+  readonly createdBefore?: string;
+  /** Any of these run ids. */
+  readonly flowRunIds?: readonly string[];
+  readonly includeArchived?: boolean;
+}
+
+export interface RunPage {
+  readonly data: FlowRun[];
+  /** Opens the page after this one (older runs); null on the last page. */
+  readonly next: string | null;
+  /** Opens the page before this one (newer runs); null on the first page. */
+  readonly previous: string | null;
+}
+
+interface RunRow {
+  id: string;
+  project_id: string;
+  flow_id: string;
+  flow_version_id: string;
+  flow_display_name: string;
+  status: FlowRunStatus;
+  environment: 'PRODUCTION' | 'TESTING';
+  triggered_by: string | null;
+  tags: string[];
+  steps_count: number;
+  parent_run_id: string | null;
+  retry_of: string | null;
+  failed_step_name: string | null;
+  attempt: number;
+  // ISO strings, rendered by Postgres (see LIST_COLUMNS).
+  start_time_iso: string | null;
+  finish_time_iso: string | null;
+  archived_at_iso: string | null;
+  purged_at_iso: string | null;
+  pause_request_id: string | null;
+  pause_step_name: string | null;
+  created_iso: string;
+  /** `created` with microseconds, for cursors. */
+  created_key: string;
+}
+
+interface RunDetailRow extends RunRow {
+  logs_file_id: string | null;
+  trigger_data_ref: string | null;
+}
+
+interface StepRow {
+  step_name: string;
+  step_type: string;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'PAUSED';
+  attempt: number;
+  duration_ms: number | null;
+  data_ref: string | null;
+}
+
+// Timestamps are rendered by Postgres, in UTC, so the answer depends neither on the session's
+// TimeZone nor on how the driver is told to parse timestamptz (MikroORM keeps them as strings).
+const isoMs = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as ${column}_iso`;
+
+// The list columns: everything a FlowRun shows and nothing from step data. `created_key` is the
+// full microsecond value, for cursors.
+const LIST_COLUMNS = `id, project_id, flow_id, flow_version_id, flow_display_name, status, environment,
+  triggered_by, tags, steps_count, parent_run_id, retry_of, failed_step_name, attempt, ${isoMs('start_time')},
+  ${isoMs('finish_time')}, ${isoMs('archived_at')}, ${isoMs('purged_at')}, pause_request_id, pause_step_name,
+  ${isoMs('created')}, to_char(created at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_key`;
+
+/** The entry a run's trigger payload appears under in `steps`, as in the reference. */
+export const TRIGGER_STEP_NAME = 'trigger';
+
+/**
+ * Builds the one query behind a list page: an indexed range scan on `(project_id, created desc,
+ * id desc)` that starts at the cursor and stops after `limit + 1` matching rows (the extra row only
+ * says whether another page exists). No OFFSET and no COUNT, so page N costs what page 1 costs.
+ * Exported so tests can EXPLAIN exactly what runs.
+ */
+export function buildListQuery(q: ListRunsQuery): { sql: string; params: unknown[]; cursor: Cursor | null } {
+  if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > MAX_LIST_LIMIT) {
+    throw new RangeError(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+  }
+  const cursor = q.cursor ? decodeCursor(q.cursor) : null;
+  if (q.cursor && !cursor) throw new InvalidCursorError();
+
+  const where = ['project_id = ?'];
+  const params: unknown[] = [q.projectId];
+  if (!q.includeArchived) where.push('archived_at is null');
+  if (q.flowId !== undefined) {
+    where.push('flow_id = ?');
+    params.push(q.flowId);
+  }
+  // Array bindings expand into comma-separated lists, hence `in (?)` and `array[?]`; an empty
+  // array would expand to nothing (a syntax error), and means "no filter" anyway.
+  if (q.status?.length) {
+    where.push('status in (?)');
+    params.push([...q.status]);
+  }
+  if (q.tags?.length) {
+    // `@>` on text[] is what the GIN index on tags serves.
+    where.push('tags @> array[?]::text[]');
+    params.push([...q.tags]);
+  }
+  if (q.failedStepName !== undefined) {
+    where.push('failed_step_name = ?');
+    params.push(q.failedStepName);
+  }
+  if (q.createdAfter !== undefined) {
+    where.push('created >= ?::timestamptz');
+    params.push(q.createdAfter);
+  }
+  if (q.createdBefore !== undefined) {
+    where.push('created <= ?::timestamptz');
+    params.push(q.createdBefore);
+  }
+  if (q.flowRunIds?.length) {
+    where.push('id in (?)');
+    params.push([...q.flowRunIds]);
+  }
+  // A row comparison is what lets the btree start exactly at the boundary: ties on `created` are
+  // broken by `id`, so no run is skipped or repeated however many share one microsecond.
+  const backwards = cursor?.direction === 'previous';
+  if (cursor) {
+    where.push(backwards ? '(created, id) > (?::timestamptz, ?)' : '(created, id) < (?::timestamptz, ?)');
+    params.push(cursor.created, cursor.id);
+  }
+  // Qualified, because an output column of the same name would otherwise win in ORDER BY.
+  const order = backwards
+    ? 'run_views.created asc, run_views.id asc'
+    : 'run_views.created desc, run_views.id desc';
+  params.push(q.limit + 1);
+  const sql = `select ${LIST_COLUMNS} from run_views where ${where.join(' and ')} order by ${order} limit ?`;
+  return { sql, params, cursor };
+}
+
+/** A run view row as the public `FlowRun`. */
+function toFlowRun(r: RunRow): FlowRun {
+  return {
+    id: r.id,
+    projectId: r.project_id,
+    flowId: r.flow_id,
+    flowVersionId: r.flow_version_id,
+    flowVersion: { displayName: r.flow_display_name },
+    status: r.status,
+    startTime: r.start_time_iso,
+    finishTime: r.finish_time_iso,
+    environment: r.environment,
+    triggeredBy: r.triggered_by,
+    tags: r.tags,
+    stepsCount: r.steps_count,
+    failedStepName: r.failed_step_name,
+    parentRunId: r.parent_run_id,
+    retryOf: r.retry_of,
+    attempt: r.attempt,
+    pause:
+      r.pause_request_id !== null && r.pause_step_name !== null
+        ? { requestId: r.pause_request_id, stepName: r.pause_step_name }
+        : null,
+    archivedAt: r.archived_at_iso,
+    executionDataPurgedAt: r.purged_at_iso,
+    created: r.created_iso,
+  };
+}
+
+const cursorAt = (r: RunRow, direction: Cursor['direction']): string =>
+  encodeCursor({ created: r.created_key, id: r.id, direction });
+
+/**
+ * The query side over the read model (`run_views`, `step_views`, built by the projector), plus
+ * the claim-checked payloads in the execution-data store for a single run's detail.
+ * Stateless: construct one per request around that request's entity-manager fork.
+ */
+export class RunViews {
+  private readonly executionData: ExecutionDataStore;
+
+  constructor(private readonly sql: SqlRunner) {
+    this.executionData = new ExecutionDataStore(sql);
+  }
+
+  /**
+   * One page of a project's runs, newest first (`created desc, id desc`), with exact keyset
+   * cursors: following `next` then `previous` returns exactly the pages seen before.
+   */
+  async listRuns(q: ListRunsQuery): Promise<RunPage> {
+    const { sql, params, cursor } = buildListQuery(q);
+    const rows = await this.sql.execute<RunRow>(sql, params);
+    const more = rows.length > q.limit;
+    const page = more ? rows.slice(0, q.limit) : rows;
+    // A backwards page was read in ascending order; present it in list order.
+    if (cursor?.direction === 'previous') page.reverse();
+
+    const first = page[0];
+    const last = page[page.length - 1];
+    let next: string | null;
+    let previous: string | null;
+    if (!cursor) {
+      next = more ? cursorAt(last, 'next') : null;
+      previous = null;
+    } else if (cursor.direction === 'next') {
+      // Came forward from a boundary, so there is something before this page: the boundary row.
+      next = more ? cursorAt(last, 'next') : null;
+      previous = first ? cursorAt(first, 'previous') : flip(cursor);
+    } else {
+      // Came back from a boundary, so there is something after this page: the boundary row.
+      previous = more ? cursorAt(first, 'previous') : null;
+      next = last ? cursorAt(last, 'next') : flip(cursor);
+    }
+    return { data: page.map(toFlowRun), next, previous };
+  }
+
+  /**
+   * A run with its steps, or null when it does not exist in this project (another project's run
+   * is indistinguishable from a missing one). `steps` is keyed by step name in position order,
+   * after a `trigger` entry carrying the trigger payload; the payloads of all steps come from the
+   * execution-data store in one query. Once the run's execution data was purged, `steps` is `{}`
+   * and `logsFileId` null: step results are execution data, and only run metadata survives.
+   */
+  async getRun(projectId: string, id: string): Promise<FlowRunWithSteps | null> {
+    const [run] = await this.sql.execute<RunDetailRow>(
+      `select ${LIST_COLUMNS}, logs_file_id, trigger_data_ref from run_views where id = ? and project_id = ?`,
+      [id, projectId],
+    );
+    if (!run) return null;
+    const base = toFlowRun(run);
+    if (run.purged_at_iso !== null) return { ...base, steps: {}, logsFileId: null };
+
+    const steps = await this.sql.execute<StepRow>(
+      `select step_name, step_type, status, attempt, duration_ms, data_ref
+         from step_views where run_id = ? order by position, step_name`,
+      [id],
+    );
+    const refs = steps.flatMap((s) => (s.data_ref ? [s.data_ref] : []));
+    if (run.trigger_data_ref) refs.push(run.trigger_data_ref);
+    const data = await this.executionData.getMany(refs);
+
+    const out: Record<string, StepResult> = {};
+    // A flow step that is itself named "trigger" keeps its name; the trigger entry yields to it.
+    const triggerRecord = run.trigger_data_ref ? data.get(run.trigger_data_ref) : undefined;
+    if (triggerRecord && !steps.some((s) => s.step_name === TRIGGER_STEP_NAME)) {
+      out[TRIGGER_STEP_NAME] = { type: 'TRIGGER', output: triggerRecord.output };
+    }
+    for (const s of steps) {
+      const record = s.data_ref ? data.get(s.data_ref) : undefined;
+      out[s.step_name] = compact({
+        type: s.step_type,
+        status: s.status,
+        input: record?.input,
+        output: record?.output,
+        error: record?.error,
+        duration: s.duration_ms ?? undefined,
+        attempt: s.attempt,
+      });
+    }
+    return { ...base, steps: out, logsFileId: run.logs_file_id };
+  }
+}
+
+/** The same boundary, opening the other way (for an empty page reached through a cursor). */
+const flip = (c: Cursor): string =>
+  encodeCursor({ ...c, direction: c.direction === 'next' ? 'previous' : 'next' });
+
+/** Drops undefined fields so a step without data shows only what is known. */
+function compact(step: StepResult): StepResult {
+  return Object.fromEntries(Object.entries(step).filter(([, v]) => v !== undefined)) as StepResult;
+}
