@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { parseEnvelope, type EventEnvelope } from '@flowruns/contracts';
+import { parseEnvelope, type EventEnvelope, type Flow, type FlowRun, type FlowRunWithSteps } from '@flowruns/contracts';
 import { createKafka } from '@flowruns/messaging';
 import { testEnv, uniqueName, waitFor } from '@flowruns/testing';
 import { startSystem } from './harness';
@@ -75,12 +75,12 @@ describe('a flow run, end to end', () => {
         }),
       });
       expect(flowRes.status).toBe(201);
-      const flow = await flowRes.json();
+      const flow = (await flowRes.json()) as Flow;
 
       const marker = `payload-${uniqueName('m')}`;
       const runRes = await gateway(`/api/v1/flows/${flow.id}/run`, { method: 'POST', body: JSON.stringify({ customer: 7, marker }) });
       expect(runRes.status).toBe(201);
-      const run = await runRes.json();
+      const run = (await runRes.json()) as FlowRun;
       expect(run).toMatchObject({ projectId, flowId: flow.id, status: 'RUNNING', flowVersion: { displayName: 'Customer Onboarding' } });
 
       const report = async (p: string, body: unknown) => {
@@ -101,7 +101,7 @@ describe('a flow run, end to end', () => {
       const done = await waitFor(
         async () => {
           const r = await gateway(`/api/v1/flow-runs/${run.id}`);
-          const body = r.status === 200 ? await r.json() : undefined;
+          const body = r.status === 200 ? ((await r.json()) as FlowRunWithSteps) : undefined;
           return body?.status === 'SUCCEEDED' ? body : undefined;
         },
         { what: 'the run view to show SUCCEEDED', timeoutMs: 30000 },
@@ -119,8 +119,8 @@ describe('a flow run, end to end', () => {
       expect(done.steps.welcome).toMatchObject({ status: 'SUCCEEDED', duration: 3, output: 'hi' });
       expect(done.steps.trigger).toMatchObject({ output: { customer: 7, marker } });
 
-      const list = await (await gateway(`/api/v1/flow-runs?projectId=${projectId}&limit=10`)).json();
-      expect(list.data.map((r: { id: string }) => r.id)).toContain(run.id);
+      const list = (await (await gateway(`/api/v1/flow-runs?projectId=${projectId}&limit=10`)).json()) as { data: FlowRun[] };
+      expect(list.data.map((r) => r.id)).toContain(run.id);
       expect(list.data[0]).not.toHaveProperty('steps');
 
       const events = await waitFor(

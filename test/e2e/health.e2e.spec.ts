@@ -63,7 +63,7 @@ describe('health follows Postgres and Kafka', () => {
 
     await pgProxy.cut();
     await waitFor(async () => (await readiness(app)) === 503, { what: `${name} not ready without Postgres`, timeoutMs: 15000 });
-    const body = await (await fetch(`${app.url}/health/ready`)).json();
+    const body = (await (await fetch(`${app.url}/health/ready`)).json()) as { details: Record<string, { status: string }> };
     expect(body.details.postgres.status).toBe('down');
     expect((await fetch(`${app.url}/health/live`)).status).toBe(200);
     await pgProxy.restore();

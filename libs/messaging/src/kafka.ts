@@ -111,9 +111,21 @@ export class KafkaBatchConsumer implements BatchConsumer {
       sessionTimeout: 30000,
       heartbeatInterval: 3000,
       maxBytesPerPartition: 4 * 1024 * 1024,
+      // An idle fetch returns after this long: it bounds how long a shutdown waits for the fetch in flight.
+      maxWaitTimeInMs: 1000,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 5000 },
     });
+    this.consumer.on(this.consumer.events.CRASH, (e) => {
+      this.crashed = e.payload.error.message;
+      this.log.error({ err: e.payload.error.message, groupId: opts.groupId, restart: e.payload.restart }, 'consumer crashed');
+    });
+    this.consumer.on(this.consumer.events.GROUP_JOIN, () => {
+      this.crashed = null;
+    });
   }
+
+  /** The last crash that the consumer did not recover from yet (null while healthy). */
+  crashed: string | null = null;
 
   async start(): Promise<void> {
     await this.consumer.connect();
@@ -122,7 +134,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
-      eachBatch: async ({ batch, isRunning, isStale, heartbeat }) => {
+      eachBatch: async ({ batch, isRunning, isStale, heartbeat, resolveOffset }) => {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
         const messages: IncomingMessage[] = batch.messages.map((m) => ({
           topic: batch.topic,
@@ -138,6 +150,9 @@ export class KafkaBatchConsumer implements BatchConsumer {
           messages,
           isRunning,
         });
+        // Resolving moves the fetch position past the batch (committing alone does not, and the
+        // same batch would come back forever); committing makes it durable for the group.
+        resolveOffset(batch.lastOffset());
         const next = (BigInt(batch.lastOffset()) + 1n).toString();
         await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
         await heartbeat();

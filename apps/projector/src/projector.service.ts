@@ -1,0 +1,193 @@
+import {
+  Inject,
+  Injectable,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { MikroORM } from '@mikro-orm/postgresql';
+import {
+  consumerLag,
+  ensureTopics,
+  KafkaBatchConsumer,
+  type Admin,
+  type EventPublisher,
+  type Kafka,
+  type MessageBatch,
+} from '@flowruns/messaging';
+import { componentLogger, dlqTopicOf } from '@flowruns/platform';
+import { ProjectionBatchHandler, type BatchOutcome } from '@flowruns/projection';
+import { PROJECTOR_CONFIG, type ProjectorConfig } from './config';
+import { projectorMetrics as m } from './metrics';
+
+export const KAFKA = Symbol('KAFKA');
+export const KAFKA_ADMIN = Symbol('KAFKA_ADMIN');
+export const DEAD_LETTER_PUBLISHER = Symbol('DEAD_LETTER_PUBLISHER');
+
+const READ_MODEL_TABLES = ['run_views', 'step_views', 'projection_stalls'] as const;
+
+/** What readiness reports about the consumer. */
+export interface ConsumerStatus {
+  readonly running: boolean;
+  readonly groupId: string;
+  readonly topic: string;
+  readonly lastError: string | null;
+}
+
+/**
+ * Owns the consumer's life: joins the group once the app is up (retrying while Kafka or the schema
+ * is not there yet), and on shutdown finishes the batch in hand, commits it and leaves the group
+ * before the ORM closes.
+ */
+@Injectable()
+export class ProjectorService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
+  private readonly log = componentLogger('projector');
+  private readonly handler: ProjectionBatchHandler;
+  private consumer?: KafkaBatchConsumer;
+  private running = false;
+  private stopping = false;
+  private lastError: string | null = null;
+  private starting?: Promise<void>;
+  private wake?: () => void;
+  private lagTimer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(PROJECTOR_CONFIG) private readonly config: ProjectorConfig,
+    @Inject(KAFKA) private readonly kafka: Kafka,
+    @Inject(KAFKA_ADMIN) private readonly admin: Admin,
+    @Inject(DEAD_LETTER_PUBLISHER) private readonly deadLetters: EventPublisher,
+    private readonly orm: MikroORM,
+  ) {
+    this.handler = new ProjectionBatchHandler({
+      entityManager: () => orm.em.fork(),
+      deadLetters,
+      deadLetterTopic: dlqTopicOf(config),
+      consumerGroup: config.PROJECTOR_GROUP_ID,
+    });
+  }
+
+  status(): ConsumerStatus {
+    return {
+      running: this.running,
+      groupId: this.config.PROJECTOR_GROUP_ID,
+      topic: this.config.KAFKA_TOPIC,
+      lastError: this.lastError,
+    };
+  }
+
+  /** The group's lag over the topic; also feeds the gauge. */
+  async lag(): Promise<number> {
+    const lag = await consumerLag(this.admin, this.config.PROJECTOR_GROUP_ID, this.config.KAFKA_TOPIC);
+    m.lag.set(lag);
+    return lag;
+  }
+
+  onApplicationBootstrap(): void {
+    // In the background: the HTTP side (health, metrics) is up while Kafka or the schema is not.
+    this.starting = this.startWithRetry();
+    this.lagTimer = setInterval(() => {
+      this.lag().catch((e: Error) => this.log.debug({ err: e.message }, 'lag refresh failed'));
+    }, this.config.PROJECTOR_LAG_INTERVAL_MS);
+    this.lagTimer.unref();
+  }
+
+  /** Before the ORM closes (it closes in `onApplicationShutdown`): the batch in hand still needs it. */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    clearInterval(this.lagTimer);
+    await this.starting;
+    if (this.consumer) {
+      this.log.info({ groupId: this.config.PROJECTOR_GROUP_ID }, 'stopping: finishing the batch in hand, then leaving the group');
+      await this.consumer.stop();
+      this.consumer = undefined;
+    }
+    this.running = false;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.deadLetters.close();
+    await this.admin.disconnect();
+  }
+
+  private async startWithRetry(): Promise<void> {
+    let backoff = 500;
+    while (!this.stopping) {
+      try {
+        await this.assertSchema();
+        await this.admin.connect();
+        // Topics are never auto-created; this is idempotent and lets the projector start first.
+        await ensureTopics(this.admin, [
+          { topic: this.config.KAFKA_TOPIC, numPartitions: this.config.KAFKA_TOPIC_PARTITIONS },
+          { topic: dlqTopicOf(this.config), numPartitions: 1 },
+        ]);
+        const consumer = new KafkaBatchConsumer(this.kafka, {
+          groupId: this.config.PROJECTOR_GROUP_ID,
+          topics: [this.config.KAFKA_TOPIC],
+          // A new group (or a rebuild into a fresh schema) starts from the first event ever published.
+          fromBeginning: true,
+          handleBatch: (batch) => this.handleBatch(batch),
+        });
+        this.consumer = consumer;
+        await consumer.start();
+        this.running = true;
+        this.lastError = null;
+        return;
+      } catch (e) {
+        this.lastError = (e as Error).message;
+        this.log.warn({ err: this.lastError, retryInMs: backoff }, 'projector could not start consuming; retrying');
+        await this.consumer?.stop().catch(() => undefined);
+        this.consumer = undefined;
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, 10000);
+      }
+    }
+  }
+
+  /** The projector never migrates; it waits for the explicit migrate step instead of failing later. */
+  private async assertSchema(): Promise<void> {
+    const rows = await this.orm.em
+      .fork()
+      .execute<Array<{ name: string; present: boolean }>>(
+        `select t.name, to_regclass(t.name) is not null as present
+         from jsonb_array_elements_text(?::jsonb) as t(name)`,
+        [JSON.stringify(READ_MODEL_TABLES)],
+      );
+    const missing = rows.filter((r) => !r.present).map((r) => r.name);
+    if (missing.length) {
+      throw new Error(`read-model tables missing (${missing.join(', ')}): run the migrate step first`);
+    }
+  }
+
+  private async handleBatch(batch: MessageBatch): Promise<void> {
+    const end = m.batchSeconds.startTimer();
+    let out: BatchOutcome;
+    try {
+      out = await this.handler.handle(batch);
+    } catch (e) {
+      end({ result: 'retried' });
+      this.log.warn(
+        { err: (e as Error).message, topic: batch.topic, partition: batch.partition, firstOffset: batch.messages[0]?.offset },
+        'batch failed; it is not committed and will be delivered again',
+      );
+      throw e;
+    }
+    end({ result: 'committed' });
+    m.events.inc({ outcome: 'applied' }, out.applied);
+    m.events.inc({ outcome: 'duplicate' }, out.duplicates);
+    m.events.inc({ outcome: 'gap' }, out.gaps);
+    m.events.inc({ outcome: 'unknown' }, out.unknown);
+    m.events.inc({ outcome: 'dead_lettered' }, out.deadLettered);
+    for (const s of out.stalls) m.stalledRuns.inc({ reason: s.reason });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,278 @@
+import type { EventEnvelope } from '@flowruns/contracts';
+import { ormOptions } from '@flowruns/database';
+import { MikroORM } from '@mikro-orm/postgresql';
+import { createTestDatabase } from '@flowruns/testing';
+import { applyBatch, projectEnvelopes, type TransactionalEm } from './apply-batch';
+import { fullRunHistory, interleave, RunHistory, toProjectable } from './testing/run-events';
+
+interface Db {
+  orm: MikroORM;
+  drop: () => Promise<void>;
+}
+
+const openDb = async (label: string): Promise<Db> => {
+  const db = await createTestDatabase(label);
+  const orm = await MikroORM.init(ormOptions({ url: db.url, entities: [], poolMax: 4 }));
+  return { orm, drop: async () => (await orm.close(true), await db.drop()) };
+};
+
+const apply = (db: Db, events: readonly EventEnvelope[]) => applyBatch(db.orm.em.fork(), toProjectable(events));
+
+/** Every row of the read model as JSON (timestamps at full precision); `updated_at` only if asked. */
+async function dump(db: Db, opts: { withUpdatedAt?: boolean } = {}) {
+  const strip = opts.withUpdatedAt ? '' : ` - 'updated_at'`;
+  const em = db.orm.em.fork();
+  const [runs, steps, stalls] = await Promise.all([
+    em.execute(`select to_jsonb(r)${strip} as row from run_views r order by id`),
+    em.execute(`select to_jsonb(s) as row from step_views s order by run_id, position`),
+    em.execute(`select to_jsonb(s) - 'detected_at' as row from projection_stalls s order by run_id`),
+  ]);
+  const rows = (rs: ReadonlyArray<Record<string, unknown>>) => rs.map((r) => r.row);
+  return { runs: rows(runs), steps: rows(steps), stalls: rows(stalls) };
+}
+
+describe('applyBatch against Postgres', () => {
+  let db: Db;
+  beforeEach(async () => {
+    db = await openDb('projection');
+  });
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  it('projects a full run into the run and step rows the API reads', async () => {
+    const h = fullRunHistory('run-full', { projectId: 'proj-7', flowId: 'flow-7' });
+    const stats = await apply(db, h.events);
+    expect(stats).toEqual({ applied: 16, duplicates: 0, gaps: 0, unknown: 0, stalls: [] });
+
+    const e = h.events;
+    // Postgres writes timestamps back as +00:00; the instants are the events' own, to the microsecond.
+    const pg = (iso: string) => iso.replace('Z', '+00:00');
+    const { runs, steps, stalls } = await dump(db);
+    expect(runs).toEqual([
+      {
+        id: 'run-full',
+        project_id: 'proj-7',
+        flow_id: 'flow-7',
+        flow_version_id: 'fv-1',
+        flow_display_name: 'Sync leads',
+        status: 'SUCCEEDED',
+        environment: 'PRODUCTION',
+        triggered_by: 'user-1',
+        tags: ['crm', 'nightly'],
+        steps_count: 3,
+        parent_run_id: null,
+        fail_parent_on_failure: false,
+        retry_of: null,
+        failed_step_name: null,
+        attempt: 2,
+        start_time: pg(e[0].time),
+        finish_time: pg(e[12].time),
+        archived_at: pg(e[14].time),
+        purged_at: pg(e[15].time),
+        logs_file_id: null,
+        trigger_data_ref: null,
+        pause_request_id: null,
+        pause_step_name: null,
+        created: pg(e[0].time),
+        version: 16,
+      },
+    ]);
+    expect(steps).toEqual([
+      {
+        run_id: 'run-full',
+        step_name: 'fetch',
+        step_type: 'PIECE',
+        status: 'SUCCEEDED',
+        attempt: 1,
+        position: 1,
+        duration_ms: 120,
+        data_ref: null,
+        started_at: pg(e[1].time),
+        finished_at: pg(e[2].time),
+      },
+      {
+        run_id: 'run-full',
+        step_name: 'approve',
+        step_type: 'APPROVAL',
+        status: 'SUCCEEDED',
+        attempt: 1,
+        position: 2,
+        duration_ms: null,
+        data_ref: null,
+        started_at: pg(e[3].time),
+        finished_at: pg(e[5].time),
+      },
+      {
+        run_id: 'run-full',
+        step_name: 'push',
+        step_type: 'PIECE',
+        status: 'SUCCEEDED',
+        attempt: 2,
+        position: 3,
+        duration_ms: 95,
+        data_ref: null,
+        started_at: pg(e[10].time),
+        finished_at: pg(e[11].time),
+      },
+    ]);
+    expect(stalls).toEqual([]);
+  });
+
+  it('shows the intermediate states a client polls: paused, then failed with its step', async () => {
+    const e = fullRunHistory('run-mid').events;
+    await apply(db, e.slice(0, 5));
+    let rows = await dump(db);
+    expect(rows.runs[0]).toMatchObject({ status: 'PAUSED', pause_request_id: 'req-1', pause_step_name: 'approve', version: 5 });
+    expect(rows.steps.map((s) => (s as { status: string }).status)).toEqual(['SUCCEEDED', 'PAUSED']);
+
+    await apply(db, e.slice(5, 9));
+    rows = await dump(db);
+    expect(rows.runs[0]).toMatchObject({ status: 'FAILED', failed_step_name: 'push', pause_request_id: null, version: 9 });
+    expect(rows.steps[2]).toMatchObject({ step_name: 'push', status: 'FAILED', data_ref: 'run-mid:push:1', attempt: 1 });
+  });
+
+  it('changes nothing, not even updated_at, when a whole batch is delivered again', async () => {
+    const events = interleave(fullRunHistory('run-a').events, fullRunHistory('run-b').events);
+    await apply(db, events);
+    const before = await dump(db, { withUpdatedAt: true });
+    const again = await apply(db, events);
+    expect(again).toEqual({ applied: 0, duplicates: 32, gaps: 0, unknown: 0, stalls: [] });
+    expect(await dump(db, { withUpdatedAt: true })).toEqual(before);
+  });
+
+  it('stalls only the run with a gap, records it once, and never fills the gap later', async () => {
+    const a = fullRunHistory('run-gap').events;
+    const b = fullRunHistory('run-ok').events;
+    const stats = await apply(db, interleave([a[0], a[1], a[3], a[4]], b));
+    expect(stats).toMatchObject({ applied: 2 + 16, gaps: 2 });
+    expect(stats.stalls).toEqual([
+      { runId: 'run-gap', eventId: a[3].id, eventType: a[3].type, expectedSeq: 3, receivedSeq: 4, reason: 'gap' },
+    ]);
+
+    // The missing event shows up late, then more: the run stays where it stopped.
+    const later = await apply(db, [a[2], ...a.slice(5)]);
+    expect(later).toEqual({ applied: 0, duplicates: 0, gaps: 1 + 11, unknown: 0, stalls: [] });
+
+    const { runs, stalls } = await dump(db);
+    expect(runs.map((r) => [(r as { id: string }).id, (r as { version: number }).version])).toEqual([
+      ['run-gap', 2],
+      ['run-ok', 16],
+    ]);
+    expect(stalls).toEqual([{ run_id: 'run-gap', expected_seq: 3, received_seq: 4, event_id: a[3].id }]);
+  });
+
+  it('records a gap before the run exists (the trigger was lost) without creating a view', async () => {
+    const a = fullRunHistory('run-late').events;
+    const stats = await apply(db, a.slice(1, 3));
+    expect(stats.stalls.map((s) => [s.expectedSeq, s.receivedSeq, s.reason])).toEqual([[1, 2, 'gap']]);
+    const { runs, stalls } = await dump(db);
+    expect(runs).toEqual([]);
+    expect(stalls).toHaveLength(1);
+  });
+
+  it('skips an unknown event type without stalling: the version moves and later events apply', async () => {
+    const h = new RunHistory('run-new-type');
+    h.triggered();
+    h.addRaw('flowrun.annotated.v1', { note: 'from a newer producer' });
+    h.stepStarted('fetch');
+    const stats = await apply(db, h.events);
+    expect(stats).toEqual({ applied: 2, duplicates: 0, gaps: 0, unknown: 1, stalls: [] });
+    const { runs, steps, stalls } = await dump(db);
+    expect(runs[0]).toMatchObject({ status: 'RUNNING', version: 3 });
+    expect(steps).toHaveLength(1);
+    expect(stalls).toEqual([]);
+  });
+
+  it('writes nothing of a batch whose transaction fails, and applies it all when redelivered', async () => {
+    const events = interleave(fullRunHistory('run-a').events, fullRunHistory('run-b').events);
+    await apply(db, events.slice(0, 6));
+    const before = await dump(db, { withUpdatedAt: true });
+
+    // The work runs for real inside the transaction; the failure comes after it (a lost connection
+    // at commit time looks the same to the caller).
+    const failing: TransactionalEm = {
+      transactional: (work) =>
+        db.orm.em.fork().transactional(async (tem) => {
+          await work(tem);
+          throw Object.assign(new Error('Connection terminated unexpectedly'), { code: '08006' });
+        }),
+    };
+    await expect(applyBatch(failing, toProjectable(events))).rejects.toThrow('Connection terminated');
+    expect(await dump(db, { withUpdatedAt: true })).toEqual(before);
+
+    const retried = await apply(db, events);
+    expect(retried).toMatchObject({ applied: 26, duplicates: 6 });
+    expect((await dump(db)).runs.map((r) => (r as { version: number }).version)).toEqual([16, 16]);
+  });
+
+  it('keeps a run from moving backwards when two transactions project it at once (rebalance overlap)', async () => {
+    const e = fullRunHistory('run-race').events;
+    await apply(db, e.slice(0, 2));
+    // A stale consumer re-applies an older slice while the owner applies everything.
+    const results = await Promise.all([apply(db, e.slice(0, 8)), apply(db, e), apply(db, e.slice(0, 4))]);
+    expect(results.reduce((n, r) => n + r.applied, 0)).toBe(14);
+    const { runs } = await dump(db);
+    expect(runs[0]).toMatchObject({ version: 16, status: 'SUCCEEDED' });
+
+    // A run with no row yet has nothing to lock: the version guard on the upsert decides, and the
+    // loser's step rows are not written either.
+    const n = fullRunHistory('run-race-new').events;
+    await Promise.all([apply(db, n.slice(0, 9)), apply(db, n), apply(db, n.slice(0, 12))]);
+    const clean = await openDb('race_ref');
+    try {
+      await apply(clean, n);
+      const pick = async (d: Db) => {
+        const all = await dump(d);
+        const mine = (r: unknown) => (r as { id?: string; run_id?: string }).id === 'run-race-new' || (r as { run_id?: string }).run_id === 'run-race-new';
+        return { runs: all.runs.filter(mine), steps: all.steps.filter(mine) };
+      };
+      expect(await pick(db)).toEqual(await pick(clean));
+    } finally {
+      await clean.drop();
+    }
+  });
+});
+
+describe('rebuild determinism', () => {
+  const dbs: Db[] = [];
+  afterAll(async () => {
+    await Promise.all(dbs.map((d) => d.drop()));
+  });
+
+  it('gives identical rows (but updated_at) whether the history is projected in one batch or one event per batch', async () => {
+    const histories = [fullRunHistory('run-a'), fullRunHistory('run-b', { projectId: 'proj-2' })];
+    const extra = new RunHistory('run-c', { flowId: 'flow-3' });
+    extra.triggered({ tags: [], triggeredBy: null, parentRunId: 'run-a', failParentOnFailure: true });
+    extra.stepStarted('only');
+    extra.addRaw('flowrun.future.v1', {});
+    extra.add('flowrun.paused.v1', { stepName: 'only', requestId: 'req-c', resumeDeadline: '2026-03-02T00:00:00Z' });
+    const gap = fullRunHistory('run-d').events.filter((x) => x.seq !== 4);
+    const events = interleave(...histories.map((h) => h.events), extra.events, gap);
+
+    const [once, oneByOne] = await Promise.all([openDb('rebuild_a'), openDb('rebuild_b')]);
+    dbs.push(once, oneByOne);
+    await apply(once, events);
+    for (const e of events) await apply(oneByOne, [e]);
+
+    const a = await dump(once);
+    const b = await dump(oneByOne);
+    expect(a.runs).toHaveLength(4);
+    expect(a.steps.length).toBeGreaterThan(6);
+    expect(a.stalls).toHaveLength(1);
+    expect(b).toEqual(a);
+  });
+
+  it('can run inside a transaction the caller opened (projectEnvelopes)', async () => {
+    const db = await openDb('caller_tx');
+    dbs.push(db);
+    const h = fullRunHistory('run-x');
+    const stats = await db.orm.em.fork().transactional((tem) =>
+      projectEnvelopes(
+        { execute: async <T>(sql: string, params: unknown[] = []) => (await tem.execute(sql, params)) as T[] },
+        toProjectable(h.events),
+      ),
+    );
+    expect(stats.applied).toBe(16);
+  });
+});

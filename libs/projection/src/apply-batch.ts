@@ -1,0 +1,63 @@
+import { componentLogger } from '@flowruns/platform';
+import { foldBatch, type ProjectableEnvelope, type RunProjectionStats } from './fold';
+import { loadRuns, saveRuns, type SqlRunner } from './store';
+
+/** Runs raw SQL; a MikroORM `EntityManager` (a fork or a transactional one) is one. */
+export interface ExecutesSql {
+  execute(sql: string, params?: unknown[]): Promise<unknown>;
+}
+
+/** What `applyBatch` needs from MikroORM's `EntityManager`: a transaction that runs raw SQL. */
+export interface TransactionalEm {
+  transactional<T>(work: (tem: ExecutesSql) => Promise<T>): Promise<T>;
+}
+
+const log = componentLogger('projection');
+
+const runner = (em: ExecutesSql): SqlRunner => ({
+  execute: async <T>(sql: string, params: unknown[] = []) => (await em.execute(sql, params)) as T[],
+});
+
+/**
+ * Projects events inside a transaction the caller already opened: loads and locks the batch's runs,
+ * folds the events over them, writes the result. Prefer `applyBatch`, which opens the transaction.
+ */
+export async function projectEnvelopes(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Promise<RunProjectionStats> {
+  if (items.length === 0) return { applied: 0, duplicates: 0, gaps: 0, unknown: 0, stalls: [] };
+  const loaded = await loadRuns(
+    sql,
+    items.map((i) => i.envelope.subject),
+  );
+  const folded = foldBatch(loaded, items);
+  await saveRuns(sql, { runs: folded.changedRuns, steps: folded.changedSteps, stalls: folded.stats.stalls });
+  return folded.stats;
+}
+
+/**
+ * Applies a batch of parsed events to the read model in ONE transaction: either every event of the
+ * batch is reflected, or (on any error, which is rethrown) none is, so the caller can leave the
+ * batch's offsets uncommitted and have it redelivered. Idempotent: redelivered events are counted
+ * as duplicates and change nothing.
+ *
+ * Stalls are logged here, loudly, with the ids as fields; the caller turns the returned stats into
+ * metrics.
+ */
+export async function applyBatch(em: TransactionalEm, items: readonly ProjectableEnvelope[]): Promise<RunProjectionStats> {
+  if (items.length === 0) return { applied: 0, duplicates: 0, gaps: 0, unknown: 0, stalls: [] };
+  const stats = await em.transactional((tem) => projectEnvelopes(runner(tem), items));
+  // Logged after the commit so a rolled-back (and retried) batch does not report a stall twice.
+  for (const s of stats.stalls) {
+    log.error(
+      {
+        runId: s.runId,
+        eventId: s.eventId,
+        eventType: s.eventType,
+        expectedSeq: s.expectedSeq,
+        receivedSeq: s.receivedSeq,
+        reason: s.reason,
+      },
+      'run projection stalled: its events cannot be applied in order; later events of the run are skipped until a rebuild',
+    );
+  }
+  return stats;
+}

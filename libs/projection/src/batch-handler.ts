@@ -1,0 +1,68 @@
+import { parseEnvelope } from '@flowruns/contracts';
+import type { EventPublisher, MessageBatch, OutgoingMessage } from '@flowruns/messaging';
+import { componentLogger } from '@flowruns/platform';
+import { applyBatch, type TransactionalEm } from './apply-batch';
+import { deadLetterMessage } from './dead-letter';
+import type { ProjectableEnvelope, RunProjectionStats } from './fold';
+
+export interface ProjectionHandlerOptions {
+  /** A fresh MikroORM context per batch (`orm.em.fork()`): never the global entity manager. */
+  readonly entityManager: () => TransactionalEm;
+  readonly deadLetters: EventPublisher;
+  readonly deadLetterTopic: string;
+  /** Written on dead-lettered messages so an operator knows which consumer gave up on them. */
+  readonly consumerGroup: string;
+}
+
+export interface BatchOutcome extends RunProjectionStats {
+  /** Messages sent to the dead-letter topic because they could not be parsed. */
+  readonly deadLettered: number;
+}
+
+/**
+ * Handles one partition batch for `KafkaBatchConsumer`: parses every message, applies the good ones
+ * in one transaction, dead-letters the unparseable ones. Errors are classified by where they
+ * happen: a message that cannot be parsed will never parse, so it is poison (dead-lettered, offset
+ * committed); a database or broker error may pass, so it is thrown and the batch is redelivered.
+ */
+export class ProjectionBatchHandler {
+  private readonly log = componentLogger('projection-handler');
+
+  constructor(private readonly opts: ProjectionHandlerOptions) {}
+
+  async handle(batch: MessageBatch): Promise<BatchOutcome> {
+    const items: ProjectableEnvelope[] = [];
+    const poison: OutgoingMessage[] = [];
+    for (const m of batch.messages) {
+      const parsed = parseEnvelope(m.value);
+      switch (parsed.kind) {
+        case 'known':
+          items.push({ kind: 'known', envelope: parsed.envelope });
+          break;
+        case 'unknown-type':
+          this.log.debug(
+            { runId: parsed.envelope.subject, eventId: parsed.envelope.id, eventType: parsed.envelope.type },
+            'skipping event of unknown type',
+          );
+          items.push({ kind: 'unknown-type', envelope: parsed.envelope });
+          break;
+        case 'invalid':
+          this.log.error(
+            { topic: m.topic, partition: m.partition, offset: m.offset, key: m.key, reason: parsed.reason },
+            'unparseable message; sending it to the dead-letter topic',
+          );
+          poison.push(deadLetterMessage(m, parsed.reason, this.opts.consumerGroup));
+          break;
+        default: {
+          const never: never = parsed;
+          throw new Error(`unhandled parse result: ${JSON.stringify(never)}`);
+        }
+      }
+    }
+    // The database first: if the dead-letter publish then fails, the redelivered batch finds its
+    // events already applied (duplicates) and only the publish is repeated.
+    const stats = await applyBatch(this.opts.entityManager(), items);
+    if (poison.length) await this.opts.deadLetters.publish(this.opts.deadLetterTopic, poison);
+    return { ...stats, deadLettered: poison.length };
+  }
+}
