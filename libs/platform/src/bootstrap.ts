@@ -36,8 +36,6 @@ export async function bootstrapHttpApp(
   module: Type<unknown>,
   opts: { name: string; port: number; host?: string; configure?: (app: INestApplication) => void },
 ): Promise<INestApplication> {
-  // Every line from here on names the app (loggers made before bootstrap keep the default name).
-  rootLogger().setBindings({ service: opts.name });
   const log = rootLogger();
   const app = await NestFactory.create(module, { bufferLogs: true, bodyParser: false });
   app.useLogger(app.get(PinoNestLogger));

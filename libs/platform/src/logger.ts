@@ -2,12 +2,15 @@ import pino, { type Logger } from 'pino';
 
 let root: Logger | undefined;
 
+/** The app's name from its entry point (`dist/apps/<name>/src/main.js`), so every line names it. */
+const serviceFromEntryPoint = (): string => /apps[\\/]([^\\/]+)[\\/]src[\\/]main/.exec(process.argv[1] ?? '')?.[1] ?? 'flow-runs';
+
 /** The process's root logger: structured JSON on stdout, one child per component. */
 export function rootLogger(service?: string): Logger {
   if (!root) {
     root = pino({
       level: process.env.LOG_LEVEL ?? 'info',
-      base: { service: service ?? 'flow-runs', pid: process.pid },
+      base: { service: service ?? serviceFromEntryPoint(), pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     });
