@@ -32,7 +32,7 @@ npm run -s build
 echo "== lint (module boundaries enforced)"
 npm run -s lint
 echo "== event docs are current"
-node scripts/register-swc.js scripts/gen-event-docs.ts --check
+node dist/scripts/gen-event-docs.js --check
 
 status=0
 for layer in unit int e2e; do
