@@ -6,10 +6,9 @@ import {
   type ErrorEnvelope,
   type Flow,
   type FlowRun,
-  type TriggerRunRequestSchema,
+  type TriggerRunRequestInput,
 } from '@flowruns/contracts';
 import { EnvelopeException, componentLogger } from '@flowruns/platform';
-import type { z } from 'zod';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import type { TraceContext } from './traceparent';
 
@@ -44,7 +43,7 @@ export class CommandClient {
   }
 
   /** `req` as the command service accepts it: fields it defaults (environment) may be left out. */
-  triggerRun(flowId: string, req: z.input<typeof TriggerRunRequestSchema>, trace: TraceContext): Promise<FlowRun> {
+  triggerRun(flowId: string, req: TriggerRunRequestInput, trace: TraceContext): Promise<FlowRun> {
     return this.post<FlowRun>(`/internal/flows/${encodeURIComponent(flowId)}/runs`, req, trace);
   }
 

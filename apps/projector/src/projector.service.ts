@@ -68,10 +68,11 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
 
   status(): ConsumerStatus {
     return {
-      running: this.running,
+      // A consumer that crashed is not consuming, whatever it was before.
+      running: this.running && !this.consumer?.crashed,
       groupId: this.config.PROJECTOR_GROUP_ID,
       topic: this.config.KAFKA_TOPIC,
-      lastError: this.lastError,
+      lastError: this.consumer?.crashed ?? this.lastError,
     };
   }
 

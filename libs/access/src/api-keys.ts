@@ -61,10 +61,16 @@ export class ApiKeyStore {
   }
 
   async list(projectId: string): Promise<{ id: string; prefix: string; createdAt: Date; revokedAt: Date | null }[]> {
-    const rows = await this.sql.execute<{ id: string; key_prefix: string; created_at: Date; revoked_at: Date | null }>(
+    // Raw queries return timestamptz as text; the API promises Dates.
+    const rows = await this.sql.execute<{ id: string; key_prefix: string; created_at: string | Date; revoked_at: string | Date | null }>(
       'select id, key_prefix, created_at, revoked_at from api_keys where project_id = ? order by created_at, id',
       [projectId],
     );
-    return rows.map((r) => ({ id: r.id, prefix: r.key_prefix, createdAt: r.created_at, revokedAt: r.revoked_at }));
+    return rows.map((r) => ({
+      id: r.id,
+      prefix: r.key_prefix,
+      createdAt: new Date(r.created_at),
+      revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),
+    }));
   }
 }

@@ -53,7 +53,9 @@ export const FlowStepSchema = z.object({
     .string()
     .min(1)
     .max(128)
-    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only'),
+    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only')
+    // A run's `steps` show the trigger payload under this name.
+    .refine((n) => n !== 'trigger', '"trigger" is reserved for the trigger payload'),
   type: z.string().min(1).max(64),
   settings: z.record(z.string(), z.unknown()).default({}),
 });
@@ -97,6 +99,8 @@ export const TriggerRunRequestSchema = z.object({
   failParentOnFailure: z.boolean().default(false),
 });
 export type TriggerRunRequest = z.infer<typeof TriggerRunRequestSchema>;
+/** What a caller may send (defaults filled in by the command service). */
+export type TriggerRunRequestInput = z.input<typeof TriggerRunRequestSchema>;
 
 export const StartStepRequestSchema = z.object({ stepType: z.string().min(1).max(64) });
 

@@ -42,6 +42,8 @@ export interface BatchConsumerOptions {
 
 export interface BatchConsumer {
   start(): Promise<void>;
+  /** The error of a crash the consumer has not recovered from (rejoined its group) yet; else null. */
+  readonly crashed: string | null;
   /** Stops fetching, lets the batch in hand finish and commit, and leaves the group. */
   stop(): Promise<void>;
 }
