@@ -102,9 +102,10 @@ export type TriggerRunRequest = z.infer<typeof TriggerRunRequestSchema>;
 /** What a caller may send (defaults filled in by the command service). */
 export type TriggerRunRequestInput = z.input<typeof TriggerRunRequestSchema>;
 
-export const StartStepRequestSchema = z.object({ stepType: z.string().min(1).max(64) });
+export const StartStepRequestSchema = z.object({ stepType: z.string().min(1).max(64), workerId: z.string().min(1).max(128).optional() });
 
 export const FinishStepRequestSchema = z.object({
+  workerId: z.string().min(1).max(128).optional(),
   status: z.enum(['SUCCEEDED', 'FAILED']),
   input: z.unknown().optional(),
   output: z.unknown().optional(),
@@ -114,11 +115,17 @@ export const FinishStepRequestSchema = z.object({
 export type FinishStepRequest = z.infer<typeof FinishStepRequestSchema>;
 
 export const PauseRunRequestSchema = z.object({
+  workerId: z.string().min(1).max(128).optional(),
   stepName: z.string().min(1),
   resumeDeadline: z.iso.datetime().nullable().default(null),
 });
 
-export const FailRunRequestSchema = z.object({ failedStepName: z.string().min(1).nullable().default(null) });
+export const FailRunRequestSchema = z.object({
+  failedStepName: z.string().min(1).nullable().default(null),
+  workerId: z.string().min(1).max(128).optional(),
+});
+/** `POST /internal/runs/:runId/succeed` */
+export const SucceedRunRequestSchema = z.object({ workerId: z.string().min(1).max(128).optional() });
 
 /** What every internal command answers: the run's stream position after the command. */
 export const CommandResultSchema = z.object({

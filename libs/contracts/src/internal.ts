@@ -1,0 +1,95 @@
+import { z } from 'zod';
+import { FlowStepSchema } from './api';
+import { FlowRunStatusSchema, RetryStrategySchema, StepStatusSchema } from './status';
+
+/**
+ * The command service's internal API beyond the first slice: flows, run control, resume, and the
+ * engine's leases. Token-protected (`x-internal-token`); the gateway and flow workers call it.
+ * Every answer that fails is the error envelope `{ statusCode, code, params }`.
+ */
+
+// ---- Flows ----
+
+/** `POST /internal/flows/:flowId/versions` → `Flow` (the new latest version). */
+export const PublishFlowVersionSchema = z.object({
+  projectId: z.string().min(1).max(128),
+  displayName: z.string().min(1).max(256).optional(),
+  steps: z.array(FlowStepSchema).max(200),
+});
+export type PublishFlowVersion = z.infer<typeof PublishFlowVersionSchema>;
+// `GET /internal/flows?projectId=…` → `{ data: Flow[] }`; `GET /internal/flows/:flowId?projectId=…` → `Flow`.
+
+// ---- Run control (answers: CommandResult unless said otherwise) ----
+
+/** `POST /internal/runs/:runId/stop`: RUNNING/PAUSED → STOPPED, and every such descendant too. */
+export const StopRunRequestSchema = z.object({
+  projectId: z.string().min(1).optional(),
+  reason: z.string().max(512).default('stopped by request'),
+});
+/** `POST /internal/runs/:runId/time-out` */
+export const TimeOutRunRequestSchema = z.object({ reason: z.enum(['EXECUTION_TIME', 'PAUSE_TIME', 'WORKER_LOST']) });
+/** `POST /internal/runs/:runId/internal-error` */
+export const InternalErrorRequestSchema = z.object({ reason: z.string().max(512) });
+
+/**
+ * `POST /internal/runs/:runId/retry` → `FlowRun`: the same run in a new attempt (FROM_FAILED_STEP)
+ * or the new run (ON_LATEST_VERSION).
+ */
+export const RetryRunRequestSchema = z.object({
+  projectId: z.string().min(1),
+  strategy: RetryStrategySchema,
+});
+export type RetryRunRequest = z.infer<typeof RetryRunRequestSchema>;
+
+/**
+ * `POST /internal/runs/:runId/resume` → `ResumeResult`. No project: the request id is the
+ * capability (unguessable, single-use). Not paused → 409; unknown or used id → 404.
+ */
+export const ResumeRunRequestSchema = z.object({ requestId: z.string().min(1).max(128), body: z.unknown() });
+export const ResumeResultSchema = z.object({ runId: z.string(), stepName: z.string(), output: z.unknown() });
+export type ResumeResult = z.infer<typeof ResumeResultSchema>;
+
+// ---- Engine: leases and the execution view ----
+
+/** Fencing: a step report that names a worker is refused (409 LEASE_LOST) unless it holds the run's lease. */
+export const WORKER_ID_FIELD = 'workerId';
+
+/** `POST /internal/runs/:runId/lease` (acquire or renew) → `LeaseResult`. */
+export const LeaseRequestSchema = z.object({
+  workerId: z.string().min(1).max(128),
+  ttlMs: z.number().int().min(1000).max(600000),
+});
+export const LeaseResultSchema = z.object({ acquired: z.boolean(), holder: z.string().nullable(), expiresAt: z.string().nullable() });
+export type LeaseResult = z.infer<typeof LeaseResultSchema>;
+/** `POST /internal/runs/:runId/lease/release` `{ workerId }` → `{ released: boolean }`. */
+export const ReleaseLeaseRequestSchema = z.object({ workerId: z.string().min(1).max(128) });
+/**
+ * `POST /internal/leases/claim-expired` → `{ runIds }`: RUNNING runs whose lease expired (their
+ * worker died), now leased to the caller, which continues them from their recorded state.
+ */
+export const ClaimExpiredRequestSchema = LeaseRequestSchema.extend({ limit: z.number().int().min(1).max(100).default(10) });
+
+/** `GET /internal/runs/:runId/execution` → `RunExecution`: what an engine needs to drive a run. */
+export const RunExecutionSchema = z.object({
+  runId: z.string(),
+  projectId: z.string(),
+  flowId: z.string(),
+  flowVersionId: z.string(),
+  status: FlowRunStatusSchema,
+  attempt: z.number().int(),
+  startTime: z.string(),
+  parentRunId: z.string().nullable(),
+  failParentOnFailure: z.boolean(),
+  /** The flow version's steps, in order. */
+  steps: z.array(FlowStepSchema),
+  /** The trigger payload (null once purged). */
+  trigger: z.unknown(),
+  /** Each step the run has recorded: status, attempt, and for succeeded steps their output. */
+  results: z.record(
+    z.string(),
+    z.object({ status: StepStatusSchema, attempt: z.number().int(), output: z.unknown().optional() }),
+  ),
+  pause: z.object({ requestId: z.string(), stepName: z.string() }).nullable(),
+  purged: z.boolean(),
+});
+export type RunExecution = z.infer<typeof RunExecutionSchema>;
