@@ -77,7 +77,10 @@ export async function startApp(name: string, env: Record<string, string>): Promi
 }
 
 /** One isolated system: its own database, topics, consumer groups and ports. */
-export async function startSystem(apps: readonly string[] = ['command-service', 'projector', 'api-gateway']) {
+export async function startSystem(
+  apps: readonly string[] = ['command-service', 'projector', 'api-gateway'],
+  extraEnv: Record<string, string> = {},
+) {
   const db = await createTestDatabase('e2e');
   const topic = uniqueName('e2e-runs');
   const internalToken = `e2e-${uniqueName('token')}`;
@@ -89,15 +92,18 @@ export async function startSystem(apps: readonly string[] = ['command-service', 
     PROJECTOR_GROUP_ID: uniqueName('e2e-projector'),
     INTERNAL_API_TOKEN: internalToken,
     RELAY_POLL_INTERVAL_MS: '200',
+    FLOW_WORKER_GROUP_ID: uniqueName('e2e-worker'),
+    ...extraEnv,
   };
   const running: RunningApp[] = [];
   const byName: Record<string, RunningApp> = {};
   try {
     for (const name of apps) {
-      if (name === 'api-gateway') env.COMMAND_SERVICE_URL = byName['command-service'].url;
+      if (byName['command-service']) env.COMMAND_SERVICE_URL = byName['command-service'].url;
       const app = await startApp(name, env);
       running.push(app);
-      byName[name] = app;
+      // A second instance of an app is reachable as `<name>#2`.
+      byName[byName[name] ? `${name}#${running.filter((a) => a.name === name).length}` : name] = app;
     }
   } catch (e) {
     await Promise.all(running.map((a) => a.stop('SIGKILL')));
@@ -110,6 +116,12 @@ export async function startSystem(apps: readonly string[] = ['command-service', 
     topic,
     internalToken,
     apps: byName,
+    /** Starts one more app process in this system (e.g. a second worker). */
+    async add(name: string, overrides: Record<string, string> = {}) {
+      const app = await startApp(name, { ...env, ...overrides });
+      running.push(app);
+      return app;
+    },
     async stop() {
       for (const a of [...running].reverse()) await a.stop();
       await db.drop();
