@@ -1,8 +1,9 @@
 import type { RunEventData, RunEventType } from './events';
 
 /**
- * One example `data` per event type: the documentation shows them and the contract tests parse
- * them, so an example that stops matching its schema fails a test.
+ * One example `data` per event type: the documentation shows them (scripts/gen-event-docs.ts) and
+ * the contract tests parse them (events.spec.ts), so an example that stops matching its schema
+ * fails a test. Not part of the library's API: both import this file directly.
  */
 export const EVENT_EXAMPLES: { readonly [T in RunEventType]: RunEventData<T> } = {
   'flowrun.triggered.v1': {
