@@ -1,16 +1,24 @@
 import { Inject, Injectable } from '@nestjs/common';
 import {
+  CommandResultSchema,
   INTERNAL_TOKEN_HEADER,
+  ResumeResultSchema,
   TRACEPARENT_HEADER,
+  type CommandResult,
   type CreateFlow,
   type ErrorEnvelope,
   type Flow,
   type FlowRun,
+  type PublishFlowVersion,
+  type ResumeResult,
+  type RetryRunRequest,
+  type StopRunRequestSchema,
   type TriggerRunRequestInput,
 } from '@flowruns/contracts';
 import { EnvelopeException, componentLogger } from '@flowruns/platform';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import type { TraceContext } from './traceparent';
+import type { z } from 'zod';
 
 /** The command service's error envelope, as it answers it. */
 function asEnvelope(body: unknown, status: number): ErrorEnvelope | null {
@@ -20,6 +28,8 @@ function asEnvelope(body: unknown, status: number): ErrorEnvelope | null {
   // A code this build does not know yet is still the command service's answer: pass it on.
   return { statusCode: status, code: code as ErrorEnvelope['code'], params: params as Record<string, unknown> };
 }
+
+const runPath = (runId: string) => `/internal/runs/${encodeURIComponent(runId)}`;
 
 const unavailable = () => EnvelopeException.of('SERVICE_UNAVAILABLE', { message: 'command service unavailable' });
 
@@ -39,12 +49,42 @@ export class CommandClient {
   }
 
   createFlow(input: CreateFlow, trace: TraceContext): Promise<Flow> {
-    return this.post<Flow>('/internal/flows', input, trace);
+    return this.send<Flow>('POST', '/internal/flows', input, trace);
   }
 
   /** `req` as the command service accepts it: fields it defaults (environment) may be left out. */
   triggerRun(flowId: string, req: TriggerRunRequestInput, trace: TraceContext): Promise<FlowRun> {
-    return this.post<FlowRun>(`/internal/flows/${encodeURIComponent(flowId)}/runs`, req, trace);
+    return this.send<FlowRun>('POST', `/internal/flows/${encodeURIComponent(flowId)}/runs`, req, trace);
+  }
+
+  publishFlowVersion(flowId: string, input: PublishFlowVersion, trace: TraceContext): Promise<Flow> {
+    return this.send<Flow>('POST', `/internal/flows/${encodeURIComponent(flowId)}/versions`, input, trace);
+  }
+
+  listFlows(projectId: string, trace: TraceContext): Promise<{ data: Flow[] }> {
+    return this.send('GET', `/internal/flows?${new URLSearchParams({ projectId })}`, undefined, trace);
+  }
+
+  /** Scoped to `projectId`: another project's flow answers 404 like an unknown one. */
+  getFlow(flowId: string, projectId: string, trace: TraceContext): Promise<Flow> {
+    return this.send('GET', `/internal/flows/${encodeURIComponent(flowId)}?${new URLSearchParams({ projectId })}`, undefined, trace);
+  }
+
+  /** The same run in a new attempt (FROM_FAILED_STEP) or the new run (ON_LATEST_VERSION). */
+  retryRun(runId: string, req: RetryRunRequest, trace: TraceContext): Promise<FlowRun> {
+    return this.send('POST', `${runPath(runId)}/retry`, req, trace);
+  }
+
+  /** No project: the request id is the capability. Answers exactly `{ runId, stepName, output }`. */
+  async resumeRun(runId: string, req: { requestId: string; body: unknown }, trace: TraceContext): Promise<ResumeResult> {
+    const path = `${runPath(runId)}/resume`;
+    return this.expect(ResumeResultSchema, await this.send('POST', path, req, trace), path, trace);
+  }
+
+  /** RUNNING/PAUSED → STOPPED (descendants too); `eventsAppended` 0 means nothing changed. */
+  async stopRun(runId: string, req: z.input<typeof StopRunRequestSchema>, trace: TraceContext): Promise<CommandResult> {
+    const path = `${runPath(runId)}/stop`;
+    return this.expect(CommandResultSchema, await this.send('POST', path, req, trace), path, trace);
   }
 
   /** Readiness: the command service answers its liveness probe. */
@@ -56,20 +96,32 @@ export class CommandClient {
     return { httpStatus: res.status };
   }
 
-  private async post<T>(path: string, body: unknown, trace: TraceContext): Promise<T> {
+  /**
+   * An answer the gateway reads rather than passes on must have the contract's shape: a bulk
+   * operation that counted an answer without `eventsAppended` as "unchanged" would under-report
+   * silently. Anything else is the command service's fault: 503.
+   */
+  private expect<S extends z.ZodType>(schema: S, answer: unknown, path: string, trace: TraceContext): z.infer<S> {
+    const r = schema.safeParse(answer);
+    if (r.success) return r.data;
+    this.log.error({ path, traceId: trace.traceId, issue: r.error.issues[0]?.message }, 'command service answer breaks the contract');
+    throw unavailable();
+  }
+
+  private async send<T>(method: 'GET' | 'POST', path: string, body: unknown, trace: TraceContext): Promise<T> {
     const started = Date.now();
     let status: number;
     let text: string;
     try {
       // One deadline for connecting, sending and reading the whole answer.
       const res = await fetch(`${this.baseUrl}${path}`, {
-        method: 'POST',
+        method,
         headers: {
-          'content-type': 'application/json',
+          ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
           [INTERNAL_TOKEN_HEADER]: this.config.INTERNAL_API_TOKEN,
           [TRACEPARENT_HEADER]: trace.traceparent,
         },
-        body: JSON.stringify(body),
+        body: method === 'POST' ? JSON.stringify(body) : undefined,
         signal: AbortSignal.timeout(this.config.COMMAND_SERVICE_TIMEOUT_MS),
       });
       status = res.status;
@@ -77,7 +129,7 @@ export class CommandClient {
     } catch (e) {
       const err = e as Error & { cause?: { code?: string } };
       this.log.warn(
-        { path, traceId: trace.traceId, err: err.name, cause: err.cause?.code ?? err.message, ms: Date.now() - started },
+        { method, path, traceId: trace.traceId, err: err.name, cause: err.cause?.code ?? err.message, ms: Date.now() - started },
         'command service unreachable',
       );
       throw unavailable();
@@ -95,14 +147,14 @@ export class CommandClient {
     if (status === 401 || status === 403) {
       // The command service refused the gateway's internal token: our misconfiguration, never
       // the client's, so it must not look like the client's API key was rejected.
-      this.log.error({ path, status, traceId: trace.traceId }, 'command service refused the internal token');
+      this.log.error({ method, path, status, traceId: trace.traceId }, 'command service refused the internal token');
       throw unavailable();
     }
     if (envelope && status >= 400) {
-      if (status >= 500) this.log.warn({ path, status, code: envelope.code, traceId: trace.traceId }, 'command service failed');
+      if (status >= 500) this.log.warn({ method, path, status, code: envelope.code, traceId: trace.traceId }, 'command service failed');
       throw new EnvelopeException(envelope);
     }
-    this.log.error({ path, status, traceId: trace.traceId, body: text.slice(0, 200) }, 'unexpected answer from the command service');
+    this.log.error({ method, path, status, traceId: trace.traceId, body: text.slice(0, 200) }, 'unexpected answer from the command service');
     throw unavailable();
   }
 }

@@ -1,25 +1,48 @@
-import { Controller, Get, Param, Query, Req, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { ApiKeyPrincipal } from '@flowruns/access';
-import type { FlowRunWithSteps } from '@flowruns/contracts';
-import { EnvelopeException } from '@flowruns/platform';
+import type { FlowRun, FlowRunWithSteps } from '@flowruns/contracts';
+import { EnvelopeException, parseOrThrow } from '@flowruns/platform';
 import type { RunPage } from '@flowruns/run-views';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { Principal, assertOwnProject } from './auth/principal';
-import { parseListRunsQuery } from './requests';
+import { BulkCancel } from './bulk-cancel';
+import { CommandClient } from './command-client';
+import { BulkCancelBodySchema, RetryBodySchema, parseListRunsQuery, parseStrictBody } from './requests';
 import { RunQueries } from './run-queries';
+import { Trace, type TraceContext } from './traceparent';
 
-/** `GET /api/v1/flow-runs` and `GET /api/v1/flow-runs/:id`, read from the run views. */
+/** Reads from the run views; changes go to the command service. Everything scoped to the key's project. */
 @Controller('api/v1/flow-runs')
 @UseGuards(ApiKeyGuard)
 export class FlowRunsController {
-  constructor(private readonly runs: RunQueries) {}
+  constructor(
+    private readonly runs: RunQueries,
+    private readonly commands: CommandClient,
+    private readonly bulk: BulkCancel,
+  ) {}
 
   @Get()
   list(@Req() req: Request, @Principal() principal: ApiKeyPrincipal): Promise<RunPage> {
     const query = parseListRunsQuery(new URL(req.originalUrl, 'http://gateway').searchParams);
     assertOwnProject(principal, query.projectId);
     return this.runs.list(query);
+  }
+
+  /** `{ cancelled }`: how many of the selected runs this request stopped. */
+  @Post('cancel')
+  @HttpCode(200)
+  cancel(@Body() body: unknown, @Principal() principal: ApiKeyPrincipal, @Trace() trace: TraceContext): Promise<{ cancelled: number }> {
+    // No body is refused rather than read as "no filters", which would cancel every running run.
+    if (body === undefined) {
+      throw EnvelopeException.of('VALIDATION', {
+        field: 'body',
+        message: 'a JSON object is required ({} selects every running or paused run)',
+      });
+    }
+    const input = parseStrictBody(BulkCancelBodySchema, body);
+    if (input.projectId !== undefined) assertOwnProject(principal, input.projectId);
+    return this.bulk.cancel(principal, input, trace);
   }
 
   @Get(':id')
@@ -33,6 +56,30 @@ export class FlowRunsController {
     // Another project's run answers exactly like a run that does not exist.
     if (!run) {
       throw EnvelopeException.of('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: id, message: 'Flow run not found' });
+    }
+    return run;
+  }
+
+  /**
+   * The command service scopes the retry to the key's project (another project's run is its 404).
+   * A new run (ON_LATEST_VERSION) answers 201 with its Location; the same run in a new attempt
+   * (FROM_FAILED_STEP) answers 200.
+   */
+  @Post(':id/retry')
+  async retry(
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Principal() principal: ApiKeyPrincipal,
+    @Trace() trace: TraceContext,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<FlowRun> {
+    const input = parseOrThrow(RetryBodySchema, body ?? {});
+    assertOwnProject(principal, input.projectId);
+    const run = await this.commands.retryRun(id, { projectId: principal.projectId, strategy: input.strategy }, trace);
+    if (typeof run?.id === 'string' && run.id !== id) {
+      res.status(201).location(`/api/v1/flow-runs/${encodeURIComponent(run.id)}`);
+    } else {
+      res.status(200);
     }
     return run;
   }

@@ -1,14 +1,18 @@
-import { Body, Controller, Headers, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
 import type { ApiKeyPrincipal } from '@flowruns/access';
 import { CreateFlowSchema, type Flow, type FlowRun } from '@flowruns/contracts';
 import { parseOrThrow } from '@flowruns/platform';
+import type { Request } from 'express';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { Principal, assertOwnProject } from './auth/principal';
 import { CommandClient } from './command-client';
-import { parseTriggerHeaders } from './requests';
+import { PublishVersionBodySchema, parseListFlowsQuery, parseTriggerHeaders } from './requests';
 import { Trace, type TraceContext } from './traceparent';
 
-/** Flow commands: validated here, decided and recorded by the command service. */
+/**
+ * Flows: validated here, decided, recorded and read by the command service. Every call names the
+ * key's project, so another project's flow answers exactly like an unknown one.
+ */
 @Controller('api/v1/flows')
 @UseGuards(ApiKeyGuard)
 export class FlowsController {
@@ -20,6 +24,38 @@ export class FlowsController {
     const input = parseOrThrow(CreateFlowSchema, body ?? {});
     assertOwnProject(principal, input.projectId);
     return this.commands.createFlow(input, trace);
+  }
+
+  @Get()
+  list(@Req() req: Request, @Principal() principal: ApiKeyPrincipal, @Trace() trace: TraceContext): Promise<{ data: Flow[] }> {
+    const { projectId } = parseListFlowsQuery(new URL(req.originalUrl, 'http://gateway').searchParams);
+    assertOwnProject(principal, projectId);
+    return this.commands.listFlows(projectId, trace);
+  }
+
+  @Get(':flowId')
+  get(
+    @Param('flowId') flowId: string,
+    @Query('projectId') projectId: unknown,
+    @Principal() principal: ApiKeyPrincipal,
+    @Trace() trace: TraceContext,
+  ): Promise<Flow> {
+    if (projectId !== undefined) assertOwnProject(principal, String(projectId));
+    return this.commands.getFlow(flowId, principal.projectId, trace);
+  }
+
+  /** Publishes a new version (the flow's latest); 201, as a new version resource exists. */
+  @Post(':flowId/versions')
+  @HttpCode(201)
+  publishVersion(
+    @Param('flowId') flowId: string,
+    @Body() body: unknown,
+    @Principal() principal: ApiKeyPrincipal,
+    @Trace() trace: TraceContext,
+  ): Promise<Flow> {
+    const input = parseOrThrow(PublishVersionBodySchema, body ?? {});
+    if (input.projectId !== undefined) assertOwnProject(principal, input.projectId);
+    return this.commands.publishFlowVersion(flowId, { ...input, projectId: principal.projectId }, trace);
   }
 
   /** Triggers a run; the body, whatever JSON it is, is the trigger payload. */

@@ -5,7 +5,14 @@ import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKeyStore, generateApiKey } from '@flowruns/access';
-import { CreateFlowSchema, TriggerRunRequestSchema } from '@flowruns/contracts';
+import {
+  CreateFlowSchema,
+  PublishFlowVersionSchema,
+  ResumeRunRequestSchema,
+  RetryRunRequestSchema,
+  StopRunRequestSchema,
+  TriggerRunRequestSchema,
+} from '@flowruns/contracts';
 import { ormOptions, sqlRunner } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
 import { createTestDatabase, testEnv, waitFor } from '@flowruns/testing';
@@ -30,7 +37,10 @@ type Reply = { status: number; json?: unknown; text?: string } | 'hang' | 'destr
 
 class FakeCommandService {
   readonly received: Received[] = [];
-  reply: (r: Received) => Reply = () => ({ status: 201, json: { ok: true } });
+  reply: (r: Received) => Reply | Promise<Reply> = () => ({ status: 201, json: { ok: true } });
+  /** Requests received and not answered yet, and the most there ever were at once. */
+  inFlight = 0;
+  maxInFlight = 0;
   private readonly hanging: ServerResponse[] = [];
   private server!: Server;
   url = '';
@@ -44,11 +54,14 @@ class FakeCommandService {
         if (req.url === '/health/live') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
         const r: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: raw ? JSON.parse(raw) : undefined };
         this.received.push(r);
-        const reply = this.reply(r);
-        if (reply === 'hang') return void this.hanging.push(res);
-        if (reply === 'destroy') return void req.socket.destroy();
-        if (reply.text !== undefined) return void res.writeHead(reply.status, { 'content-type': 'text/html' }).end(reply.text);
-        res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.json));
+        this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+        void Promise.resolve(this.reply(r)).then((reply) => {
+          if (reply === 'hang') return void this.hanging.push(res);
+          this.inFlight--;
+          if (reply === 'destroy') return void req.socket.destroy();
+          if (reply.text !== undefined) return void res.writeHead(reply.status, { 'content-type': 'text/html' }).end(reply.text);
+          res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.json));
+        });
       });
     });
     this.server.listen(0, '127.0.0.1');
@@ -72,7 +85,7 @@ describe('api-gateway over HTTP', () => {
   let app: INestApplication;
   let base: string;
   const fake = new FakeCommandService();
-  const keys: Record<'a' | 'b' | 'revoked' | 'cached', string> = { a: '', b: '', revoked: '', cached: '' };
+  const keys: Record<'a' | 'b' | 'c' | 'revoked' | 'cached', string> = { a: '', b: '', c: '', revoked: '', cached: '' };
 
   const call = async (
     method: string,
@@ -99,6 +112,7 @@ describe('api-gateway over HTTP', () => {
     const store = new ApiKeyStore(sqlRunner(orm.em.fork()));
     keys.a = (await store.create('proj_a', 'key_a')).key;
     keys.b = (await store.create('proj_b', 'key_b')).key;
+    keys.c = (await store.create('proj_c', 'key_c')).key;
     keys.cached = (await store.create('proj_a', 'key_cached')).key;
     keys.revoked = (await store.create('proj_a', 'key_revoked')).key;
     await store.revoke('key_revoked');
@@ -135,6 +149,9 @@ describe('api-gateway over HTTP', () => {
       INTERNAL_API_TOKEN: INTERNAL_TOKEN,
       COMMAND_SERVICE_TIMEOUT_MS: '1000',
       GATEWAY_BODY_LIMIT: '1mb',
+      // Small, so that a bulk cancel by filter must page, and concurrency is observable.
+      GATEWAY_BULK_PAGE_SIZE: '3',
+      GATEWAY_BULK_CONCURRENCY: '2',
     });
     app = await NestFactory.create(gatewayRootModule(config), { bodyParser: false, logger: false });
     configureGateway(app, config);
@@ -152,6 +169,8 @@ describe('api-gateway over HTTP', () => {
   beforeEach(() => {
     fake.received.length = 0;
     fake.reply = () => ({ status: 201, json: { ok: true } });
+    fake.inFlight = 0;
+    fake.maxInFlight = 0;
   });
 
   describe('authentication', () => {
@@ -459,6 +478,484 @@ describe('api-gateway over HTTP', () => {
       const res = await call('POST', '/api/v1/flows/flow_xyz/run', { body: {} });
       expect(res.status).toBe(503);
       expect(res.body).toEqual(unavailable);
+    });
+  });
+
+  describe('run control and flows (forwarded to the command service)', () => {
+    const incoming = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const withTrace = { traceparent: incoming };
+    const notFound = (entityType: string, entityId: string, message: string) => ({
+      statusCode: 404,
+      code: 'ENTITY_NOT_FOUND',
+      params: { entityType, entityId, message },
+    });
+
+    /** The internal call as the gateway must make it: method, path, token, no client credentials, the caller's trace. */
+    function expectForwarded(got: Received | undefined, method: string, url: string): void {
+      expect(got).toBeDefined();
+      expect(got!.method).toBe(method);
+      expect(got!.url).toBe(url);
+      expect(got!.headers['x-internal-token']).toBe(INTERNAL_TOKEN);
+      expect(got!.headers.authorization).toBeUndefined();
+      expect(got!.headers.traceparent).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+      expect(got!.headers.traceparent).not.toBe(incoming);
+    }
+
+    const validation = (field: string) => ({ statusCode: 400, code: 'VALIDATION', params: expect.objectContaining({ field }) });
+
+    it.each([
+      ['POST', '/api/v1/flows/flow_xyz/versions'],
+      ['GET', '/api/v1/flows?projectId=proj_a'],
+      ['GET', '/api/v1/flows/flow_xyz'],
+      ['POST', '/api/v1/flow-runs/run_a2/retry'],
+      ['POST', '/api/v1/flow-runs/cancel'],
+    ])('answers 401 without an API key for %s %s, and calls nothing', async (method, path) => {
+      const res = await call(method, path, { key: null, body: method === 'POST' ? {} : undefined });
+      expect(res.status).toBe(401);
+      expect(res.body).toMatchObject({ statusCode: 401, code: 'UNAUTHORIZED' });
+      expect(fake.received).toHaveLength(0);
+    });
+
+    describe('flows', () => {
+      const owners: Record<string, string> = { flow_xyz: 'proj_a', flow_b: 'proj_b' };
+      const flowOf = (id: string, projectId: string) => ({
+        id,
+        projectId,
+        displayName: 'Onboarding',
+        tags: [],
+        created: '2024-01-15T10:30:00.000Z',
+        updated: '2024-01-16T10:30:00.000Z',
+        version: { id: 'ver_2', version: 2, displayName: 'Onboarding v2', steps: [] },
+      });
+
+      beforeEach(() => {
+        // Plays the command service's scoping: a flow exists only in its own project.
+        fake.reply = (r) => {
+          const url = new URL(r.url, 'http://fake');
+          const projectId = url.searchParams.get('projectId') ?? (r.body as { projectId?: string } | undefined)?.projectId;
+          const m = /^\/internal\/flows(?:\/([^/]+))?(\/versions)?$/.exec(url.pathname);
+          if (!m) return { status: 500, json: { statusCode: 500, code: 'INTERNAL_ERROR', params: {} } };
+          if (!m[1]) return { status: 200, json: { data: Object.keys(owners).filter((f) => owners[f] === projectId).map((f) => flowOf(f, owners[f])) } };
+          const id = decodeURIComponent(m[1]);
+          if (owners[id] !== projectId) return { status: 404, json: notFound('flow', id, 'Flow not found') };
+          return { status: m[2] ? 201 : 200, json: flowOf(id, owners[id]) };
+        };
+      });
+
+      it('POST /flows/:flowId/versions forwards the steps with the key’s project and answers 201 with the flow', async () => {
+        const res = await call('POST', '/api/v1/flows/flow_xyz/versions', {
+          body: { displayName: 'Onboarding v2', steps: [{ name: 'approve', type: 'approval' }], extra: 'dropped' },
+          headers: withTrace,
+        });
+        expect(res.status).toBe(201);
+        expect(res.body).toEqual(flowOf('flow_xyz', 'proj_a'));
+        expect(fake.received).toHaveLength(1);
+        const got = fake.received[0];
+        expectForwarded(got, 'POST', '/internal/flows/flow_xyz/versions');
+        expect(got.headers['content-type']).toBe('application/json');
+        expect(got.body).toEqual({ projectId: 'proj_a', displayName: 'Onboarding v2', steps: [{ name: 'approve', type: 'approval', settings: {} }] });
+        expect(PublishFlowVersionSchema.strict().parse(got.body)).toEqual(got.body);
+      });
+
+      it('POST /flows/:flowId/versions takes the body’s projectId when it is the key’s, and displayName is optional', async () => {
+        const res = await call('POST', '/api/v1/flows/flow_xyz/versions', { body: { projectId: 'proj_a', steps: [] } });
+        expect(res.status).toBe(201);
+        expect(fake.received[0].body).toEqual({ projectId: 'proj_a', steps: [] });
+        expect(PublishFlowVersionSchema.strict().parse(fake.received[0].body)).toEqual(fake.received[0].body);
+      });
+
+      it.each([
+        [{}, 'steps'],
+        [{ steps: 'nope' }, 'steps'],
+        [{ steps: [{ name: 'bad name', type: 'http' }] }, 'steps.0.name'],
+        [{ steps: [{ name: 'trigger', type: 'http' }] }, 'steps.0.name'],
+        [{ steps: [{ name: 'a' }] }, 'steps.0.type'],
+        [{ steps: [], displayName: '' }, 'displayName'],
+        [{ steps: [], projectId: '' }, 'projectId'],
+      ])('POST /flows/:flowId/versions answers 400 for %j naming %s', async (body, field) => {
+        const res = await call('POST', '/api/v1/flows/flow_xyz/versions', { body });
+        expect(res.status).toBe(400);
+        expect(res.body).toEqual(validation(field));
+        expect(fake.received).toHaveLength(0);
+      });
+
+      it('POST /flows/:flowId/versions answers 404 for another project in the body, and another project’s flow like an unknown one', async () => {
+        const foreignProject = await call('POST', '/api/v1/flows/flow_xyz/versions', { body: { projectId: 'proj_b', steps: [] } });
+        expect(foreignProject.status).toBe(404);
+        expect(foreignProject.body.params).toMatchObject({ entityType: 'project', entityId: 'proj_b' });
+        expect(fake.received).toHaveLength(0);
+        const foreign = await call('POST', '/api/v1/flows/flow_b/versions', { body: { steps: [] } });
+        const unknown = await call('POST', '/api/v1/flows/flow_zzz/versions', { body: { steps: [] } });
+        expect(foreign.status).toBe(404);
+        expect(foreign.body).toEqual(notFound('flow', 'flow_b', 'Flow not found'));
+        expect(unknown.body).toEqual(notFound('flow', 'flow_zzz', 'Flow not found'));
+      });
+
+      it('GET /flows forwards the project and answers its flows', async () => {
+        const res = await call('GET', '/api/v1/flows?projectId=proj_a', { headers: withTrace });
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({ data: [flowOf('flow_xyz', 'proj_a')] });
+        expectForwarded(fake.received[0], 'GET', '/internal/flows?projectId=proj_a');
+        expect(fake.received[0].body).toBeUndefined();
+        expect(fake.received[0].headers['content-type']).toBeUndefined();
+      });
+
+      it('GET /flows requires projectId and answers 404 for another project', async () => {
+        const missing = await call('GET', '/api/v1/flows');
+        expect(missing.status).toBe(400);
+        expect(missing.body).toEqual({ statusCode: 400, code: 'VALIDATION', params: { field: 'projectId', message: expect.any(String) } });
+        const twice = await call('GET', '/api/v1/flows?projectId=proj_a&projectId=proj_b');
+        expect(twice.body.params.field).toBe('projectId');
+        const foreign = await call('GET', '/api/v1/flows?projectId=proj_b');
+        expect(foreign.status).toBe(404);
+        expect(foreign.body.params).toMatchObject({ entityType: 'project', entityId: 'proj_b' });
+        expect(fake.received).toHaveLength(0);
+      });
+
+      it('GET /flows/:flowId asks for the flow in the key’s project, so another project’s flow is a 404 like an unknown one', async () => {
+        const mine = await call('GET', '/api/v1/flows/flow_xyz', { headers: withTrace });
+        expect(mine.status).toBe(200);
+        expect(mine.body).toEqual(flowOf('flow_xyz', 'proj_a'));
+        expectForwarded(fake.received[0], 'GET', '/internal/flows/flow_xyz?projectId=proj_a');
+        const foreign = await call('GET', '/api/v1/flows/flow_b');
+        const unknown = await call('GET', '/api/v1/flows/flow_zzz');
+        expect(foreign.status).toBe(404);
+        expect(foreign.body).toEqual(notFound('flow', 'flow_b', 'Flow not found'));
+        expect(unknown.body).toEqual(notFound('flow', 'flow_zzz', 'Flow not found'));
+        expect((await call('GET', '/api/v1/flows/flow_b', { key: keys.b })).status).toBe(200);
+      });
+
+      it('GET /flows/:flowId escapes the id and checks an explicit projectId', async () => {
+        fake.received.length = 0;
+        await call('GET', `/api/v1/flows/${encodeURIComponent('a/b?c')}`);
+        expect(fake.received[0].url).toBe('/internal/flows/a%2Fb%3Fc?projectId=proj_a');
+        const foreign = await call('GET', '/api/v1/flows/flow_xyz?projectId=proj_b');
+        expect(foreign.status).toBe(404);
+        expect(foreign.body.params).toMatchObject({ entityType: 'project', entityId: 'proj_b' });
+        expect(fake.received).toHaveLength(1);
+      });
+    });
+
+    describe('POST /api/v1/flow-runs/:id/retry', () => {
+      const runOf = (id: string, extra: object = {}) => ({ id, projectId: 'proj_a', flowId: 'flow_xyz', status: 'RUNNING', attempt: 2, ...extra });
+
+      beforeEach(() => {
+        fake.reply = (r) => {
+          const id = decodeURIComponent(/^\/internal\/runs\/([^/]+)\/retry$/.exec(r.url)?.[1] ?? '');
+          const { projectId, strategy } = r.body as { projectId: string; strategy: string };
+          if (id === 'run_b1' && projectId !== 'proj_b') return { status: 404, json: notFound('flow_run', id, 'Flow run not found') };
+          if (id === 'run_unknown') return { status: 404, json: notFound('flow_run', id, 'Flow run not found') };
+          if (id === 'run_a1') return { status: 409, json: { statusCode: 409, code: 'INVALID_TRANSITION', params: { from: 'SUCCEEDED', command: 'RetryFlowRun' } } };
+          if (id === 'run_purged') return { status: 410, json: { statusCode: 410, code: 'EXECUTION_DATA_PURGED', params: { runId: id } } };
+          return strategy === 'ON_LATEST_VERSION'
+            ? { status: 201, json: runOf('run_retry1', { retryOf: id, attempt: 1 }) }
+            : { status: 200, json: runOf(id) };
+        };
+      });
+
+      it('FROM_FAILED_STEP: forwards { projectId, strategy } and answers the same run with 200', async () => {
+        const res = await call('POST', '/api/v1/flow-runs/run_a2/retry', {
+          body: { strategy: 'FROM_FAILED_STEP', projectId: 'proj_a' },
+          headers: withTrace,
+        });
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual(runOf('run_a2'));
+        expect(res.headers.get('location')).toBeNull();
+        expectForwarded(fake.received[0], 'POST', '/internal/runs/run_a2/retry');
+        expect(fake.received[0].body).toEqual({ projectId: 'proj_a', strategy: 'FROM_FAILED_STEP' });
+        expect(RetryRunRequestSchema.strict().parse(fake.received[0].body)).toEqual(fake.received[0].body);
+      });
+
+      it('ON_LATEST_VERSION: answers the new run with 201 and its Location', async () => {
+        const res = await call('POST', '/api/v1/flow-runs/run_a2/retry', { body: { strategy: 'ON_LATEST_VERSION', projectId: 'proj_a' } });
+        expect(res.status).toBe(201);
+        expect(res.body).toEqual(runOf('run_retry1', { retryOf: 'run_a2', attempt: 1 }));
+        expect(res.headers.get('location')).toBe('/api/v1/flow-runs/run_retry1');
+        expect(RetryRunRequestSchema.strict().parse(fake.received[0].body)).toEqual({ projectId: 'proj_a', strategy: 'ON_LATEST_VERSION' });
+      });
+
+      it.each([
+        [undefined, 'projectId'],
+        [{ projectId: 'proj_a' }, 'strategy'],
+        [{ projectId: 'proj_a', strategy: 'FROM_SCRATCH' }, 'strategy'],
+        [{ strategy: 'FROM_FAILED_STEP' }, 'projectId'],
+        [{ strategy: 'FROM_FAILED_STEP', projectId: '' }, 'projectId'],
+      ])('answers 400 for %j naming %s, without calling the command service', async (body, field) => {
+        const res = await call('POST', '/api/v1/flow-runs/run_a2/retry', { body });
+        expect(res.status).toBe(400);
+        expect(res.body).toEqual(validation(field));
+        expect(fake.received).toHaveLength(0);
+      });
+
+      it('answers 404 for another project’s projectId without calling the command service', async () => {
+        const res = await call('POST', '/api/v1/flow-runs/run_b1/retry', { body: { strategy: 'FROM_FAILED_STEP', projectId: 'proj_b' } });
+        expect(res.status).toBe(404);
+        expect(res.body.params).toMatchObject({ entityType: 'project', entityId: 'proj_b' });
+        expect(fake.received).toHaveLength(0);
+      });
+
+      it('answers another project’s run exactly like an unknown one', async () => {
+        const foreign = await call('POST', '/api/v1/flow-runs/run_b1/retry', { body: { strategy: 'FROM_FAILED_STEP', projectId: 'proj_a' } });
+        const unknown = await call('POST', '/api/v1/flow-runs/run_unknown/retry', { body: { strategy: 'FROM_FAILED_STEP', projectId: 'proj_a' } });
+        expect(foreign.status).toBe(404);
+        expect(foreign.body).toEqual(notFound('flow_run', 'run_b1', 'Flow run not found'));
+        expect(unknown.body).toEqual(notFound('flow_run', 'run_unknown', 'Flow run not found'));
+        // The command service was asked within the key's project, never the run's.
+        expect(fake.received.map((r) => (r.body as { projectId: string }).projectId)).toEqual(['proj_a', 'proj_a']);
+      });
+
+      it.each([
+        ['run_a1', 409, 'INVALID_TRANSITION'],
+        ['run_purged', 410, 'EXECUTION_DATA_PURGED'],
+      ])('passes the command service’s envelope through for %s (%i %s)', async (id, status, code) => {
+        const res = await call('POST', `/api/v1/flow-runs/${id}/retry`, { body: { strategy: 'FROM_FAILED_STEP', projectId: 'proj_a' } });
+        expect(res.status).toBe(status);
+        expect(res.body).toMatchObject({ statusCode: status, code });
+      });
+    });
+
+    describe('resume with human input (no API key)', () => {
+      const requestId = 'req_0123456789abcdef0123456789abcdef';
+      const result = { runId: 'run_a3', stepName: 'approve', output: { approved: true, comments: 'Looks good!' } };
+
+      beforeEach(() => {
+        fake.reply = (r) => {
+          const id = /^\/internal\/runs\/([^/]+)\/resume$/.exec(r.url)?.[1];
+          const body = r.body as { requestId: string; body: unknown };
+          if (id === 'run_a1') return { status: 409, json: { statusCode: 409, code: 'INVALID_TRANSITION', params: { from: 'SUCCEEDED', command: 'ResumeRun' } } };
+          if (body.requestId === 'req_used') return { status: 404, json: { statusCode: 404, code: 'PAUSE_REQUEST_MISMATCH', params: { requestId: 'req_used' } } };
+          if (body.requestId === 'req_expired') return { status: 410, json: { statusCode: 410, code: 'PAUSE_EXPIRED', params: { requestId: 'req_expired' } } };
+          // Echoes the input as the step's output (an approval step's output is the resume body), with a field the public answer leaves out.
+          return { status: 200, json: { runId: id, stepName: 'approve', output: body.body, internalOnly: 1 } };
+        };
+      });
+
+      it('/sync forwards { requestId, body } without any API key and answers 200 { runId, stepName, output }', async () => {
+        const res = await call('POST', `/api/v1/flow-runs/run_a3/requests/${requestId}/sync`, { key: null, body: result.output, headers: withTrace });
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual(result);
+        expect(fake.received).toHaveLength(1);
+        expectForwarded(fake.received[0], 'POST', '/internal/runs/run_a3/resume');
+        expect(fake.received[0].body).toEqual({ requestId, body: result.output });
+        expect(ResumeRunRequestSchema.strict().parse(fake.received[0].body)).toEqual(fake.received[0].body);
+      });
+
+      it('the async form answers 202 { accepted: true } after one internal call', async () => {
+        const res = await call('POST', `/api/v1/flow-runs/run_a3/requests/${requestId}`, { key: null, body: { approved: false }, headers: withTrace });
+        expect(res.status).toBe(202);
+        expect(res.body).toEqual({ accepted: true });
+        expect(fake.received).toHaveLength(1);
+        expectForwarded(fake.received[0], 'POST', '/internal/runs/run_a3/resume');
+        expect(ResumeRunRequestSchema.strict().parse(fake.received[0].body)).toEqual({ requestId, body: { approved: false } });
+      });
+
+      it('ignores an Authorization header, even an invalid one (the request id is the capability)', async () => {
+        const res = await call('POST', `/api/v1/flow-runs/run_a3/requests/${requestId}/sync`, { key: 'sk-not-a-key', body: {} });
+        expect(res.status).toBe(200);
+        expect(fake.received[0].headers.authorization).toBeUndefined();
+      });
+
+      it('takes any JSON as the input, and no body as {}', async () => {
+        await call('POST', `/api/v1/flow-runs/run_a3/requests/${requestId}/sync`, { key: null, raw: '"yes"' });
+        await call('POST', `/api/v1/flow-runs/run_a3/requests/${requestId}/sync`, { key: null, raw: '[1,2]' });
+        await call('POST', `/api/v1/flow-runs/run_a3/requests/${requestId}/sync`, { key: null, raw: 'null' });
+        await call('POST', `/api/v1/flow-runs/run_a3/requests/${requestId}`, { key: null });
+        expect(fake.received.map((r) => (r.body as { body: unknown }).body)).toEqual(['yes', [1, 2], null, {}]);
+        for (const r of fake.received) expect(ResumeRunRequestSchema.strict().safeParse(r.body).success).toBe(true);
+      });
+
+      it.each(['sync', 'async'])('%s: passes 409 (not paused), 404 (unknown or used id) and 410 (expired) through', async (form) => {
+        const path = (run: string, req: string) => `/api/v1/flow-runs/${run}/requests/${req}${form === 'sync' ? '/sync' : ''}`;
+        const notPaused = await call('POST', path('run_a1', requestId), { key: null, body: {} });
+        expect(notPaused.status).toBe(409);
+        expect(notPaused.body).toEqual({ statusCode: 409, code: 'INVALID_TRANSITION', params: { from: 'SUCCEEDED', command: 'ResumeRun' } });
+        const used = await call('POST', path('run_a3', 'req_used'), { key: null, body: {} });
+        expect(used.status).toBe(404);
+        expect(used.body).toEqual({ statusCode: 404, code: 'PAUSE_REQUEST_MISMATCH', params: { requestId: 'req_used' } });
+        const expired = await call('POST', path('run_a3', 'req_expired'), { key: null, body: {} });
+        expect(expired.status).toBe(410);
+        expect(expired.body).toEqual({ statusCode: 410, code: 'PAUSE_EXPIRED', params: { requestId: 'req_expired' } });
+      });
+
+      it('answers 400 naming requestId for one longer than the contract allows', async () => {
+        const res = await call('POST', `/api/v1/flow-runs/run_a3/requests/${'r'.repeat(129)}/sync`, { key: null, body: {} });
+        expect(res.status).toBe(400);
+        expect(res.body).toEqual(validation('requestId'));
+        expect(fake.received).toHaveLength(0);
+      });
+
+      it('answers 503 when the command service’s answer breaks the ResumeResult contract', async () => {
+        fake.reply = () => ({ status: 200, json: { runId: 'run_a3' } });
+        const res = await call('POST', `/api/v1/flow-runs/run_a3/requests/${requestId}/sync`, { key: null, body: {} });
+        expect(res.status).toBe(503);
+        expect(res.body.code).toBe('SERVICE_UNAVAILABLE');
+      });
+    });
+
+    describe('POST /api/v1/flow-runs/cancel', () => {
+      interface Seed {
+        id: string;
+        status: string;
+        flowId: string;
+        created: string;
+        archived?: boolean;
+        project?: string;
+      }
+      // Project C: ten runs that can still be stopped (two share a microsecond), finished ones, and
+      // a running one in project B. With GATEWAY_BULK_PAGE_SIZE=3 a full scan needs four pages.
+      const seeds: Seed[] = [
+        ...Array.from({ length: 7 }, (_, i): Seed => ({
+          id: `run_c${i + 1}`,
+          status: i % 2 === 0 ? 'RUNNING' : 'PAUSED',
+          flowId: i % 2 === 0 ? 'flow_1' : 'flow_2',
+          created: `2024-02-01T00:00:0${i + 1}.000000Z`,
+        })),
+        { id: 'run_c8', status: 'PAUSED', flowId: 'flow_2', created: '2024-02-01T00:00:07.000000Z' },
+        { id: 'run_c9', status: 'RUNNING', flowId: 'flow_1', created: '2024-02-01T00:00:07.000000Z' },
+        { id: 'run_c_archived', status: 'RUNNING', flowId: 'flow_1', created: '2024-02-01T00:00:08.000000Z', archived: true },
+        { id: 'run_c_done', status: 'SUCCEEDED', flowId: 'flow_1', created: '2024-02-01T00:00:04.500000Z' },
+        { id: 'run_c_failed', status: 'FAILED', flowId: 'flow_2', created: '2024-02-01T00:00:05.500000Z' },
+        { id: 'run_c_stopped', status: 'STOPPED', flowId: 'flow_1', created: '2024-02-01T00:00:06.500000Z' },
+        { id: 'run_b_running', status: 'RUNNING', flowId: 'flow_1', created: '2024-02-01T00:00:03.000000Z', project: 'proj_b' },
+      ];
+      const stoppable = seeds.filter((s) => !s.project && (s.status === 'RUNNING' || s.status === 'PAUSED'));
+      /** Runs the fake says changed nothing (already stopped: 0 events) or conflicted (finished meanwhile: 409). */
+      let unchanged: Set<string>;
+      let conflicted: Set<string>;
+
+      beforeAll(async () => {
+        for (const s of seeds) {
+          await orm.em.fork().execute(
+            `insert into run_views (id, project_id, flow_id, flow_version_id, flow_display_name, status, environment,
+               triggered_by, tags, steps_count, attempt, start_time, created, version, archived_at)
+             values (?, ?, ?, 'ver_1', 'Bulk', ?, 'PRODUCTION', 'key_c', '{}', 1, 1, ?::timestamptz, ?::timestamptz, 2, ?::timestamptz)`,
+            [s.id, s.project ?? 'proj_c', s.flowId, s.status, s.created, s.created, s.archived ? '2024-03-01T00:00:00Z' : null],
+          );
+        }
+      });
+
+      beforeEach(() => {
+        unchanged = new Set();
+        conflicted = new Set();
+        fake.reply = async (r) => {
+          const id = decodeURIComponent(/^\/internal\/runs\/([^/]+)\/stop$/.exec(r.url)?.[1] ?? '');
+          // A little latency, so that calls overlap and the concurrency bound is observable.
+          await new Promise((resolve) => setTimeout(resolve, 15));
+          if (conflicted.has(id)) return { status: 409, json: { statusCode: 409, code: 'INVALID_TRANSITION', params: { from: 'SUCCEEDED', command: 'StopRun' } } };
+          return { status: 200, json: { runId: id, version: 3, status: 'STOPPED', eventsAppended: unchanged.has(id) ? 0 : 1 } };
+        };
+      });
+
+      const stopped = () => fake.received.map((r) => decodeURIComponent(/^\/internal\/runs\/([^/]+)\/stop$/.exec(r.url)?.[1] ?? r.url));
+
+      it('by ids: stops the key’s project’s runs once each, counts only those that changed, ignores other projects’ and unknown ids', async () => {
+        conflicted.add('run_a1');
+        unchanged.add('run_a2');
+        const res = await call('POST', '/api/v1/flow-runs/cancel', {
+          body: { flowRunIds: ['run_a1', 'run_a2', 'run_a3', 'run_b1', 'run_missing', 'run_a3'] },
+          headers: withTrace,
+        });
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({ cancelled: 1 });
+        expect(stopped().sort()).toEqual(['run_a1', 'run_a2', 'run_a3']);
+        for (const got of fake.received) {
+          expectForwarded(got, 'POST', got.url);
+          expect(got.body).toEqual({ projectId: 'proj_a', reason: 'cancelled by key_a' });
+          expect(StopRunRequestSchema.strict().parse(got.body)).toEqual(got.body);
+        }
+      });
+
+      it('by ids: ignores the other filters (as the reference says)', async () => {
+        const res = await call('POST', '/api/v1/flow-runs/cancel', {
+          key: keys.c,
+          body: { flowRunIds: ['run_c1', 'run_c2', 'run_b_running'], flowId: 'flow_none', status: ['PAUSED'], excludeFlowRunIds: ['run_c1'] },
+        });
+        expect(res.body).toEqual({ cancelled: 2 });
+        expect(stopped().sort()).toEqual(['run_c1', 'run_c2']);
+      });
+
+      it('by ids: another project’s ids only → nothing is called, { cancelled: 0 }', async () => {
+        const res = await call('POST', '/api/v1/flow-runs/cancel', { body: { flowRunIds: ['run_b1', 'run_c1'] } });
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({ cancelled: 0 });
+        expect(fake.received).toHaveLength(0);
+      });
+
+      it('by filter: pages through every running or paused run of the project (4 pages of 3), at most GATEWAY_BULK_CONCURRENCY at once', async () => {
+        unchanged.add('run_c5');
+        conflicted.add('run_c6');
+        const res = await call('POST', '/api/v1/flow-runs/cancel', { key: keys.c, body: {}, headers: withTrace });
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({ cancelled: stoppable.length - 2 });
+        // Every one exactly once (ties across a page boundary included), archived ones too, nothing else.
+        expect(stopped().sort()).toEqual(stoppable.map((s) => s.id).sort());
+        expect(stoppable.length).toBeGreaterThan(3 * 3);
+        expect(fake.maxInFlight).toBe(2);
+        for (const got of fake.received) {
+          expectForwarded(got, 'POST', got.url);
+          expect(StopRunRequestSchema.strict().parse(got.body)).toEqual({ projectId: 'proj_c', reason: 'cancelled by key_c' });
+        }
+      });
+
+      it('by filter: applies flowId, status, excludeFlowRunIds and the inclusive time window', async () => {
+        const res = await call('POST', '/api/v1/flow-runs/cancel', {
+          key: keys.c,
+          body: {
+            flowId: 'flow_1',
+            status: ['RUNNING'],
+            excludeFlowRunIds: ['run_c3', 'run_b_running'],
+            createdAfter: '2024-02-01T00:00:01.000Z',
+            createdBefore: '2024-02-01T01:00:07+01:00',
+          },
+        });
+        // flow_1 RUNNING: c1, c3, c5, c7, c9 (c9 shares c7's instant, the upper bound); c3 excluded.
+        expect(stopped().sort()).toEqual(['run_c1', 'run_c5', 'run_c7', 'run_c9']);
+        expect(res.body).toEqual({ cancelled: 4 });
+      });
+
+      it('by filter: one status selects only that status', async () => {
+        await call('POST', '/api/v1/flow-runs/cancel', { key: keys.c, body: { status: ['PAUSED'] } });
+        expect(stopped().sort()).toEqual(stoppable.filter((s) => s.status === 'PAUSED').map((s) => s.id).sort());
+      });
+
+      it('passes an unexpected command-service error through and stops starting new calls', async () => {
+        fake.reply = () => ({ status: 500, json: { statusCode: 500, code: 'INTERNAL_ERROR', params: { message: 'internal error' } } });
+        const res = await call('POST', '/api/v1/flow-runs/cancel', { key: keys.c, body: {} });
+        expect(res.status).toBe(500);
+        expect(res.body).toEqual({ statusCode: 500, code: 'INTERNAL_ERROR', params: { message: 'internal error' } });
+        // The two calls in flight when the first failed, and none after.
+        expect(fake.received.length).toBeLessThanOrEqual(2);
+      });
+
+      it.each([
+        ['no body at all', undefined, 'body'],
+        ['an array', [], 'body'],
+        ['empty flowRunIds', { flowRunIds: [] }, 'flowRunIds'],
+        ['1001 flowRunIds', { flowRunIds: Array.from({ length: 1001 }, (_, i) => `run_${i}`) }, 'flowRunIds'],
+        ['an empty id', { flowRunIds: ['run_a1', ''] }, 'flowRunIds.1'],
+        ['a status that cannot be cancelled', { status: ['RUNNING', 'FAILED'] }, 'status.1'],
+        ['status not an array', { status: 'RUNNING' }, 'status'],
+        ['an empty status list', { status: [] }, 'status'],
+        ['excludeFlowRunIds not an array', { excludeFlowRunIds: 'run_a1' }, 'excludeFlowRunIds'],
+        ['createdAfter without a zone', { createdAfter: '2024-01-15T10:30:00' }, 'createdAfter'],
+        ['createdBefore that is not a time', { createdBefore: 'yesterday' }, 'createdBefore'],
+        ['flowId empty', { flowId: '' }, 'flowId'],
+        ['a misspelt filter (would widen the cancel)', { flowID: 'flow_1' }, 'flowID'],
+      ])('answers 400 for %s naming %s, calling nothing', async (_what, body, field) => {
+        const res = await call('POST', '/api/v1/flow-runs/cancel', { body });
+        expect(res.status).toBe(400);
+        expect(res.body).toEqual(validation(field));
+        expect(fake.received).toHaveLength(0);
+      });
+
+      it('answers 404 for another project’s projectId, and accepts the key’s own', async () => {
+        const foreign = await call('POST', '/api/v1/flow-runs/cancel', { body: { projectId: 'proj_b', flowRunIds: ['run_b1'] } });
+        expect(foreign.status).toBe(404);
+        expect(foreign.body.params).toMatchObject({ entityType: 'project', entityId: 'proj_b' });
+        const own = await call('POST', '/api/v1/flow-runs/cancel', { body: { projectId: 'proj_a', flowRunIds: ['run_a3'] } });
+        expect(own.body).toEqual({ cancelled: 1 });
+        expect(stopped()).toEqual(['run_a3']);
+      });
     });
   });
 

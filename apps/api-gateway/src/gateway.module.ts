@@ -8,11 +8,13 @@ import { createKafka, probeKafka, type Admin } from '@flowruns/messaging';
 import { HealthModule, MetricsModule, READINESS_PROBES, loggerModule, type ReadinessProbe } from '@flowruns/platform';
 import { ApiKeyCache } from './auth/api-key-cache';
 import { ApiKeyGuard } from './auth/api-key.guard';
+import { BulkCancel } from './bulk-cancel';
 import { CommandClient } from './command-client';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import { GatewayErrorFilter } from './error-filter';
 import { FlowRunsController } from './flow-runs.controller';
 import { FlowsController } from './flows.controller';
+import { ResumeController } from './resume.controller';
 import { RunQueries } from './run-queries';
 
 /** The Kafka admin client, held only for the readiness probe; disconnected on shutdown. */
@@ -79,7 +81,7 @@ export class GatewayModule {
           ],
         }),
       ],
-      controllers: [FlowRunsController, FlowsController],
+      controllers: [FlowRunsController, FlowsController, ResumeController],
       providers: [
         { provide: APP_FILTER, useClass: GatewayErrorFilter },
         {
@@ -94,6 +96,7 @@ export class GatewayModule {
         },
         ApiKeyGuard,
         RunQueries,
+        BulkCancel,
       ],
     };
   }

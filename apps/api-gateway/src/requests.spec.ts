@@ -1,6 +1,14 @@
 import { EnvelopeException } from '@flowruns/platform';
 import { encodeCursor } from '@flowruns/run-views';
-import { parseListRunsQuery, parseTriggerHeaders, queryObject } from './requests';
+import {
+  BulkCancelBodySchema,
+  PublishVersionBodySchema,
+  parseListRunsQuery,
+  parseResumeRequestId,
+  parseStrictBody,
+  parseTriggerHeaders,
+  queryObject,
+} from './requests';
 
 const parse = (qs: string) => parseListRunsQuery(new URLSearchParams(qs));
 
@@ -83,5 +91,58 @@ describe('nested-run headers', () => {
 
   it('rejects a flag that is not true or false', () => {
     expect(() => parseTriggerHeaders({ 'ap-fail-parent-on-failure': 'yes' })).toThrow(EnvelopeException);
+  });
+});
+
+/** The envelope a rejected call answers with. */
+function thrown(fn: () => unknown) {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(EnvelopeException);
+    return (e as EnvelopeException).envelope;
+  }
+  throw new Error('accepted');
+}
+
+describe('bulk cancel body', () => {
+  const parse = (body: unknown) => parseStrictBody(BulkCancelBodySchema, body);
+
+  it('accepts every filter of the reference, and {}', () => {
+    const body = {
+      flowRunIds: ['r1'],
+      excludeFlowRunIds: ['r2'],
+      flowId: 'f1',
+      status: ['PAUSED', 'RUNNING'],
+      failedStepName: 's1',
+      createdAfter: '2024-01-15T00:00:00.000Z',
+      createdBefore: '2024-01-16T00:00:00+02:00',
+      projectId: 'p1',
+    };
+    expect(parse(body)).toEqual(body);
+    expect(parse({})).toEqual({});
+  });
+
+  it.each([
+    [{ flowID: 'f1' }, 'flowID'],
+    [{ status: ['SUCCEEDED'] }, 'status.0'],
+    [{ flowRunIds: [] }, 'flowRunIds'],
+    [{ createdBefore: '2024-01-16' }, 'createdBefore'],
+    ['cancel everything', 'body'],
+  ])('rejects %j naming %s', (body, field) => {
+    expect(thrown(() => parse(body))).toMatchObject({ statusCode: 400, code: 'VALIDATION', params: { field } });
+  });
+});
+
+describe('other bodies and parameters', () => {
+  it('publishing a version: projectId optional, steps defaulted as the contract does', () => {
+    expect(PublishVersionBodySchema.parse({ steps: [{ name: 'a', type: 'http' }] })).toEqual({
+      steps: [{ name: 'a', type: 'http', settings: {} }],
+    });
+  });
+
+  it('a resume request id within the contract’s length, else 400 naming it', () => {
+    expect(parseResumeRequestId('req_1')).toBe('req_1');
+    expect(thrown(() => parseResumeRequestId('x'.repeat(129)))).toMatchObject({ params: { field: 'requestId' } });
   });
 });

@@ -1,5 +1,5 @@
-import { FlowRunStatusSchema } from '@flowruns/contracts';
-import { EnvelopeException } from '@flowruns/platform';
+import { FlowRunStatusSchema, PublishFlowVersionSchema, ResumeRunRequestSchema, RetryRunRequestSchema } from '@flowruns/contracts';
+import { EnvelopeException, parseOrThrow } from '@flowruns/platform';
 import { decodeCursor, MAX_LIST_LIMIT, type ListRunsQuery } from '@flowruns/run-views';
 import { z } from 'zod';
 
@@ -87,4 +87,70 @@ export function parseTriggerHeaders(headers: Record<string, string | string[] | 
     parentRunId: r.data['ap-parent-run-id'] ?? null,
     failParentOnFailure: r.data['ap-fail-parent-on-failure'] === 'true',
   };
+}
+
+/** `GET /api/v1/flows` query parameters. */
+export const ListFlowsQuerySchema = z.object({ projectId: id });
+
+export function parseListFlowsQuery(params: URLSearchParams): { projectId: string } {
+  const r = ListFlowsQuerySchema.safeParse(queryObject(params));
+  if (!r.success) throw invalid(r.error, 'query');
+  return r.data;
+}
+
+/**
+ * `POST /api/v1/flows/:flowId/versions`: the command service's body, with `projectId` optional
+ * (the key's project when left out).
+ */
+export const PublishVersionBodySchema = PublishFlowVersionSchema.extend({
+  projectId: PublishFlowVersionSchema.shape.projectId.optional(),
+});
+
+/** `POST /api/v1/flow-runs/:id/retry`: both fields required, as in the reference. */
+export const RetryBodySchema = RetryRunRequestSchema;
+
+/** The request id of a resume path, as the command service accepts it. */
+export const ResumeRequestIdSchema = ResumeRunRequestSchema.shape.requestId;
+
+export function parseResumeRequestId(requestId: string): string {
+  const r = ResumeRequestIdSchema.safeParse(requestId);
+  if (!r.success) throw EnvelopeException.of('VALIDATION', { field: 'requestId', message: r.error.issues[0].message });
+  return r.data;
+}
+
+/** Statuses a cancel may select: only runs that can still be stopped. */
+export const CANCELLABLE_STATUSES = ['RUNNING', 'PAUSED'] as const;
+export const MAX_BULK_IDS = 1000;
+
+/**
+ * `POST /api/v1/flow-runs/cancel`. Strict: a misspelt filter (`flowID`) must be refused, not
+ * dropped, because dropping it would widen the cancel to every running run of the project.
+ * `flowRunIds`, when present, makes the other filters ignored (as in the reference), but they are
+ * still validated.
+ */
+export const BulkCancelBodySchema = z.strictObject({
+  /** Optional; when present it must be the key's project. */
+  projectId: id.optional(),
+  flowRunIds: z.array(id).min(1).max(MAX_BULK_IDS).optional(),
+  excludeFlowRunIds: z.array(id).max(MAX_BULK_IDS).optional(),
+  flowId: id.optional(),
+  status: z.array(z.enum(CANCELLABLE_STATUSES, { message: 'PAUSED or RUNNING' })).min(1).max(2).optional(),
+  failedStepName: z.string().min(1).max(128).optional(),
+  createdAfter: timestamp.optional(),
+  createdBefore: timestamp.optional(),
+});
+export type BulkCancelBody = z.infer<typeof BulkCancelBodySchema>;
+
+/**
+ * Validates a body with a strict schema: an unknown field answers 400 naming it; otherwise the
+ * shared rule (the first offending field, dotted path).
+ */
+export function parseStrictBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  if (issue.code === 'unrecognized_keys') {
+    throw EnvelopeException.of('VALIDATION', { field: [...issue.path.map(String), issue.keys[0]].join('.'), message: 'unknown field' });
+  }
+  return parseOrThrow(schema, body);
 }

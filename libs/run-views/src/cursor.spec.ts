@@ -1,5 +1,5 @@
 import { decodeCursor, encodeCursor, isCursorTimestamp, type Cursor } from './cursor';
-import { buildListQuery, InvalidCursorError } from './index';
+import { buildIdScanQuery, buildListQuery, InvalidCursorError } from './index';
 
 describe('run list cursors', () => {
   const cursor: Cursor = { created: '2024-01-15T10:30:00.123456Z', id: 'run_abc123', direction: 'next' };
@@ -70,5 +70,26 @@ describe('list query', () => {
     expect(() => buildListQuery({ ...base, cursor: 'garbage!' })).toThrow(InvalidCursorError);
     expect(() => buildListQuery({ ...base, limit: 0 })).toThrow(RangeError);
     expect(() => buildListQuery({ ...base, limit: 101 })).toThrow(RangeError);
+  });
+});
+
+describe('bulk id scan query', () => {
+  it('reads ids and keys only, after the boundary, limit rows, newest first', () => {
+    const { sql, params } = buildIdScanQuery(
+      { projectId: 'p1', status: ['RUNNING', 'PAUSED'], excludeFlowRunIds: ['r9'], includeArchived: true },
+      { created: '2024-01-15T10:30:00.123456Z', id: 'r1' },
+      500,
+    );
+    expect(sql).toMatch(/^select id, to_char\(created .*\) as created_key from run_views where /);
+    expect(sql).toContain('status in (?) and id not in (?) and (created, id) < (?::timestamptz, ?)');
+    expect(sql).toMatch(/order by run_views.created desc, run_views.id desc limit \?$/);
+    expect(sql).not.toMatch(/offset|count\(|archived_at/i);
+    expect(params).toEqual(['p1', ['RUNNING', 'PAUSED'], ['r9'], '2024-01-15T10:30:00.123456Z', 'r1', 500]);
+  });
+
+  it('starts at the top without a boundary and refuses an out-of-range page', () => {
+    expect(buildIdScanQuery({ projectId: 'p1' }, null, 3).params).toEqual(['p1', 3]);
+    expect(() => buildIdScanQuery({ projectId: 'p1' }, null, 0)).toThrow(RangeError);
+    expect(() => buildIdScanQuery({ projectId: 'p1' }, null, 10_001)).toThrow(RangeError);
   });
 });

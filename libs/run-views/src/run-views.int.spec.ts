@@ -3,7 +3,7 @@ import { ormOptions, sqlRunner } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
 import { createTestDatabase } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { buildListQuery, RunViews, type ListRunsQuery } from './index';
+import { buildIdScanQuery, buildListQuery, RunViews, type ListRunsQuery, type RunSelection } from './index';
 
 /**
  * The query side against a real Postgres: rows are written straight into the read model (the
@@ -91,7 +91,7 @@ function utc(value: string): string {
 }
 
 /** The oracle: what a list query must return, computed in JS from the seed. */
-function expected(runs: SeedRun[], query: Omit<ListRunsQuery, 'limit' | 'cursor'>): string[] {
+function expected(runs: SeedRun[], query: RunSelection): string[] {
   const q = {
     ...query,
     createdAfter: query.createdAfter && utc(query.createdAfter),
@@ -108,7 +108,8 @@ function expected(runs: SeedRun[], query: Omit<ListRunsQuery, 'limit' | 'cursor'
         (q.failedStepName === undefined || r.failedStepName === q.failedStepName) &&
         (q.createdAfter === undefined || r.created >= q.createdAfter) &&
         (q.createdBefore === undefined || r.created <= q.createdBefore) &&
-        (!q.flowRunIds?.length || q.flowRunIds.includes(r.id)),
+        (!q.flowRunIds?.length || q.flowRunIds.includes(r.id)) &&
+        (!q.excludeFlowRunIds?.length || !q.excludeFlowRunIds.includes(r.id)),
     )
     .sort(byListOrder)
     .map((r) => r.id);
@@ -295,6 +296,69 @@ describe('RunViews (Postgres)', () => {
     it('takes tags and ids with quotes and commas literally', async () => {
       const none = await views().listRuns({ projectId: P, limit: 10, tags: ['five", "even'], flowRunIds: ["run_00001') or ('1'='1"] });
       expect(none.data).toEqual([]);
+    });
+  });
+
+  describe('bulk scans (runIdPages, ownedRunIds)', () => {
+    /** Every page of a scan, read to the end. */
+    async function scan(q: RunSelection, pageSize: number): Promise<string[][]> {
+      const pages: string[][] = [];
+      for await (const ids of views().runIdPages(q, pageSize)) pages.push(ids);
+      return pages;
+    }
+
+    it.each([
+      ['a whole project, ties split across pages', { projectId: P, includeArchived: true }, 37],
+      ['statuses and a flow, archived left out', { projectId: P, status: ['RUNNING', 'PAUSED'], flowId: 'flow_2' }, 50] as const,
+      [
+        'excludeFlowRunIds (other projects’ ids harmless)',
+        { projectId: P, status: ['RUNNING', 'PAUSED'], excludeFlowRunIds: [...runs.filter((_, i) => i % 3 === 0).map((r) => r.id), 'runb_00001'] },
+        41,
+      ],
+      ['a time window', { projectId: P, createdAfter: at(BASE_MS + 1000, 5), createdBefore: at(BASE_MS + 1001, 20) }, 100],
+    ] as [string, RunSelection, number][])('visits every selected run exactly once, in list order: %s', async (_name, q, pageSize) => {
+      const pages = await scan(q, pageSize);
+      const want = expected(runs, q);
+      expect(want.length).toBeGreaterThan(pageSize);
+      for (const p of pages.slice(0, -1)) expect(p).toHaveLength(pageSize);
+      expect(pages.flat()).toEqual(want);
+    });
+
+    it('reads one page only when asked for it (bounded memory)', async () => {
+      const statements: string[] = [];
+      const spy = {
+        execute: <T>(sql: string, params?: unknown[]) => {
+          statements.push(sql);
+          return orm.em.fork().execute(sql, params) as Promise<T[]>;
+        },
+      };
+      const pages = new RunViews(spy).runIdPages({ projectId: P, includeArchived: true }, 500);
+      expect((await pages.next()).value).toHaveLength(500);
+      expect((await pages.next()).value).toHaveLength(500);
+      expect(statements).toHaveLength(2);
+      await pages.return();
+      expect(statements.every((s) => /^select id, to_char/.test(s) && s.endsWith('limit ?'))).toBe(true);
+    });
+
+    it('stops the scan at a page that is not full, and yields nothing for no match', async () => {
+      const exact = await scan({ projectId: P, flowRunIds: ['run_00001', 'run_00002', 'run_00003'], includeArchived: true }, 3);
+      expect(exact.flat().sort()).toEqual(['run_00001', 'run_00002', 'run_00003']);
+      expect(await scan({ projectId: 'proj_none' }, 10)).toEqual([]);
+    });
+
+    it('scans with an index range scan from the boundary', async () => {
+      const { sql, params } = buildIdScanQuery({ projectId: P, includeArchived: true }, { created: at(BASE_MS + 1), id: 'run_01000' }, 500);
+      const [row] = await exec(`explain (analyze, format json) ${sql}`, params);
+      expect(JSON.stringify(row)).toContain('run_views_project_created_idx');
+      expect(JSON.stringify(row)).not.toContain('"Sort"');
+    });
+
+    it('answers which ids are the project’s runs, in one query', async () => {
+      const mine = runs.filter((r) => r.projectId === P).slice(0, 5).map((r) => r.id);
+      const got = await views().ownedRunIds(P, [...mine, 'runb_00001', 'run_missing']);
+      expect(got.sort()).toEqual([...mine].sort());
+      expect(await views().ownedRunIds(OTHER, mine)).toEqual([]);
+      expect(await views().ownedRunIds(P, [])).toEqual([]);
     });
   });
 

@@ -9,12 +9,12 @@ export interface SqlRunner {
 
 export const MAX_LIST_LIMIT = 100;
 
-/** A run list request. Times are ISO 8601 strings, passed to Postgres as they are (no ms rounding). */
-export interface ListRunsQuery {
+/**
+ * Which runs of one project: the filters shared by list pages and bulk scans. Times are ISO 8601
+ * strings, passed to Postgres as they are (no ms rounding).
+ */
+export interface RunSelection {
   readonly projectId: string;
-  readonly limit: number;
-  /** An opaque cursor from a previous page's `next` or `previous`. */
-  readonly cursor?: string | null;
   readonly flowId?: string;
   /** Any of these statuses. */
   readonly status?: readonly FlowRunStatus[];
@@ -27,8 +27,26 @@ export interface ListRunsQuery {
   readonly createdBefore?: string;
   /** Any of these run ids. */
   readonly flowRunIds?: readonly string[];
+  /** None of these run ids. */
+  readonly excludeFlowRunIds?: readonly string[];
   readonly includeArchived?: boolean;
 }
+
+/** A run list request: a selection, a page size and where to start. */
+export interface ListRunsQuery extends RunSelection {
+  readonly limit: number;
+  /** An opaque cursor from a previous page's `next` or `previous`. */
+  readonly cursor?: string | null;
+}
+
+/** A position in list order (`created desc, id desc`); `created` with microseconds. */
+export interface RunKey {
+  readonly created: string;
+  readonly id: string;
+}
+
+/** Largest page of a bulk id scan. */
+export const MAX_SCAN_PAGE = 10_000;
 
 export interface RunPage {
   readonly data: FlowRun[];
@@ -83,29 +101,25 @@ interface StepRow {
 // TimeZone nor on how the driver is told to parse timestamptz (MikroORM keeps them as strings).
 const isoMs = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as ${column}_iso`;
 
+/** `created` with all six fractional digits, the exact value a keyset boundary needs. */
+const CREATED_KEY = `to_char(created at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_key`;
+
 // The list columns: everything a FlowRun shows and nothing from step data. `created_key` is the
 // full microsecond value, for cursors.
 const LIST_COLUMNS = `id, project_id, flow_id, flow_version_id, flow_display_name, status, environment,
   triggered_by, tags, steps_count, parent_run_id, retry_of, failed_step_name, attempt, ${isoMs('start_time')},
   ${isoMs('finish_time')}, ${isoMs('archived_at')}, ${isoMs('purged_at')}, pause_request_id, pause_step_name,
-  ${isoMs('created')}, to_char(created at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_key`;
+  ${isoMs('created')}, ${CREATED_KEY}`;
 
 /** The entry a run's trigger payload appears under in `steps`, as in the reference. */
 export const TRIGGER_STEP_NAME = 'trigger';
 
 /**
- * Builds the one query behind a list page: an indexed range scan on `(project_id, created desc,
- * id desc)` that starts at the cursor and stops after `limit + 1` matching rows (the extra row only
- * says whether another page exists). No OFFSET and no COUNT, so page N costs what page 1 costs.
- * Exported so tests can EXPLAIN exactly what runs.
+ * The WHERE clauses (and their bindings, in order) of a selection. Empty arrays are left out:
+ * array bindings expand into comma-separated lists, hence `in (?)` and `array[?]`, and an empty
+ * one would expand to nothing (a syntax error); it means "no filter" anyway.
  */
-export function buildListQuery(q: ListRunsQuery): { sql: string; params: unknown[]; cursor: Cursor | null } {
-  if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > MAX_LIST_LIMIT) {
-    throw new RangeError(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
-  }
-  const cursor = q.cursor ? decodeCursor(q.cursor) : null;
-  if (q.cursor && !cursor) throw new InvalidCursorError();
-
+function selectionWhere(q: RunSelection): { where: string[]; params: unknown[] } {
   const where = ['project_id = ?'];
   const params: unknown[] = [q.projectId];
   if (!q.includeArchived) where.push('archived_at is null');
@@ -113,8 +127,6 @@ export function buildListQuery(q: ListRunsQuery): { sql: string; params: unknown
     where.push('flow_id = ?');
     params.push(q.flowId);
   }
-  // Array bindings expand into comma-separated lists, hence `in (?)` and `array[?]`; an empty
-  // array would expand to nothing (a syntax error), and means "no filter" anyway.
   if (q.status?.length) {
     where.push('status in (?)');
     params.push([...q.status]);
@@ -140,6 +152,27 @@ export function buildListQuery(q: ListRunsQuery): { sql: string; params: unknown
     where.push('id in (?)');
     params.push([...q.flowRunIds]);
   }
+  if (q.excludeFlowRunIds?.length) {
+    where.push('id not in (?)');
+    params.push([...q.excludeFlowRunIds]);
+  }
+  return { where, params };
+}
+
+/**
+ * Builds the one query behind a list page: an indexed range scan on `(project_id, created desc,
+ * id desc)` that starts at the cursor and stops after `limit + 1` matching rows (the extra row only
+ * says whether another page exists). No OFFSET and no COUNT, so page N costs what page 1 costs.
+ * Exported so tests can EXPLAIN exactly what runs.
+ */
+export function buildListQuery(q: ListRunsQuery): { sql: string; params: unknown[]; cursor: Cursor | null } {
+  if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > MAX_LIST_LIMIT) {
+    throw new RangeError(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+  }
+  const cursor = q.cursor ? decodeCursor(q.cursor) : null;
+  if (q.cursor && !cursor) throw new InvalidCursorError();
+
+  const { where, params } = selectionWhere(q);
   // A row comparison is what lets the btree start exactly at the boundary: ties on `created` are
   // broken by `id`, so no run is skipped or repeated however many share one microsecond.
   const backwards = cursor?.direction === 'previous';
@@ -154,6 +187,27 @@ export function buildListQuery(q: ListRunsQuery): { sql: string; params: unknown
   params.push(q.limit + 1);
   const sql = `select ${LIST_COLUMNS} from run_views where ${where.join(' and ')} order by ${order} limit ?`;
   return { sql, params, cursor };
+}
+
+/**
+ * One page of a bulk scan: the ids of the selected runs after `after` in list order (`created
+ * desc, id desc`), at most `limit` of them. Only ids and keys are read, so a page of thousands is
+ * small. Exported so tests can see exactly what runs.
+ */
+export function buildIdScanQuery(q: RunSelection, after: RunKey | null, limit: number): { sql: string; params: unknown[] } {
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SCAN_PAGE) {
+    throw new RangeError(`limit must be an integer from 1 to ${MAX_SCAN_PAGE}`);
+  }
+  const { where, params } = selectionWhere(q);
+  if (after) {
+    where.push('(created, id) < (?::timestamptz, ?)');
+    params.push(after.created, after.id);
+  }
+  params.push(limit);
+  return {
+    sql: `select id, ${CREATED_KEY} from run_views where ${where.join(' and ')} order by run_views.created desc, run_views.id desc limit ?`,
+    params,
+  };
 }
 
 /** A run view row as the public `FlowRun`. */
@@ -229,6 +283,45 @@ export class RunViews {
       next = last ? cursorAt(last, 'next') : flip(cursor);
     }
     return { data: page.map(toFlowRun), next, previous };
+  }
+
+  /**
+   * One page of a bulk scan (see `buildIdScanQuery`): the ids, and the key to continue after, or
+   * null when this page was the last (it held fewer than `limit` runs).
+   */
+  async scanRunIds(q: RunSelection, after: RunKey | null, limit: number): Promise<{ ids: string[]; next: RunKey | null }> {
+    const { sql, params } = buildIdScanQuery(q, after, limit);
+    const rows = await this.sql.execute<{ id: string; created_key: string }>(sql, params);
+    const last = rows[rows.length - 1];
+    return { ids: rows.map((r) => r.id), next: rows.length === limit ? { created: last.created_key, id: last.id } : null };
+  }
+
+  /**
+   * Every selected run's id, one page of `pageSize` at a time, newest first; the next page is read
+   * only when the caller asks for it, so memory stays at one page however many runs match. Runs
+   * created after the first page was read are not visited (they sort before the boundary), so the
+   * scan ends even while new runs arrive; a run whose status changes meanwhile keeps its place.
+   */
+  async *runIdPages(q: RunSelection, pageSize: number): AsyncGenerator<string[], void, undefined> {
+    let after: RunKey | null = null;
+    do {
+      const page: { ids: string[]; next: RunKey | null } = await this.scanRunIds(q, after, pageSize);
+      if (page.ids.length) yield page.ids;
+      after = page.next;
+    } while (after);
+  }
+
+  /**
+   * Which of `ids` are runs of this project, in one query. Unknown ids and other projects' runs
+   * are simply absent from the answer. A run the projector has not recorded yet is absent too.
+   */
+  async ownedRunIds(projectId: string, ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.sql.execute<{ id: string }>('select id from run_views where project_id = ? and id in (?)', [
+      projectId,
+      [...ids],
+    ]);
+    return rows.map((r) => r.id);
   }
 
   /**
