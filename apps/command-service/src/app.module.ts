@@ -12,13 +12,15 @@ import {
   loggerModule,
   type ReadinessProbe,
 } from '@flowruns/platform';
-import { RunCommands } from '@flowruns/write-model';
+import { RunCommands, RunSupervisor, type Transactor } from '@flowruns/write-model';
 import { COMMAND_SERVICE_CONFIG, loadCommandServiceConfig, type CommandServiceConfig } from './config';
 import { InternalTokenGuard } from './internal-token.guard';
 import { EVENT_PUBLISHER, KAFKA_ADMIN, RelayService } from './relay.service';
 import { RunsController } from './runs.controller';
+import { RUN_SUPERVISOR, SupervisorService } from './supervisor.service';
 
 const config = loadCommandServiceConfig();
+const TRANSACTOR = Symbol('TRANSACTOR');
 
 /**
  * Config, Kafka clients and the relay, global so that the health module (a module of its own) can
@@ -77,11 +79,32 @@ class CommandInfraModule {}
   providers: [
     { provide: APP_FILTER, useClass: ErrorEnvelopeFilter },
     {
-      provide: RunCommands,
+      provide: TRANSACTOR,
       inject: [MikroORM],
-      useFactory: (orm: MikroORM) =>
-        new RunCommands({ transactional: (work) => orm.em.fork().transactional((tem) => work(sqlRunner(tem))) }),
+      useFactory: (orm: MikroORM): Transactor => ({
+        transactional: (work) => orm.em.fork().transactional((tem) => work(sqlRunner(tem))),
+      }),
     },
+    {
+      provide: RunCommands,
+      inject: [TRANSACTOR],
+      useFactory: (tx: Transactor) =>
+        new RunCommands(tx, () => new Date(), {
+          maxRetryAttempts: config.AP_MAX_RETRY_ATTEMPTS,
+          pauseTimeoutSeconds: config.AP_PAUSE_TIMEOUT_SECONDS,
+        }),
+    },
+    {
+      provide: RUN_SUPERVISOR,
+      inject: [TRANSACTOR],
+      useFactory: (tx: Transactor) =>
+        new RunSupervisor(tx, {
+          flowTimeoutSeconds: config.AP_FLOW_TIMEOUT_SECONDS,
+          orphanRunSeconds: config.AP_ORPHAN_RUN_SECONDS,
+          batchSize: config.SUPERVISOR_BATCH_SIZE,
+        }),
+    },
+    SupervisorService,
     InternalTokenGuard,
   ],
 })

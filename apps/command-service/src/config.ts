@@ -18,6 +18,12 @@ export const CommandServiceConfigSchema = z.object({
   COMMAND_SERVICE_BODY_LIMIT: z.string().default('5mb'),
   RELAY_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(500),
   RELAY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60000).default(1000),
+  AP_MAX_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(1000).default(5),
+  AP_PAUSE_TIMEOUT_SECONDS: z.coerce.number().positive().default(86400),
+  AP_FLOW_TIMEOUT_SECONDS: z.coerce.number().positive().default(600),
+  AP_ORPHAN_RUN_SECONDS: z.coerce.number().positive().default(120),
+  SUPERVISOR_INTERVAL_MS: z.coerce.number().int().min(10).max(3600000).default(1000),
+  SUPERVISOR_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(100),
 });
 export type CommandServiceConfig = z.infer<typeof CommandServiceConfigSchema>;
 

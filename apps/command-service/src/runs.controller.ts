@@ -1,33 +1,60 @@
-import { Body, Controller, Headers, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import {
+  ClaimExpiredRequestSchema,
   CreateFlowSchema,
   FailRunRequestSchema,
   FinishStepRequestSchema,
+  InternalErrorRequestSchema,
+  LeaseRequestSchema,
   PauseRunRequestSchema,
+  PublishFlowVersionSchema,
+  ReleaseLeaseRequestSchema,
+  ResumeRunRequestSchema,
+  RetryRunRequestSchema,
   StartStepRequestSchema,
+  StopRunRequestSchema,
+  SucceedRunRequestSchema,
+  TimeOutRunRequestSchema,
   TRACEPARENT_HEADER,
   TriggerRunRequestSchema,
 } from '@flowruns/contracts';
 import { orThrow, parseOrThrow } from '@flowruns/platform';
-import { FlowStore, RunCommands } from '@flowruns/write-model';
-import { MikroORM } from '@mikro-orm/postgresql';
-import { sqlRunner } from '@flowruns/database';
+import { RunCommands } from '@flowruns/write-model';
+import type { Response } from 'express';
+import { z } from 'zod';
 import { InternalTokenGuard } from './internal-token.guard';
+
+/** `?projectId=` of the flow reads: the project scopes them (another project's flow is not found). */
+const ProjectQuerySchema = z.object({ projectId: z.string().min(1).max(128) });
 
 /** The internal, token-protected command API: the gateway and engines send every change here. */
 @Controller('internal')
 @UseGuards(InternalTokenGuard)
 export class RunsController {
-  constructor(
-    private readonly commands: RunCommands,
-    private readonly orm: MikroORM,
-  ) {}
+  constructor(private readonly commands: RunCommands) {}
+
+  // ---- Flows ----
 
   @Post('flows')
   async createFlow(@Body() body: unknown) {
-    const input = parseOrThrow(CreateFlowSchema, body);
-    const em = this.orm.em.fork();
-    return orThrow(await em.transactional((tem) => new FlowStore(sqlRunner(tem)).create(input, new Date())));
+    return orThrow(await this.commands.createFlow(parseOrThrow(CreateFlowSchema, body)));
+  }
+
+  @Post('flows/:flowId/versions')
+  async publishFlowVersion(@Param('flowId') flowId: string, @Body() body: unknown) {
+    return orThrow(await this.commands.publishFlowVersion(flowId, parseOrThrow(PublishFlowVersionSchema, body)));
+  }
+
+  @Get('flows')
+  async listFlows(@Query() query: unknown) {
+    const { projectId } = parseOrThrow(ProjectQuerySchema, query, 'query');
+    return orThrow(await this.commands.listFlows(projectId));
+  }
+
+  @Get('flows/:flowId')
+  async getFlow(@Param('flowId') flowId: string, @Query() query: unknown) {
+    const { projectId } = parseOrThrow(ProjectQuerySchema, query, 'query');
+    return orThrow(await this.commands.getFlow(projectId, flowId));
   }
 
   @Post('flows/:flowId/runs')
@@ -35,6 +62,8 @@ export class RunsController {
     const req = parseOrThrow(TriggerRunRequestSchema, body);
     return orThrow(await this.commands.trigger(flowId, req, { traceparent: tp }));
   }
+
+  // ---- Engine reports (fenced when they name a worker) ----
 
   @Post('runs/:runId/steps/:stepName/start')
   @HttpCode(200)
@@ -44,8 +73,8 @@ export class RunsController {
     @Body() body: unknown,
     @Headers(TRACEPARENT_HEADER) tp?: string,
   ) {
-    const { stepType } = parseOrThrow(StartStepRequestSchema, body);
-    return orThrow(await this.commands.startStep(runId, stepName, stepType, { traceparent: tp }));
+    const { stepType, workerId } = parseOrThrow(StartStepRequestSchema, body);
+    return orThrow(await this.commands.startStep(runId, stepName, stepType, { traceparent: tp, workerId }));
   }
 
   @Post('runs/:runId/steps/:stepName/finish')
@@ -57,26 +86,99 @@ export class RunsController {
     @Headers(TRACEPARENT_HEADER) tp?: string,
   ) {
     const req = parseOrThrow(FinishStepRequestSchema, body);
-    return orThrow(await this.commands.finishStep(runId, stepName, req, { traceparent: tp }));
+    return orThrow(await this.commands.finishStep(runId, stepName, req, { traceparent: tp, workerId: req.workerId }));
   }
 
   @Post('runs/:runId/pause')
   @HttpCode(200)
   async pause(@Param('runId') runId: string, @Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
     const req = parseOrThrow(PauseRunRequestSchema, body);
-    return orThrow(await this.commands.pause(runId, req.stepName, req.resumeDeadline, { traceparent: tp }));
+    return orThrow(await this.commands.pause(runId, req.stepName, req.resumeDeadline, { traceparent: tp, workerId: req.workerId }));
   }
 
   @Post('runs/:runId/succeed')
   @HttpCode(200)
-  async succeed(@Param('runId') runId: string, @Headers(TRACEPARENT_HEADER) tp?: string) {
-    return orThrow(await this.commands.succeed(runId, { traceparent: tp }));
+  async succeed(@Param('runId') runId: string, @Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
+    const { workerId } = parseOrThrow(SucceedRunRequestSchema, body ?? {});
+    return orThrow(await this.commands.succeed(runId, { traceparent: tp, workerId }));
   }
 
   @Post('runs/:runId/fail')
   @HttpCode(200)
   async fail(@Param('runId') runId: string, @Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
     const req = parseOrThrow(FailRunRequestSchema, body ?? {});
-    return orThrow(await this.commands.fail(runId, req.failedStepName, { traceparent: tp }));
+    return orThrow(await this.commands.fail(runId, req.failedStepName, { traceparent: tp, workerId: req.workerId }));
+  }
+
+  // ---- Run control ----
+
+  @Post('runs/:runId/stop')
+  @HttpCode(200)
+  async stop(@Param('runId') runId: string, @Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
+    const req = parseOrThrow(StopRunRequestSchema, body ?? {});
+    return orThrow(await this.commands.stop(runId, req, { traceparent: tp }));
+  }
+
+  @Post('runs/:runId/time-out')
+  @HttpCode(200)
+  async timeOut(@Param('runId') runId: string, @Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
+    const { reason } = parseOrThrow(TimeOutRunRequestSchema, body);
+    return orThrow(await this.commands.timeOut(runId, reason, { traceparent: tp }));
+  }
+
+  @Post('runs/:runId/internal-error')
+  @HttpCode(200)
+  async internalError(@Param('runId') runId: string, @Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
+    const { reason } = parseOrThrow(InternalErrorRequestSchema, body);
+    return orThrow(await this.commands.failInternally(runId, reason, { traceparent: tp }));
+  }
+
+  /** 200 with the same run (FROM_FAILED_STEP), 201 with the new run (ON_LATEST_VERSION). */
+  @Post('runs/:runId/retry')
+  async retry(
+    @Param('runId') runId: string,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) res: Response,
+    @Headers(TRACEPARENT_HEADER) tp?: string,
+  ) {
+    const req = parseOrThrow(RetryRunRequestSchema, body);
+    const run = orThrow(await this.commands.retry(runId, req, { traceparent: tp }));
+    res.status(req.strategy === 'ON_LATEST_VERSION' ? 201 : 200);
+    return run;
+  }
+
+  @Post('runs/:runId/resume')
+  @HttpCode(200)
+  async resume(@Param('runId') runId: string, @Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
+    const req = parseOrThrow(ResumeRunRequestSchema, body);
+    return orThrow(await this.commands.resume(runId, req.requestId, req.body, { traceparent: tp }));
+  }
+
+  // ---- Engine: execution view and leases ----
+
+  @Get('runs/:runId/execution')
+  async execution(@Param('runId') runId: string) {
+    return orThrow(await this.commands.execution(runId));
+  }
+
+  @Post('runs/:runId/lease')
+  @HttpCode(200)
+  async acquireLease(@Param('runId') runId: string, @Body() body: unknown) {
+    const { workerId, ttlMs } = parseOrThrow(LeaseRequestSchema, body);
+    return orThrow(await this.commands.acquireLease(runId, workerId, ttlMs));
+  }
+
+  @Post('runs/:runId/lease/release')
+  @HttpCode(200)
+  async releaseLease(@Param('runId') runId: string, @Body() body: unknown) {
+    const { workerId } = parseOrThrow(ReleaseLeaseRequestSchema, body);
+    return orThrow(await this.commands.releaseLease(runId, workerId));
+  }
+
+  @Post('leases/claim-expired')
+  @HttpCode(200)
+  async claimExpired(@Body() body: unknown) {
+    const { workerId, ttlMs, limit } = parseOrThrow(ClaimExpiredRequestSchema, body);
+    return orThrow(await this.commands.claimExpired(workerId, ttlMs, limit));
   }
 }

@@ -14,6 +14,8 @@ export const ERROR_CODES = [
   'STEP_NOT_RUNNING',
   'STEP_ALREADY_FINISHED',
   'PAUSE_REQUEST_MISMATCH',
+  /** The resume request's deadline passed (the run timed out waiting, or is about to). */
+  'PAUSE_EXPIRED',
   'LEASE_LOST',
   'QUOTA_EXCEEDED',
   'FLOW_DEFINITION_INVALID',
@@ -52,6 +54,7 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   STEP_NOT_RUNNING: 409,
   STEP_ALREADY_FINISHED: 409,
   PAUSE_REQUEST_MISMATCH: 404,
+  PAUSE_EXPIRED: 410,
   LEASE_LOST: 409,
   QUOTA_EXCEEDED: 429,
   FLOW_DEFINITION_INVALID: 400,

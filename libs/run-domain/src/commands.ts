@@ -15,6 +15,11 @@ export type RunCommand =
       readonly retryOf: string | null;
       readonly triggerDataRef: string | null;
       readonly logsFileId: string | null;
+      /**
+       * Set when the project's monthly run quota is already used up: the run is still recorded
+       * (so the client sees it) and ends at once as QUOTA_EXCEEDED. The value is the quota.
+       */
+      readonly exceededQuota?: number | null;
     }
   | { readonly type: 'StartStep'; readonly stepName: string; readonly stepType: string }
   | {

@@ -1,27 +1,42 @@
-import { isDomainError, type ErrorCode, type RunEvent } from '@flowruns/contracts';
-import type { RunCommand } from './commands';
+import { isDomainError, RunEventDataSchemas, type ErrorCode, type RunEvent, type RunEventData } from '@flowruns/contracts';
+import type { RunCommand, RunCommandType } from './commands';
 import { decide, evolve } from './decider';
 import { initialState, type RunState } from './state';
 
-/** Test vocabulary for the decider: given these events, when this command, then these events or this error. */
+/**
+ * Test vocabulary for the run decider, for specs only (the build leaves `*.spec-helpers.ts` out):
+ *
+ *   given(ev.triggered(), ev.stepStarted('a')).when(cmd.complete('a')).then([ev.stepSucceeded('a')]);
+ *   given().when(cmd.start('a')).then('ENTITY_NOT_FOUND', { entityType: 'flow_run' });
+ *
+ * `then` returns the state after the emitted events (or the unchanged state after an error), for
+ * assertions on what the decision leaves behind. Every event a decision emits must also pass its
+ * contract schema: the decider must never produce an event that consumers would call invalid.
+ */
 export const RUN_ID = 'run_1';
-export const NOW = new Date('2026-01-15T10:30:00.000Z');
+/** When the history happened (every given event carries this time). */
+export const T0 = new Date('2026-01-15T10:30:00.000Z');
+/** When the command is decided, unless a spec says otherwise. */
+export const NOW = T0;
+
+type Data<T extends RunEvent['type']> = RunEventData<T>;
 
 export const ev = {
-  triggered: (): RunEvent => ({
+  triggered: (over: Partial<Data<'flowrun.triggered.v1'>> = {}): RunEvent => ({
     type: 'flowrun.triggered.v1',
     data: {
-      flowVersionId: 'v1',
-      flowDisplayName: 'Flow',
+      flowVersionId: 'flowver_1',
+      flowDisplayName: 'Customer Onboarding',
       environment: 'PRODUCTION',
-      triggeredBy: null,
-      tags: [],
-      stepsCount: 2,
+      triggeredBy: 'key_1',
+      tags: ['onboarding'],
+      stepsCount: 3,
       parentRunId: null,
       failParentOnFailure: false,
       retryOf: null,
-      triggerDataRef: 'exd_t',
+      triggerDataRef: 'exd_trigger',
       logsFileId: null,
+      ...over,
     },
   }),
   stepStarted: (stepName: string, attempt = 1): RunEvent => ({
@@ -36,22 +51,46 @@ export const ev = {
     type: 'flowrun.step.failed.v1',
     data: { stepName, stepType: 'http', attempt, durationMs: 5, dataRef: `exd_${stepName}` },
   }),
-  paused: (stepName = 'approve', requestId = 'req_1'): RunEvent => ({
+  paused: (stepName = 'approve', requestId = 'req_1', resumeDeadline: string | null = null): RunEvent => ({
     type: 'flowrun.paused.v1',
-    data: { stepName, requestId, resumeDeadline: null },
+    data: { stepName, requestId, resumeDeadline },
   }),
-  succeeded: (): RunEvent => ({ type: 'flowrun.succeeded.v1', data: { durationMs: 10 } }),
-  failed: (failedStepName: string | null = 'b'): RunEvent => ({ type: 'flowrun.failed.v1', data: { failedStepName, durationMs: 10 } }),
-  stopped: (): RunEvent => ({ type: 'flowrun.stopped.v1', data: { reason: 'by user' } }),
-  timedOut: (): RunEvent => ({ type: 'flowrun.timed-out.v1', data: { reason: 'EXECUTION_TIME' } }),
-  quota: (): RunEvent => ({ type: 'flowrun.quota-exceeded.v1', data: { quota: 100 } }),
+  resumed: (stepName = 'approve', requestId = 'req_1'): RunEvent => ({
+    type: 'flowrun.resumed.v1',
+    data: { stepName, requestId, dataRef: 'exd_resume' },
+  }),
+  succeeded: (durationMs = 0): RunEvent => ({ type: 'flowrun.succeeded.v1', data: { durationMs } }),
+  failed: (failedStepName: string | null = 'b', durationMs = 0): RunEvent => ({
+    type: 'flowrun.failed.v1',
+    data: { failedStepName, durationMs },
+  }),
+  stopped: (): RunEvent => ({ type: 'flowrun.stopped.v1', data: { reason: 'cancelled by key_1' } }),
+  timedOut: (reason: Data<'flowrun.timed-out.v1'>['reason'] = 'EXECUTION_TIME'): RunEvent => ({
+    type: 'flowrun.timed-out.v1',
+    data: { reason },
+  }),
+  quotaExceeded: (): RunEvent => ({ type: 'flowrun.quota-exceeded.v1', data: { quota: 100 } }),
   internalError: (): RunEvent => ({ type: 'flowrun.internal-error.v1', data: { reason: 'engine crashed' } }),
+  retriedFromFailedStep: (attempt = 2, fromStepName: string | null = 'b'): RunEvent => ({
+    type: 'flowrun.retried.v1',
+    data: { strategy: 'FROM_FAILED_STEP', attempt, fromStepName, newRunId: null },
+  }),
+  retriedOnLatestVersion: (attempt = 1, newRunId = 'run_2'): RunEvent => ({
+    type: 'flowrun.retried.v1',
+    data: { strategy: 'ON_LATEST_VERSION', attempt, fromStepName: null, newRunId },
+  }),
   archived: (): RunEvent => ({ type: 'flowrun.archived.v1', data: {} }),
-  purged: (): RunEvent => ({ type: 'flowrun.execution-data-purged.v1', data: { reason: 'RETENTION' } }),
+  purged: (reason: Data<'flowrun.execution-data-purged.v1'>['reason'] = 'RETENTION'): RunEvent => ({
+    type: 'flowrun.execution-data-purged.v1',
+    data: { reason },
+  }),
 };
 
 export const cmd = {
-  trigger: (): RunCommand => ({ type: 'TriggerRun', ...(ev.triggered().data as Extract<RunEvent, { type: 'flowrun.triggered.v1' }>['data']) }),
+  trigger: (over: Partial<Extract<RunCommand, { type: 'TriggerRun' }>> = {}): RunCommand => {
+    const { data } = ev.triggered() as Extract<RunEvent, { type: 'flowrun.triggered.v1' }>;
+    return { type: 'TriggerRun', ...data, ...over };
+  },
   start: (stepName: string): RunCommand => ({ type: 'StartStep', stepName, stepType: 'http' }),
   complete: (stepName: string, outcome: 'SUCCEEDED' | 'FAILED' = 'SUCCEEDED'): RunCommand => ({
     type: 'CompleteStep',
@@ -60,45 +99,96 @@ export const cmd = {
     durationMs: 5,
     dataRef: `exd_${stepName}`,
   }),
-  pause: (stepName = 'approve', requestId = 'req_1'): RunCommand => ({ type: 'PauseRun', stepName, requestId, resumeDeadline: null }),
+  pause: (stepName = 'approve', requestId = 'req_1'): RunCommand => ({
+    type: 'PauseRun',
+    stepName,
+    requestId,
+    resumeDeadline: null,
+  }),
   resume: (requestId = 'req_1'): RunCommand => ({ type: 'ResumeRun', requestId, dataRef: 'exd_resume' }),
   succeed: (): RunCommand => ({ type: 'SucceedRun' }),
   fail: (failedStepName: string | null = 'b'): RunCommand => ({ type: 'FailRun', failedStepName }),
-  stop: (): RunCommand => ({ type: 'StopRun', reason: 'by user' }),
-  timeOut: (): RunCommand => ({ type: 'TimeOutRun', reason: 'EXECUTION_TIME' }),
+  stop: (): RunCommand => ({ type: 'StopRun', reason: 'cancelled by key_1' }),
+  timeOut: (reason: 'EXECUTION_TIME' | 'PAUSE_TIME' | 'WORKER_LOST' = 'EXECUTION_TIME'): RunCommand => ({
+    type: 'TimeOutRun',
+    reason,
+  }),
   exceedQuota: (): RunCommand => ({ type: 'ExceedQuota', quota: 100 }),
   failInternally: (): RunCommand => ({ type: 'FailInternally', reason: 'engine crashed' }),
-  retry: (strategy: 'FROM_FAILED_STEP' | 'ON_LATEST_VERSION' = 'FROM_FAILED_STEP', maxAttempts = 5): RunCommand => ({
+  retry: (
+    strategy: 'FROM_FAILED_STEP' | 'ON_LATEST_VERSION' = 'FROM_FAILED_STEP',
+    maxAttempts = 5,
+  ): RunCommand => ({
     type: 'RetryRun',
     strategy,
     maxAttempts,
     newRunId: strategy === 'ON_LATEST_VERSION' ? 'run_2' : null,
   }),
   archive: (): RunCommand => ({ type: 'ArchiveRun' }),
-  purge: (): RunCommand => ({ type: 'PurgeExecutionData', reason: 'RETENTION' }),
+  purge: (reason: 'RETENTION' | 'ERASE' = 'RETENTION'): RunCommand => ({ type: 'PurgeExecutionData', reason }),
 };
 
-export const stateOf = (events: readonly RunEvent[]): RunState =>
-  events.reduce((s, e) => evolve(s, e, NOW.toISOString()), initialState());
+/**
+ * One well-formed command of each type (a `Record`, so a new command type fails to compile until
+ * it has one). Step names fit the histories in transitions.spec.ts: step `a` is running in RUNNING.
+ */
+export const SAMPLE_COMMAND: Readonly<Record<RunCommandType, RunCommand>> = {
+  TriggerRun: cmd.trigger(),
+  StartStep: cmd.start('next'),
+  CompleteStep: cmd.complete('a'),
+  PauseRun: cmd.pause('a', 'req_2'),
+  ResumeRun: cmd.resume('req_1'),
+  SucceedRun: cmd.succeed(),
+  FailRun: cmd.fail('a'),
+  StopRun: cmd.stop(),
+  TimeOutRun: cmd.timeOut(),
+  ExceedQuota: cmd.exceedQuota(),
+  FailInternally: cmd.failInternally(),
+  // ON_LATEST_VERSION: accepted in every terminal status. FROM_FAILED_STEP narrows that (it needs
+  // a failure to resume from); both specs pin it separately.
+  RetryRun: cmd.retry('ON_LATEST_VERSION'),
+  ArchiveRun: cmd.archive(),
+  PurgeExecutionData: cmd.purge(),
+};
 
-/** given(...).when(command) → { events } or { error, params } */
+export const apply = (state: RunState, events: readonly RunEvent[], time = T0): RunState =>
+  events.reduce((s, e) => evolve(s, e, time.toISOString()), state);
+
+export const stateOf = (history: readonly RunEvent[]): RunState => apply(initialState(), history);
+
+/** Fails with a readable message when the decider emits an event its contract schema refuses. */
+export function expectValidEvents(events: readonly RunEvent[]): void {
+  for (const e of events) {
+    const parsed = RunEventDataSchemas[e.type].safeParse(e.data);
+    if (!parsed.success) throw new Error(`decider emitted an invalid ${e.type}: ${parsed.error.message}`);
+  }
+}
+
+export interface Then {
+  /** The events the command must emit (`[]`: already done, nothing to record). */
+  then(events: readonly RunEvent[]): RunState;
+  /** The error the command must be refused with; `params` are matched as a subset. */
+  then(code: ErrorCode, params?: Record<string, unknown>): RunState;
+}
+
 export const given = (...history: RunEvent[]) => ({
-  when(command: RunCommand) {
+  when(command: RunCommand, now: Date = NOW): Then {
     const state = stateOf(history);
-    const decision = decide(command, state, { runId: RUN_ID, now: NOW });
+    const decision = decide(command, state, { runId: RUN_ID, now });
+    const describeDecision = () =>
+      isDomainError(decision) ? `error ${decision.code} ${JSON.stringify(decision.params)}` : `events ${JSON.stringify(decision)}`;
     return {
-      state,
-      decision,
-      thenEvents(expected: readonly RunEvent[]) {
-        if (isDomainError(decision)) throw new Error(`expected events, got ${decision.code} ${JSON.stringify(decision.params)}`);
+      then(expected: readonly RunEvent[] | ErrorCode, params: Record<string, unknown> = {}): RunState {
+        if (typeof expected === 'string') {
+          if (!isDomainError(decision)) throw new Error(`expected error ${expected}, got ${describeDecision()}`);
+          expect(decision).toEqual({ code: expected, params: expect.objectContaining(params) });
+          return state;
+        }
+        if (isDomainError(decision)) throw new Error(`expected ${JSON.stringify(expected)}, got ${describeDecision()}`);
         expect(decision).toEqual(expected);
-        return stateOf([...history, ...decision]);
+        expectValidEvents(decision);
+        return apply(state, decision, now);
       },
-      thenError(code: ErrorCode, params: Record<string, unknown> = {}) {
-        if (!isDomainError(decision)) throw new Error(`expected ${code}, got events ${JSON.stringify(decision)}`);
-        expect(decision.code).toBe(code);
-        expect(decision.params).toMatchObject(params);
-      },
-    };
+    } as Then;
   },
 });

@@ -14,6 +14,14 @@ const assertNever = (x: never): never => {
   throw new Error(`unhandled variant: ${JSON.stringify(x)}`);
 };
 
+const pauseExpired = (requestId: string, resumeDeadline: string | null): DomainError =>
+  domainError('PAUSE_EXPIRED', {
+    entityType: 'flow_run_request',
+    entityId: requestId,
+    ...(resumeDeadline ? { resumeDeadline } : {}),
+    message: 'the resume request expired',
+  });
+
 const msBetween = (fromIso: string | null, now: Date): number =>
   fromIso === null ? 0 : Math.max(0, now.getTime() - new Date(fromIso).getTime());
 
@@ -32,6 +40,19 @@ export function decide(command: RunCommand, state: RunState, ctx: DecisionContex
   // Idempotent no-ops come before the table: archiving twice or purging twice changes nothing.
   if (command.type === 'ArchiveRun' && state.archived) return [];
   if (command.type === 'PurgeExecutionData' && state.purged) return [];
+  // A request id the run no longer waits on is answered for what it is, whatever the run does now:
+  // used once already (single-use) or expired.
+  if (command.type === 'ResumeRun') {
+    const closed = state.requests?.[command.requestId];
+    if (closed === 'RESUMED') {
+      return domainError('PAUSE_REQUEST_MISMATCH', {
+        entityType: 'flow_run_request',
+        entityId: command.requestId,
+        reason: 'ALREADY_USED',
+      });
+    }
+    if (closed === 'EXPIRED') return pauseExpired(command.requestId, null);
+  }
 
   if (!ACCEPTED_IN[command.type].has(from)) {
     return domainError('INVALID_TRANSITION', {
@@ -43,25 +64,26 @@ export function decide(command: RunCommand, state: RunState, ctx: DecisionContex
   }
 
   switch (command.type) {
-    case 'TriggerRun':
-      return [
-        {
-          type: 'flowrun.triggered.v1',
-          data: {
-            flowVersionId: command.flowVersionId,
-            flowDisplayName: command.flowDisplayName,
-            environment: command.environment,
-            triggeredBy: command.triggeredBy,
-            tags: [...command.tags],
-            stepsCount: command.stepsCount,
-            parentRunId: command.parentRunId,
-            failParentOnFailure: command.failParentOnFailure,
-            retryOf: command.retryOf,
-            triggerDataRef: command.triggerDataRef,
-            logsFileId: command.logsFileId,
-          },
+    case 'TriggerRun': {
+      const triggered: RunEvent = {
+        type: 'flowrun.triggered.v1',
+        data: {
+          flowVersionId: command.flowVersionId,
+          flowDisplayName: command.flowDisplayName,
+          environment: command.environment,
+          triggeredBy: command.triggeredBy,
+          tags: [...command.tags],
+          stepsCount: command.stepsCount,
+          parentRunId: command.parentRunId,
+          failParentOnFailure: command.failParentOnFailure,
+          retryOf: command.retryOf,
+          triggerDataRef: command.triggerDataRef,
+          logsFileId: command.logsFileId,
         },
-      ];
+      };
+      const quota = command.exceededQuota ?? null;
+      return quota === null ? [triggered] : [triggered, { type: 'flowrun.quota-exceeded.v1', data: { quota } }];
+    }
     case 'StartStep': {
       const step = state.steps[command.stepName];
       if (step?.status === 'SUCCEEDED') {
@@ -111,6 +133,11 @@ export function decide(command: RunCommand, state: RunState, ctx: DecisionContex
     case 'ResumeRun':
       if (state.pause === null || state.pause.requestId !== command.requestId) {
         return domainError('PAUSE_REQUEST_MISMATCH', { entityType: 'flow_run_request', entityId: command.requestId });
+      }
+      // The deadline is a rule of the run, not of a timer: a resume past it is refused even if the
+      // supervisor has not yet timed the run out.
+      if (state.pause.resumeDeadline && ctx.now.getTime() >= new Date(state.pause.resumeDeadline).getTime()) {
+        return pauseExpired(command.requestId, state.pause.resumeDeadline);
       }
       return [
         {
@@ -194,7 +221,7 @@ export function decide(command: RunCommand, state: RunState, ctx: DecisionContex
 export function evolve(state: RunState, event: RunEvent, time: string): RunState {
   switch (event.type) {
     case 'flowrun.triggered.v1':
-      return { ...initialState(), exists: true, status: 'RUNNING', attempt: 1, startTime: time };
+      return { ...initialState(), exists: true, status: 'RUNNING', attempt: 1, startTime: time, runningSince: time };
     case 'flowrun.step.started.v1':
       return {
         ...state,
@@ -213,6 +240,7 @@ export function evolve(state: RunState, event: RunEvent, time: string): RunState
             type: event.data.stepType,
             status: event.type === 'flowrun.step.succeeded.v1' ? 'SUCCEEDED' : 'FAILED',
             attempt: event.data.attempt,
+            dataRef: event.data.dataRef,
           },
         },
       };
@@ -221,7 +249,11 @@ export function evolve(state: RunState, event: RunEvent, time: string): RunState
       return {
         ...state,
         status: 'PAUSED',
-        pause: { requestId: event.data.requestId, stepName: event.data.stepName },
+        pause: {
+          requestId: event.data.requestId,
+          stepName: event.data.stepName,
+          resumeDeadline: event.data.resumeDeadline,
+        },
         steps: step
           ? { ...state.steps, [event.data.stepName]: { ...step, status: 'PAUSED' } }
           : state.steps,
@@ -232,20 +264,28 @@ export function evolve(state: RunState, event: RunEvent, time: string): RunState
       return {
         ...state,
         status: 'RUNNING',
+        runningSince: time,
         pause: null,
+        requests: { ...state.requests, [event.data.requestId]: 'RESUMED' },
         steps: step
-          ? { ...state.steps, [event.data.stepName]: { ...step, status: 'SUCCEEDED' } }
+          ? { ...state.steps, [event.data.stepName]: { ...step, status: 'SUCCEEDED', dataRef: event.data.dataRef } }
           : state.steps,
       };
     }
     case 'flowrun.succeeded.v1':
       return { ...state, status: 'SUCCEEDED' };
     case 'flowrun.failed.v1':
-      return { ...state, status: 'FAILED', failedStepName: event.data.failedStepName };
+      return { ...state, status: 'FAILED', failedStepName: event.data.failedStepName, pause: null };
     case 'flowrun.stopped.v1':
       return { ...state, status: 'STOPPED', pause: null };
     case 'flowrun.timed-out.v1':
-      return { ...state, status: 'TIMEOUT', pause: null };
+      // A run timed out while it waited: its request id is now expired, not unknown.
+      return {
+        ...state,
+        status: 'TIMEOUT',
+        pause: null,
+        requests: state.pause ? { ...state.requests, [state.pause.requestId]: 'EXPIRED' } : state.requests,
+      };
     case 'flowrun.quota-exceeded.v1':
       return { ...state, status: 'QUOTA_EXCEEDED' };
     case 'flowrun.internal-error.v1':
@@ -255,6 +295,7 @@ export function evolve(state: RunState, event: RunEvent, time: string): RunState
       return {
         ...state,
         status: 'RUNNING',
+        runningSince: time,
         attempt: event.data.attempt,
         retryCount: state.retryCount + 1,
         failedStepName: null,

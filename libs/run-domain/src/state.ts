@@ -5,11 +5,24 @@ export interface StepState {
   readonly status: StepStatus;
   /** The run attempt in which the step last changed. */
   readonly attempt: number;
+  /** The execution-data record of its last result (output of a succeeded step, or the resume body). */
+  readonly dataRef?: string | null;
 }
+
+export interface PauseState {
+  readonly requestId: string;
+  readonly stepName: string;
+  /** Past this instant the request can no longer resume the run (null: no deadline). */
+  readonly resumeDeadline?: string | null;
+}
+
+/** What became of a resume request once the run stopped waiting on it. */
+export type ClosedRequest = 'RESUMED' | 'EXPIRED';
 
 /**
  * Everything a decision about a run needs. It is the snapshot the command service stores next to
- * the stream's version, so it must stay small and JSON-serialisable.
+ * the stream's version, so it must stay small and JSON-serialisable. Fields added after the first
+ * release are optional: snapshots written before them are still read.
  */
 export interface RunState {
   readonly exists: boolean;
@@ -19,8 +32,12 @@ export interface RunState {
   readonly archived: boolean;
   readonly purged: boolean;
   readonly startTime: string | null;
+  /** When the run last entered RUNNING (trigger, a retry from the failed step, a resume). */
+  readonly runningSince?: string | null;
   readonly failedStepName: string | null;
-  readonly pause: { readonly requestId: string; readonly stepName: string } | null;
+  readonly pause: PauseState | null;
+  /** Request ids the run waited on and no longer does, so a reused or expired id gets a precise answer. */
+  readonly requests?: Readonly<Record<string, ClosedRequest>>;
   readonly steps: Readonly<Record<string, StepState>>;
 }
 
@@ -32,7 +49,9 @@ export const initialState = (): RunState => ({
   archived: false,
   purged: false,
   startTime: null,
+  runningSince: null,
   failedStepName: null,
   pause: null,
+  requests: {},
   steps: {},
 });

@@ -1,70 +1,142 @@
-import { FLOW_RUN_STATUSES, isDomainError, type RunEvent } from '@flowruns/contracts';
-import { RUN_COMMAND_TYPES, type RunCommand, type RunCommandType } from './commands';
-import { decide, evolve } from './decider';
-import { cmd, ev, NOW, RUN_ID, stateOf } from './decider.spec-helpers';
-import { ACCEPTED_IN, RESULTING_STATUS, type FromStatus } from './transitions';
+import { FLOW_RUN_STATUSES, isDomainError, TERMINAL_STATUSES, type FlowRunStatus, type RunEvent } from '@flowruns/contracts';
+import { RUN_COMMAND_TYPES, type RunCommandType } from './commands';
+import { decide } from './decider';
+import { apply, cmd, ev, expectValidEvents, NOW, RUN_ID, SAMPLE_COMMAND, stateOf } from './decider.spec-helpers';
+import { ACCEPTED_IN, RESULTING_STATUS, RETRYABLE_FROM_FAILED_STEP, resultingStatusOf, type FromStatus } from './transitions';
 
-/** A realistic history that leaves a run in each status (NONE: no history at all). */
-const HISTORY: Record<FromStatus, readonly RunEvent[]> = {
+/** A realistic history that leaves a run in each status (NONE: the run does not exist). */
+const HISTORY: Readonly<Record<FromStatus, readonly RunEvent[]>> = {
   NONE: [],
   RUNNING: [ev.triggered(), ev.stepStarted('a')],
   PAUSED: [ev.triggered(), ev.stepStarted('approve'), ev.paused('approve', 'req_1')],
   SUCCEEDED: [ev.triggered(), ev.stepStarted('a'), ev.stepSucceeded('a'), ev.succeeded()],
   FAILED: [ev.triggered(), ev.stepStarted('b'), ev.stepFailed('b'), ev.failed('b')],
-  QUOTA_EXCEEDED: [ev.triggered(), ev.quota()],
+  QUOTA_EXCEEDED: [ev.triggered(), ev.stepStarted('a'), ev.quotaExceeded()],
   INTERNAL_ERROR: [ev.triggered(), ev.stepStarted('a'), ev.internalError()],
-  TIMEOUT: [ev.triggered(), ev.stepStarted('a'), ev.timedOut()],
+  // Timed out while running: one that timed out waiting on req_1 answers ResumeRun('req_1') with
+  // PAUSE_EXPIRED, a finer rule pinned in decider.spec.ts.
+  TIMEOUT: [ev.triggered(), ev.stepStarted('a'), ev.timedOut('EXECUTION_TIME')],
   STOPPED: [ev.triggered(), ev.stepStarted('a'), ev.stopped()],
 };
 
-/** One well-formed command of each type, so only the status decides (steps named to fit each history). */
-const COMMAND: Record<RunCommandType, RunCommand> = {
-  TriggerRun: cmd.trigger(),
-  StartStep: cmd.start('next'),
-  CompleteStep: cmd.complete('a'),
-  PauseRun: cmd.pause('a', 'req_2'),
-  ResumeRun: cmd.resume('req_1'),
-  SucceedRun: cmd.succeed(),
-  FailRun: cmd.fail('a'),
-  StopRun: cmd.stop(),
-  TimeOutRun: cmd.timeOut(),
-  ExceedQuota: cmd.exceedQuota(),
-  FailInternally: cmd.failInternally(),
-  // ON_LATEST_VERSION: FROM_FAILED_STEP has a finer rule (failures only), pinned in decider.spec.ts.
-  RetryRun: cmd.retry('ON_LATEST_VERSION'),
-  ArchiveRun: cmd.archive(),
-  PurgeExecutionData: cmd.purge(),
-};
+const FROM: readonly FromStatus[] = ['NONE', ...FLOW_RUN_STATUSES];
+const statusOf = (history: readonly RunEvent[]): FromStatus => stateOf(history).status ?? 'NONE';
 
-const FROM: FromStatus[] = ['NONE', ...FLOW_RUN_STATUSES];
-const cells = FROM.flatMap((from) => RUN_COMMAND_TYPES.map((command) => [from, command] as const));
+type Expected = { accepted: true; status: FlowRunStatus } | { accepted: false; code: string };
 
-describe('the transition table, every status × every command', () => {
-  it('covers every command type and every status', () => {
+/** What the table says a cell does. TriggerRun on an existing run has its own code, RUN_ALREADY_EXISTS. */
+function expected(from: FromStatus, type: RunCommandType): Expected {
+  if (ACCEPTED_IN[type].has(from)) {
+    // Commands with no status of their own (steps, ON_LATEST_VERSION retry, archive, purge) keep the run's.
+    return { accepted: true, status: RESULTING_STATUS[type] ?? (from as FlowRunStatus) };
+  }
+  if (from === 'NONE') return { accepted: false, code: 'ENTITY_NOT_FOUND' };
+  if (type === 'TriggerRun') return { accepted: false, code: 'RUN_ALREADY_EXISTS' };
+  return { accepted: false, code: 'INVALID_TRANSITION' };
+}
+
+const cells = FROM.flatMap((from) =>
+  RUN_COMMAND_TYPES.map((type) => {
+    const e = expected(from, type);
+    return [from, type, e.accepted ? `accepted → ${e.status}` : e.code] as const;
+  }),
+);
+
+describe('the transition table', () => {
+  it('has a row for every command type, and nothing else', () => {
     expect(Object.keys(ACCEPTED_IN).sort()).toEqual([...RUN_COMMAND_TYPES].sort());
-    expect(Object.keys(COMMAND).sort()).toEqual([...RUN_COMMAND_TYPES].sort());
-    expect(cells).toHaveLength(9 * 14);
-    for (const from of FROM) expect(stateOf(HISTORY[from]).status ?? 'NONE').toBe(from);
+    expect(new Set(RUN_COMMAND_TYPES).size).toBe(RUN_COMMAND_TYPES.length);
+    for (const type of Object.keys(RESULTING_STATUS)) expect(RUN_COMMAND_TYPES).toContain(type);
   });
 
-  it.each(cells)('from %s, %s', (from, type) => {
-    const state = stateOf(HISTORY[from]);
-    const decision = decide(COMMAND[type], state, { runId: RUN_ID, now: NOW });
-    if (ACCEPTED_IN[type].has(from)) {
-      if (isDomainError(decision)) throw new Error(`expected ${type} to be accepted in ${from}, got ${decision.code}`);
-      expect(decision.length).toBeGreaterThan(0);
-      const after = decision.reduce((s, e) => evolve(s, e, NOW.toISOString()), state);
-      const expected = RESULTING_STATUS[type] ?? from; // commands without their own status keep the run's
-      expect(after.status).toBe(expected);
-    } else if (from === 'NONE') {
-      expect(decision).toEqual({ code: 'ENTITY_NOT_FOUND', params: expect.objectContaining({ entityType: 'flow_run', entityId: RUN_ID }) });
-    } else if (type === 'TriggerRun') {
-      expect(decision).toEqual({ code: 'RUN_ALREADY_EXISTS', params: expect.objectContaining({ entityId: RUN_ID }) });
-    } else {
-      expect(decision).toEqual({
-        code: 'INVALID_TRANSITION',
-        params: expect.objectContaining({ status: from, command: type }),
-      });
+  it('names only real statuses', () => {
+    for (const type of RUN_COMMAND_TYPES) {
+      for (const from of ACCEPTED_IN[type]) expect(FROM).toContain(from);
+      const to = RESULTING_STATUS[type];
+      if (to !== undefined) expect(FLOW_RUN_STATUSES).toContain(to);
     }
+  });
+
+  it('lets a terminal run change only by retry, archive or purge', () => {
+    for (const from of TERMINAL_STATUSES) {
+      const accepted = RUN_COMMAND_TYPES.filter((type) => ACCEPTED_IN[type].has(from));
+      expect(accepted.filter((t) => !['RetryRun', 'ArchiveRun', 'PurgeExecutionData'].includes(t))).toEqual([]);
+    }
+  });
+
+  it('accepts only TriggerRun for a run that does not exist', () => {
+    expect(RUN_COMMAND_TYPES.filter((type) => ACCEPTED_IN[type].has('NONE'))).toEqual(['TriggerRun']);
+  });
+
+  it('has a realistic history for every status (the non-existent run included)', () => {
+    expect(Object.keys(HISTORY).sort()).toEqual([...FROM].sort());
+    for (const from of FROM) expect(statusOf(HISTORY[from])).toBe(from);
+  });
+
+  it(`has ${FROM.length} × ${RUN_COMMAND_TYPES.length} cells`, () => {
+    expect(cells).toHaveLength(9 * 14);
+  });
+});
+
+describe('every status × every command', () => {
+  it.each(cells)('from %s, %s: %s', (from, type) => {
+    const state = stateOf(HISTORY[from]);
+    const decision = decide(SAMPLE_COMMAND[type], state, { runId: RUN_ID, now: NOW });
+    const want = expected(from, type);
+
+    if (want.accepted) {
+      if (isDomainError(decision)) {
+        throw new Error(`${type} from ${from}: the table accepts it, the decider refused: ${decision.code} ${JSON.stringify(decision.params)}`);
+      }
+      expect(decision.length).toBeGreaterThan(0);
+      expectValidEvents(decision);
+      const after = apply(state, decision, NOW).status;
+      expect(after).toBe(want.status);
+      expect(resultingStatusOf(SAMPLE_COMMAND[type], from)).toBe(after);
+      return;
+    }
+    if (!isDomainError(decision)) {
+      throw new Error(`${type} from ${from}: the table refuses it, the decider emitted ${JSON.stringify(decision)}`);
+    }
+    const params =
+      want.code === 'INVALID_TRANSITION'
+        ? { entityType: 'flow_run', entityId: RUN_ID, status: from, command: type }
+        : { entityType: 'flow_run', entityId: RUN_ID };
+    expect(decision).toEqual({ code: want.code, params: expect.objectContaining(params) });
+  });
+});
+
+describe('RetryRun FROM_FAILED_STEP narrows the table to runs with something to resume from', () => {
+  it('is a subset of the statuses RetryRun is accepted in', () => {
+    for (const s of RETRYABLE_FROM_FAILED_STEP) expect(ACCEPTED_IN.RetryRun.has(s)).toBe(true);
+  });
+
+  it.each(FROM.map((from) => [from, RETRYABLE_FROM_FAILED_STEP.has(from as FlowRunStatus)] as const))(
+    'from %s: accepted = %s',
+    (from, accepted) => {
+      const state = stateOf(HISTORY[from]);
+      const decision = decide(cmd.retry('FROM_FAILED_STEP'), state, { runId: RUN_ID, now: NOW });
+      if (accepted) {
+        if (isDomainError(decision)) throw new Error(`refused: ${decision.code}`);
+        expectValidEvents(decision);
+        expect(apply(state, decision, NOW)).toMatchObject({ status: 'RUNNING', attempt: 2, pause: null });
+        expect(resultingStatusOf(cmd.retry('FROM_FAILED_STEP'), from)).toBe('RUNNING');
+      } else if (from === 'NONE') {
+        expect(decision).toMatchObject({ code: 'ENTITY_NOT_FOUND' });
+      } else {
+        expect(decision).toEqual({ code: 'INVALID_TRANSITION', params: expect.objectContaining({ status: from, command: 'RetryRun' }) });
+      }
+    },
+  );
+});
+
+describe('TriggerRun over the quota', () => {
+  it('ends the new run at once in QUOTA_EXCEEDED, as resultingStatusOf says', () => {
+    const command = cmd.trigger({ exceededQuota: 100 });
+    const decision = decide(command, stateOf([]), { runId: RUN_ID, now: NOW });
+    if (isDomainError(decision)) throw new Error(`refused: ${decision.code}`);
+    expectValidEvents(decision);
+    expect(stateOf(decision).status).toBe('QUOTA_EXCEEDED');
+    expect(resultingStatusOf(command, 'NONE')).toBe('QUOTA_EXCEEDED');
   });
 });

@@ -1,5 +1,5 @@
 import { FAILURE_STATUSES, FLOW_RUN_STATUSES, TERMINAL_STATUSES, type FlowRunStatus } from '@flowruns/contracts';
-import type { RunCommandType } from './commands';
+import type { RunCommand, RunCommandType } from './commands';
 
 /** `NONE` is the status of a run that does not exist yet. */
 export type FromStatus = FlowRunStatus | 'NONE';
@@ -25,7 +25,8 @@ export const ACCEPTED_IN: Readonly<Record<RunCommandType, ReadonlySet<FromStatus
   PauseRun: new Set(['RUNNING']),
   ResumeRun: new Set(['PAUSED']),
   SucceedRun: new Set(['RUNNING']),
-  FailRun: new Set(['RUNNING']),
+  // PAUSED too: a child that fails its parent may end a parent waiting on a pause.
+  FailRun: new Set(ACTIVE),
   StopRun: new Set(ACTIVE),
   TimeOutRun: new Set(ACTIVE),
   ExceedQuota: new Set(['RUNNING']),
@@ -35,7 +36,10 @@ export const ACCEPTED_IN: Readonly<Record<RunCommandType, ReadonlySet<FromStatus
   PurgeExecutionData: new Set(TERMINAL),
 };
 
-/** The status a run is in after an accepted command, where the command decides it alone. */
+/**
+ * The status a run is in after an accepted command, where the command decides it alone.
+ * (`TriggerRun` with `exceededQuota` ends in QUOTA_EXCEEDED: see `resultingStatusOf`.)
+ */
 export const RESULTING_STATUS: Readonly<Partial<Record<RunCommandType, FlowRunStatus>>> = {
   TriggerRun: 'RUNNING',
   PauseRun: 'PAUSED',
@@ -47,3 +51,12 @@ export const RESULTING_STATUS: Readonly<Partial<Record<RunCommandType, FlowRunSt
   ExceedQuota: 'QUOTA_EXCEEDED',
   FailInternally: 'INTERNAL_ERROR',
 };
+
+/** The status an accepted command leaves a run in (`from` when the command does not decide it). */
+export function resultingStatusOf(command: RunCommand, from: FlowRunStatus): FlowRunStatus;
+export function resultingStatusOf(command: RunCommand, from: FromStatus): FromStatus;
+export function resultingStatusOf(command: RunCommand, from: FromStatus): FromStatus {
+  if (command.type === 'TriggerRun' && (command.exceededQuota ?? null) !== null) return 'QUOTA_EXCEEDED';
+  if (command.type === 'RetryRun' && command.strategy === 'FROM_FAILED_STEP') return 'RUNNING';
+  return RESULTING_STATUS[command.type] ?? from;
+}

@@ -1,4 +1,11 @@
-import { domainError, type CreateFlow, type DomainError, type Flow, type FlowStep } from '@flowruns/contracts';
+import {
+  domainError,
+  type CreateFlow,
+  type DomainError,
+  type Flow,
+  type FlowStep,
+  type PublishFlowVersion,
+} from '@flowruns/contracts';
 import { v7 as uuidv7 } from 'uuid';
 import type { SqlRunner } from './sql';
 
@@ -15,7 +22,25 @@ export interface FlowVersionRecord {
   readonly steps: readonly FlowStep[];
 }
 
-/** Checks a flow definition; the error names the offending step. */
+const TEMPLATE = /\{\{\s*(.*?)\s*\}\}/g;
+const STEP_REF = /^steps\.([A-Za-z0-9_-]+)/;
+
+/** Every string inside a settings value, with its path (`headers.auth`, `body.items.0`). */
+function* stringsIn(value: unknown, path: string): Generator<readonly [string, string]> {
+  if (typeof value === 'string') {
+    yield [path, value];
+  } else if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) yield* stringsIn(v, `${path}.${i}`);
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [k, v] of Object.entries(value)) yield* stringsIn(v, `${path}.${k}`);
+  }
+}
+
+/**
+ * Checks a flow definition; the error names the offending step. Besides types and unique names,
+ * every `{{steps.<name>...}}` template must name a step that comes earlier in the list (only those
+ * have an output when the step runs); `{{trigger...}}` is always available.
+ */
 export function validateSteps(steps: readonly FlowStep[]): DomainError | null {
   const seen = new Set<string>();
   for (const [i, step] of steps.entries()) {
@@ -33,10 +58,59 @@ export function validateSteps(steps: readonly FlowStep[]): DomainError | null {
         message: `duplicate step name "${step.name}"`,
       });
     }
+    for (const [path, text] of stringsIn(step.settings ?? {}, `steps[${i}].settings`)) {
+      for (const m of text.matchAll(TEMPLATE)) {
+        const expr = m[1];
+        if (!expr.startsWith('steps.') && expr !== 'steps') continue;
+        const referenced = STEP_REF.exec(expr)?.[1] ?? null;
+        if (referenced !== null && seen.has(referenced)) continue;
+        return domainError('FLOW_DEFINITION_INVALID', {
+          field: path,
+          stepName: step.name,
+          referencedStep: referenced,
+          message:
+            referenced === null
+              ? `template "{{${expr}}}" in step "${step.name}" does not name a step`
+              : `template "{{${expr}}}" in step "${step.name}" names step "${referenced}", which does not come before it`,
+        });
+      }
+    }
     seen.add(step.name);
   }
   return null;
 }
+
+interface FlowRow {
+  id: string;
+  project_id: string;
+  display_name: string;
+  tags: string[];
+  created_at: Date | string;
+  updated_at: Date | string;
+  version_id: string;
+  version: number;
+  version_display_name: string;
+  steps: FlowStep[];
+}
+
+const iso = (d: Date | string): string => (d instanceof Date ? d : new Date(d)).toISOString();
+
+const toFlow = (r: FlowRow): Flow => ({
+  id: r.id,
+  projectId: r.project_id,
+  displayName: r.display_name,
+  tags: r.tags,
+  created: iso(r.created_at),
+  updated: iso(r.updated_at),
+  version: { id: r.version_id, version: r.version, displayName: r.version_display_name, steps: r.steps },
+});
+
+const FLOW_SELECT = `select f.id, f.project_id, f.display_name, f.tags, f.created_at, f.updated_at, v.id as version_id,
+         v.version, v.display_name as version_display_name, v.steps
+  from flows f join flow_versions v on v.id = f.latest_version_id`;
+
+const flowNotFound = (flowId: string): DomainError =>
+  domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: flowId, message: 'Flow not found' });
 
 /** Flows and their published versions (write model of the command service). */
 export class FlowStore {
@@ -68,23 +142,53 @@ export class FlowStore {
     };
   }
 
+  /**
+   * Publishes a new version and makes it the latest; `displayName` (if given) renames the flow and
+   * names the version. The flow row is locked so that concurrent publishes number versions in turn.
+   */
+  async publish(flowId: string, input: PublishFlowVersion, now: Date): Promise<Flow | DomainError> {
+    const rows = await this.sql.execute<{ display_name: string; max_version: number }>(
+      `select f.display_name, (select max(version) from flow_versions v where v.flow_id = f.id)::int as max_version
+       from flows f where f.id = ? and f.project_id = ? for update of f`,
+      [flowId, input.projectId],
+    );
+    const flow = rows[0];
+    if (!flow) return flowNotFound(flowId);
+    const invalid = validateSteps(input.steps);
+    if (invalid) return invalid;
+    const versionId = uuidv7();
+    const displayName = input.displayName ?? flow.display_name;
+    await this.sql.execute(
+      `insert into flow_versions (id, flow_id, version, display_name, steps, created_at) values (?, ?, ?, ?, ?::jsonb, ?)`,
+      [versionId, flowId, (flow.max_version ?? 0) + 1, displayName, JSON.stringify(input.steps), now],
+    );
+    await this.sql.execute('update flows set latest_version_id = ?, display_name = ?, updated_at = ? where id = ?', [
+      versionId,
+      displayName,
+      now,
+      flowId,
+    ]);
+    return (await this.get(input.projectId, flowId)) ?? flowNotFound(flowId);
+  }
+
+  /** A flow with its latest version, only if it belongs to the project. */
+  async get(projectId: string, flowId: string): Promise<Flow | null> {
+    const rows = await this.sql.execute<FlowRow>(`${FLOW_SELECT} where f.id = ? and f.project_id = ?`, [flowId, projectId]);
+    return rows[0] ? toFlow(rows[0]) : null;
+  }
+
+  /** The project's flows with their latest versions, newest first. */
+  async list(projectId: string): Promise<Flow[]> {
+    const rows = await this.sql.execute<FlowRow>(
+      `${FLOW_SELECT} where f.project_id = ? order by f.created_at desc, f.id desc`,
+      [projectId],
+    );
+    return rows.map(toFlow);
+  }
+
   /** The flow's latest published version, only if the flow belongs to the project. */
   async latest(projectId: string, flowId: string): Promise<FlowVersionRecord | null> {
-    const rows = await this.sql.execute<{
-      id: string;
-      project_id: string;
-      display_name: string;
-      tags: string[];
-      version_id: string;
-      version_display_name: string;
-      steps: FlowStep[];
-    }>(
-      `select f.id, f.project_id, f.display_name, f.tags, v.id as version_id,
-              v.display_name as version_display_name, v.steps
-       from flows f join flow_versions v on v.id = f.latest_version_id
-       where f.id = ? and f.project_id = ?`,
-      [flowId, projectId],
-    );
+    const rows = await this.sql.execute<FlowRow>(`${FLOW_SELECT} where f.id = ? and f.project_id = ?`, [flowId, projectId]);
     const r = rows[0];
     if (!r) return null;
     return {
@@ -96,6 +200,12 @@ export class FlowStore {
       versionDisplayName: r.version_display_name,
       steps: r.steps,
     };
+  }
+
+  /** The steps of one version (what an engine executes). */
+  async versionSteps(versionId: string): Promise<FlowStep[] | null> {
+    const rows = await this.sql.execute<{ steps: FlowStep[] }>('select steps from flow_versions where id = ?', [versionId]);
+    return rows[0]?.steps ?? null;
   }
 }
 

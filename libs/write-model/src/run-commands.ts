@@ -2,18 +2,29 @@ import { randomBytes } from 'node:crypto';
 import {
   domainError,
   isDomainError,
+  isTerminal,
   type CommandResult,
+  type CreateFlow,
   type DomainError,
   type FinishStepRequest,
+  type Flow,
   type FlowRun,
+  type LeaseResult,
+  type PublishFlowVersion,
+  type ResumeResult,
+  type RetryRunRequest,
+  type RunEnvironment,
   type RunEventData,
+  type RunExecution,
   type TriggerRunRequest,
 } from '@flowruns/contracts';
 import { ExecutionDataStore } from '@flowruns/execution-data';
 import type { RunCommand, RunState } from '@flowruns/run-domain';
 import { v7 as uuidv7 } from 'uuid';
-import { FlowStore } from './flows';
-import { appendToRun, readStream, type AppendResult, type CommandBuilder } from './run-store';
+import { FlowStore, type FlowVersionRecord } from './flows';
+import { LeaseStore } from './leases';
+import { appendWithRules, fenced } from './run-rules';
+import { readStream, readTriggered, type AppendResult, type CommandBuilder } from './run-store';
 import type { SqlRunner } from './sql';
 
 /** Runs a unit of work in one Postgres transaction (MikroORM's `em.transactional` in the app). */
@@ -27,43 +38,118 @@ class Rollback extends Error {
   }
 }
 
-export interface CommandContext {
-  readonly traceparent?: string | null;
-  readonly now?: Date;
-}
-
-/** A fresh, unguessable resume request id (192 random bits). */
-export const newRequestId = (): string => `req_${randomBytes(24).toString('base64url')}`;
+/** Deadlock or serialization failure: Postgres rolled the transaction back; running it again is safe. */
+const isRetriable = (e: unknown): boolean => {
+  const err = e as { code?: string; sqlState?: string; name?: string } | null;
+  return (
+    ['40P01', '40001'].includes(err?.code ?? '') ||
+    ['40P01', '40001'].includes(err?.sqlState ?? '') ||
+    err?.name === 'DeadlockException'
+  );
+};
 
 /**
- * The command service's use cases. Each runs in one transaction: claim-checked data, the decision
- * and the appended events commit together or not at all.
+ * Runs `work` in one transaction; a DomainError it returns rolls the transaction back and is
+ * returned. A deadlock (e.g. a child failing its parent while the parent's stop cascades to the
+ * child) is retried a few times: the work is all inside the transaction, so it is safe to repeat.
  */
-export class RunCommands {
-  constructor(
-    private readonly tx: Transactor,
-    private readonly clock: () => Date = () => new Date(),
-  ) {}
-
-  /** Runs `work`; a DomainError it returns rolls the transaction back and is returned. */
-  private async inTx<T>(work: (sql: SqlRunner) => Promise<T | DomainError>): Promise<T | DomainError> {
+export async function inTransaction<T>(tx: Transactor, work: (sql: SqlRunner) => Promise<T | DomainError>): Promise<T | DomainError> {
+  for (let attempt = 1; ; attempt++) {
     try {
-      return await this.tx.transactional(async (sql) => {
+      return await tx.transactional(async (sql) => {
         const r = await work(sql);
         if (isDomainError(r)) throw new Rollback(r);
         return r;
       });
     } catch (e) {
       if (e instanceof Rollback) return e.error;
+      if (attempt < 4 && isRetriable(e)) continue;
       throw e;
     }
+  }
+}
+
+export interface CommandContext {
+  readonly traceparent?: string | null;
+  readonly now?: Date;
+  /** The reporting engine: its report is refused (LEASE_LOST) unless it holds the run's lease. */
+  readonly workerId?: string;
+}
+
+export interface RunCommandsOptions {
+  /** `AP_MAX_RETRY_ATTEMPTS`: attempts a run may have in all (the first one included). */
+  readonly maxRetryAttempts: number;
+  /** `AP_PAUSE_TIMEOUT_SECONDS`: the resume deadline of a pause that names none. */
+  readonly pauseTimeoutSeconds: number;
+}
+
+export const DEFAULT_RUN_COMMANDS_OPTIONS: RunCommandsOptions = { maxRetryAttempts: 5, pauseTimeoutSeconds: 86400 };
+
+/** A fresh, unguessable resume request id (192 random bits). */
+export const newRequestId = (): string => `req_${randomBytes(24).toString('base64url')}`;
+
+/** What a new run starts from (a trigger, or a retry on the latest version). */
+interface NewRun {
+  readonly runId: string;
+  readonly projectId: string;
+  readonly flow: FlowVersionRecord;
+  readonly payload: unknown;
+  readonly environment: RunEnvironment;
+  readonly triggeredBy: string | null;
+  readonly parentRunId: string | null;
+  readonly failParentOnFailure: boolean;
+  readonly retryOf: string | null;
+}
+
+/**
+ * The command service's use cases. Each runs in one transaction: claim-checked data, the decision,
+ * the appended events and the rules that follow from them (a failing child fails its parent) commit
+ * together or not at all.
+ */
+export class RunCommands {
+  private readonly options: RunCommandsOptions;
+
+  constructor(
+    private readonly tx: Transactor,
+    private readonly clock: () => Date = () => new Date(),
+    options: Partial<RunCommandsOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_RUN_COMMANDS_OPTIONS, ...options };
+  }
+
+  private inTx<T>(work: (sql: SqlRunner) => Promise<T | DomainError>): Promise<T | DomainError> {
+    return inTransaction(this.tx, work);
   }
 
   private result(r: AppendResult): CommandResult {
     return { runId: r.runId, version: r.version, status: r.state.status, eventsAppended: r.events.length };
   }
 
-  /** Starts a run of the flow's latest version with the trigger payload. */
+  // ---- Flows ----
+
+  createFlow(input: CreateFlow, ctx: CommandContext = {}): Promise<Flow | DomainError> {
+    return this.inTx((sql) => new FlowStore(sql).create(input, ctx.now ?? this.clock()));
+  }
+
+  publishFlowVersion(flowId: string, input: PublishFlowVersion, ctx: CommandContext = {}): Promise<Flow | DomainError> {
+    return this.inTx((sql) => new FlowStore(sql).publish(flowId, input, ctx.now ?? this.clock()));
+  }
+
+  listFlows(projectId: string): Promise<{ data: Flow[] } | DomainError> {
+    return this.inTx(async (sql) => ({ data: await new FlowStore(sql).list(projectId) }));
+  }
+
+  getFlow(projectId: string, flowId: string): Promise<Flow | DomainError> {
+    return this.inTx(
+      async (sql) =>
+        (await new FlowStore(sql).get(projectId, flowId)) ??
+        domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: flowId, message: 'Flow not found' }),
+    );
+  }
+
+  // ---- Runs ----
+
+  /** Starts a run of the flow's latest version with the trigger payload (or records it over quota). */
   async trigger(flowId: string, req: TriggerRunRequest, ctx: CommandContext = {}): Promise<FlowRun | DomainError> {
     const now = ctx.now ?? this.clock();
     return this.inTx(async (sql) => {
@@ -80,44 +166,72 @@ export class RunCommands {
           });
         }
       }
-      const runId = uuidv7({ msecs: now.getTime() });
-      const triggerDataRef = await new ExecutionDataStore(sql).put({
-        runId,
-        kind: 'trigger',
-        stepName: null,
-        attempt: null,
-        input: undefined,
-        output: req.payload ?? null,
-        error: undefined,
-      });
-      const data: RunEventData<'flowrun.triggered.v1'> = {
-        flowVersionId: flow.versionId,
-        flowDisplayName: flow.versionDisplayName,
-        environment: req.environment,
-        triggeredBy: req.triggeredBy,
-        tags: [...flow.tags],
-        stepsCount: flow.steps.length,
-        parentRunId: req.parentRunId,
-        failParentOnFailure: req.failParentOnFailure,
-        retryOf: null,
-        triggerDataRef,
-        logsFileId: null,
-      };
-      const appended = await appendToRun(sql, runId, () => ({ type: 'TriggerRun', ...data }), {
+      return this.startRun(
+        sql,
+        {
+          runId: uuidv7({ msecs: now.getTime() }),
+          projectId: req.projectId,
+          flow,
+          payload: req.payload,
+          environment: req.environment,
+          triggeredBy: req.triggeredBy,
+          parentRunId: req.parentRunId,
+          failParentOnFailure: req.failParentOnFailure,
+          retryOf: null,
+        },
         now,
-        traceparent: ctx.traceparent,
-        create: { projectId: req.projectId, flowId },
-      });
-      if (isDomainError(appended)) return appended;
-      return toFlowRun(runId, req.projectId, flowId, data, appended.state, now);
+        ctx,
+      );
     });
   }
 
-  /** Appends one command to a run, building it from the locked state. */
-  async apply(runId: string, build: CommandBuilder, ctx: CommandContext = {}): Promise<CommandResult | DomainError> {
+  /**
+   * Records a new run: the trigger payload (claim check), then `TriggerRun` — flagged when the
+   * project's monthly quota is used up, so the run is recorded and ends QUOTA_EXCEEDED in the same
+   * append (and fails its parent if it asked to).
+   */
+  private async startRun(sql: SqlRunner, run: NewRun, now: Date, ctx: CommandContext): Promise<FlowRun | DomainError> {
+    const exceededQuota = await quotaExceeded(sql, run.projectId, now);
+    const triggerDataRef = await new ExecutionDataStore(sql).put({
+      runId: run.runId,
+      kind: 'trigger',
+      stepName: null,
+      attempt: null,
+      input: undefined,
+      output: run.payload ?? null,
+      error: undefined,
+    });
+    const data: RunEventData<'flowrun.triggered.v1'> = {
+      flowVersionId: run.flow.versionId,
+      flowDisplayName: run.flow.versionDisplayName,
+      environment: run.environment,
+      triggeredBy: run.triggeredBy,
+      tags: [...run.flow.tags],
+      stepsCount: run.flow.steps.length,
+      parentRunId: run.parentRunId,
+      failParentOnFailure: run.failParentOnFailure,
+      retryOf: run.retryOf,
+      triggerDataRef,
+      logsFileId: null,
+    };
+    const appended = await appendWithRules(sql, run.runId, () => ({ type: 'TriggerRun', ...data, exceededQuota }), {
+      now,
+      traceparent: ctx.traceparent,
+      create: { projectId: run.projectId, flowId: run.flow.flowId },
+    });
+    if (isDomainError(appended)) return appended;
+    return flowRunOf({ runId: run.runId, projectId: run.projectId, flowId: run.flow.flowId, data, created: now.toISOString() }, appended.state, now);
+  }
+
+  /** Appends one command to a run, building it from the locked state (fenced when `ctx.workerId` is set). */
+  async apply(runId: string, build: CommandBuilder, ctx: CommandContext = {}, projectId?: string): Promise<CommandResult | DomainError> {
     const now = ctx.now ?? this.clock();
     return this.inTx(async (sql) => {
-      const r = await appendToRun(sql, runId, build, { now, traceparent: ctx.traceparent });
+      const r = await appendWithRules(sql, runId, fenced(sql, runId, ctx.workerId, now, build), {
+        now,
+        traceparent: ctx.traceparent,
+        projectId,
+      });
       return isDomainError(r) ? r : this.result(r);
     });
   }
@@ -131,23 +245,22 @@ export class RunCommands {
     const now = ctx.now ?? this.clock();
     return this.inTx(async (sql) => {
       let dataRef: string | undefined;
-      const r = await appendToRun(
-        sql,
-        runId,
-        async (state: RunState): Promise<RunCommand> => {
-          dataRef = await new ExecutionDataStore(sql).put({
-            runId,
-            kind: 'step',
-            stepName,
-            attempt: state.attempt,
-            input: req.input,
-            output: req.output,
-            error: req.error,
-          });
-          return { type: 'CompleteStep', stepName, outcome: req.status, durationMs: req.durationMs, dataRef };
-        },
-        { now, traceparent: ctx.traceparent },
-      );
+      const build = async (state: RunState): Promise<RunCommand> => {
+        dataRef = await new ExecutionDataStore(sql).put({
+          runId,
+          kind: 'step',
+          stepName,
+          attempt: state.attempt,
+          input: req.input,
+          output: req.output,
+          error: req.error,
+        });
+        return { type: 'CompleteStep', stepName, outcome: req.status, durationMs: req.durationMs, dataRef };
+      };
+      const r = await appendWithRules(sql, runId, fenced(sql, runId, ctx.workerId, now, build), {
+        now,
+        traceparent: ctx.traceparent,
+      });
       if (isDomainError(r)) return r;
       // An idempotent repeat appended nothing: the record written for it is not referenced.
       if (r.events.length === 0 && dataRef) await sql.execute('delete from execution_data where ref = ?', [dataRef]);
@@ -155,10 +268,13 @@ export class RunCommands {
     });
   }
 
-  async pause(runId: string, stepName: string, resumeDeadline: string | null, ctx?: CommandContext) {
+  /** Pauses on a fresh request id; without a deadline, it expires `AP_PAUSE_TIMEOUT_SECONDS` from now. */
+  async pause(runId: string, stepName: string, resumeDeadline: string | null, ctx: CommandContext = {}) {
+    const now = ctx.now ?? this.clock();
     const requestId = newRequestId();
-    const r = await this.apply(runId, () => ({ type: 'PauseRun', stepName, requestId, resumeDeadline }), ctx);
-    return isDomainError(r) ? r : { ...r, requestId };
+    const deadline = resumeDeadline ?? new Date(now.getTime() + this.options.pauseTimeoutSeconds * 1000).toISOString();
+    const r = await this.apply(runId, () => ({ type: 'PauseRun', stepName, requestId, resumeDeadline: deadline }), { ...ctx, now });
+    return isDomainError(r) ? r : { ...r, requestId, resumeDeadline: deadline };
   }
 
   succeed(runId: string, ctx?: CommandContext) {
@@ -168,6 +284,265 @@ export class RunCommands {
   fail(runId: string, failedStepName: string | null, ctx?: CommandContext) {
     return this.apply(runId, () => ({ type: 'FailRun', failedStepName }), ctx);
   }
+
+  timeOut(runId: string, reason: 'EXECUTION_TIME' | 'PAUSE_TIME' | 'WORKER_LOST', ctx?: CommandContext) {
+    return this.apply(runId, () => ({ type: 'TimeOutRun', reason }), ctx);
+  }
+
+  failInternally(runId: string, reason: string, ctx?: CommandContext) {
+    return this.apply(runId, () => ({ type: 'FailInternally', reason }), ctx);
+  }
+
+  /**
+   * RUNNING/PAUSED → STOPPED, then every RUNNING/PAUSED descendant (children are runs triggered
+   * with this run as their parent, to any depth), in one transaction. `stopped` counts the runs
+   * that actually changed, this one included.
+   */
+  async stop(
+    runId: string,
+    req: { projectId?: string; reason: string },
+    ctx: CommandContext = {},
+  ): Promise<(CommandResult & { stopped: number }) | DomainError> {
+    const now = ctx.now ?? this.clock();
+    return this.inTx(async (sql) => {
+      const root = await appendWithRules(sql, runId, () => ({ type: 'StopRun', reason: req.reason }), {
+        now,
+        traceparent: ctx.traceparent,
+        projectId: req.projectId,
+      });
+      if (isDomainError(root)) return root;
+      let stopped = root.events.length > 0 ? 1 : 0;
+      const descendants = await sql.execute<{ run_id: string }>(
+        `with recursive tree (run_id) as (
+           select run_id from run_streams where parent_run_id = ?
+           union
+           select s.run_id from run_streams s join tree t on s.parent_run_id = t.run_id
+         )
+         select t.run_id from tree t join run_streams s on s.run_id = t.run_id
+         where s.status in ('RUNNING', 'PAUSED')
+         order by t.run_id`,
+        [runId],
+      );
+      for (const { run_id } of descendants) {
+        // Changed meanwhile (ended on its own): the decider refuses, and it is simply not counted.
+        const r = await appendWithRules(sql, run_id, () => ({ type: 'StopRun', reason: `ancestor run ${runId} stopped` }), {
+          now,
+          traceparent: ctx.traceparent,
+        });
+        if (!isDomainError(r) && r.events.length > 0) stopped++;
+      }
+      return { ...this.result(root), stopped };
+    });
+  }
+
+  /**
+   * FROM_FAILED_STEP: a new attempt of the same run; answers the run. ON_LATEST_VERSION: in one
+   * transaction, the original records the retry (it counts its attempts) and a new run of the
+   * flow's latest version starts with a copy of the original trigger payload, `retryOf` linking it;
+   * answers the new run.
+   */
+  async retry(runId: string, req: RetryRunRequest, ctx: CommandContext = {}): Promise<FlowRun | DomainError> {
+    const now = ctx.now ?? this.clock();
+    const maxAttempts = this.options.maxRetryAttempts;
+    return this.inTx(async (sql) => {
+      const opts = { now, traceparent: ctx.traceparent, projectId: req.projectId };
+      if (req.strategy === 'FROM_FAILED_STEP') {
+        const r = await appendWithRules(sql, runId, () => ({ type: 'RetryRun', strategy: req.strategy, maxAttempts, newRunId: null }), opts);
+        if (isDomainError(r)) return r;
+        const triggered = await readTriggered(sql, runId);
+        if (!triggered) return runNotFound(runId);
+        return flowRunOf({ runId, ...triggered, created: triggered.time }, r.state, now);
+      }
+      const newRunId = uuidv7({ msecs: now.getTime() });
+      const r = await appendWithRules(sql, runId, () => ({ type: 'RetryRun', strategy: req.strategy, maxAttempts, newRunId }), opts);
+      if (isDomainError(r)) return r;
+      const triggered = await readTriggered(sql, runId);
+      if (!triggered) return runNotFound(runId);
+      const flow = await new FlowStore(sql).latest(r.meta.projectId, r.meta.flowId);
+      if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: r.meta.flowId, message: 'Flow not found' });
+      const ref = triggered.data.triggerDataRef;
+      const record = ref ? (await new ExecutionDataStore(sql).getMany([ref])).get(ref) : undefined;
+      if (!record) return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
+      return this.startRun(
+        sql,
+        {
+          runId: newRunId,
+          projectId: r.meta.projectId,
+          flow,
+          payload: record.output,
+          environment: triggered.data.environment,
+          triggeredBy: triggered.data.triggeredBy,
+          // A retry is a new top-level run: the original's parent may have ended long ago.
+          parentRunId: null,
+          failParentOnFailure: false,
+          retryOf: runId,
+        },
+        now,
+        ctx,
+      );
+    });
+  }
+
+  /**
+   * Resumes a PAUSED run waiting on `requestId`; the body is stored (execution data, kind
+   * `resume`) and becomes the paused step's output. No project: the request id is the capability.
+   */
+  async resume(runId: string, requestId: string, body: unknown, ctx: CommandContext = {}): Promise<ResumeResult | DomainError> {
+    const now = ctx.now ?? this.clock();
+    const output = body ?? null;
+    return this.inTx(async (sql) => {
+      const r = await appendWithRules(
+        sql,
+        runId,
+        async (state) => {
+          const dataRef = await new ExecutionDataStore(sql).put({
+            runId,
+            kind: 'resume',
+            stepName: state.pause?.stepName ?? null,
+            attempt: state.attempt,
+            input: undefined,
+            output,
+            error: undefined,
+          });
+          return { type: 'ResumeRun', requestId, dataRef };
+        },
+        { now, traceparent: ctx.traceparent },
+      );
+      if (isDomainError(r)) return r;
+      const resumed = r.events.find((e) => e.type === 'flowrun.resumed.v1');
+      return { runId, stepName: String(resumed?.data.stepName), output };
+    });
+  }
+
+  /** What an engine needs to drive a run: its flow version's steps, trigger payload and results so far. */
+  execution(runId: string): Promise<RunExecution | DomainError> {
+    return this.inTx(async (sql) => {
+      const stream = await readStream(sql, runId);
+      const triggered = stream && (await readTriggered(sql, runId));
+      if (!stream || !triggered) return runNotFound(runId);
+      const { state } = stream;
+      const steps = (await new FlowStore(sql).versionSteps(triggered.data.flowVersionId)) ?? [];
+      const triggerRef = triggered.data.triggerDataRef;
+      const refs = [
+        ...(triggerRef ? [triggerRef] : []),
+        ...Object.values(state.steps)
+          .filter((s) => s.status === 'SUCCEEDED' && s.dataRef)
+          .map((s) => s.dataRef as string),
+      ];
+      const records = state.purged ? new Map() : await new ExecutionDataStore(sql).getMany(refs);
+      const results: RunExecution['results'] = {};
+      for (const [name, step] of Object.entries(state.steps)) {
+        const record = step.status === 'SUCCEEDED' && step.dataRef ? records.get(step.dataRef) : undefined;
+        results[name] = {
+          status: step.status,
+          attempt: step.attempt,
+          ...(record ? { output: record.output ?? null } : {}),
+        };
+      }
+      return {
+        runId,
+        projectId: stream.projectId,
+        flowId: stream.flowId,
+        flowVersionId: triggered.data.flowVersionId,
+        status: state.status ?? 'RUNNING',
+        attempt: state.attempt,
+        startTime: triggered.time,
+        parentRunId: triggered.data.parentRunId,
+        failParentOnFailure: triggered.data.failParentOnFailure,
+        steps,
+        trigger: state.purged || !triggerRef ? null : (records.get(triggerRef)?.output ?? null),
+        results,
+        pause: state.pause ? { requestId: state.pause.requestId, stepName: state.pause.stepName } : null,
+        purged: state.purged,
+      };
+    });
+  }
+
+  // ---- Engine leases ----
+
+  acquireLease(runId: string, workerId: string, ttlMs: number, ctx: CommandContext = {}): Promise<LeaseResult | DomainError> {
+    const now = ctx.now ?? this.clock();
+    return this.inTx(async (sql) => (await new LeaseStore(sql).acquire(runId, workerId, ttlMs, now)) ?? runNotFound(runId));
+  }
+
+  releaseLease(runId: string, workerId: string): Promise<{ released: boolean } | DomainError> {
+    return this.inTx(async (sql) => ({ released: await new LeaseStore(sql).release(runId, workerId) }));
+  }
+
+  claimExpired(workerId: string, ttlMs: number, limit: number, ctx: CommandContext = {}): Promise<{ runIds: string[] } | DomainError> {
+    const now = ctx.now ?? this.clock();
+    return this.inTx(async (sql) => ({ runIds: await new LeaseStore(sql).claimExpired(workerId, ttlMs, limit, now) }));
+  }
+}
+
+const runNotFound = (runId: string): DomainError =>
+  domainError('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: runId, message: 'Flow run not found' });
+
+/** First instant of `now`'s calendar month, UTC. */
+export const monthStartUtc = (now: Date): Date => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+
+/**
+ * The project's monthly quota if it is used up (runs created this calendar month, UTC, including
+ * runs recorded as QUOTA_EXCEEDED), else null. A project with a quota is locked for the rest of the
+ * transaction, so concurrent triggers count one after the other and never overshoot; projects
+ * without a quota take no lock. The count stops at the quota, so it costs at most `quota` index rows.
+ */
+export async function quotaExceeded(sql: SqlRunner, projectId: string, now: Date): Promise<number | null> {
+  const unlocked = await sql.execute<{ monthly_run_quota: number | null }>('select monthly_run_quota from projects where id = ?', [
+    projectId,
+  ]);
+  if (unlocked[0]?.monthly_run_quota == null) return null;
+  const locked = await sql.execute<{ monthly_run_quota: number | null }>(
+    'select monthly_run_quota from projects where id = ? for update',
+    [projectId],
+  );
+  const quota = locked[0]?.monthly_run_quota;
+  if (quota == null) return null;
+  const rows = await sql.execute<{ n: number }>(
+    `select count(*)::int as n from (
+       select 1 from run_streams where project_id = ? and created_at >= ? limit ?
+     ) recent`,
+    [projectId, monthStartUtc(now), quota],
+  );
+  return rows[0].n >= quota ? quota : null;
+}
+
+/** The public representation of a run, from its trigger and its current state. */
+export function flowRunOf(
+  run: {
+    runId: string;
+    projectId: string;
+    flowId: string;
+    data: RunEventData<'flowrun.triggered.v1'>;
+    created: string;
+  },
+  state: RunState,
+  now: Date,
+): FlowRun {
+  const status = state.status ?? 'RUNNING';
+  return {
+    id: run.runId,
+    projectId: run.projectId,
+    flowId: run.flowId,
+    flowVersionId: run.data.flowVersionId,
+    flowVersion: { displayName: run.data.flowDisplayName },
+    status,
+    startTime: run.created,
+    // Only answers given at the moment a run ends (a trigger over quota) carry a finish time.
+    finishTime: isTerminal(status) ? now.toISOString() : null,
+    environment: run.data.environment,
+    triggeredBy: run.data.triggeredBy,
+    tags: [...run.data.tags],
+    stepsCount: run.data.stepsCount,
+    failedStepName: state.failedStepName,
+    parentRunId: run.data.parentRunId,
+    retryOf: run.data.retryOf,
+    attempt: state.attempt,
+    pause: state.pause ? { requestId: state.pause.requestId, stepName: state.pause.stepName } : null,
+    archivedAt: null,
+    executionDataPurgedAt: null,
+    created: run.created,
+  };
 }
 
 /** The public representation of a run just triggered (the view shows the same once projected). */
@@ -179,26 +554,5 @@ export function toFlowRun(
   state: RunState,
   now: Date,
 ): FlowRun {
-  return {
-    id: runId,
-    projectId,
-    flowId,
-    flowVersionId: data.flowVersionId,
-    flowVersion: { displayName: data.flowDisplayName },
-    status: state.status ?? 'RUNNING',
-    startTime: now.toISOString(),
-    finishTime: null,
-    environment: data.environment,
-    triggeredBy: data.triggeredBy,
-    tags: [...data.tags],
-    stepsCount: data.stepsCount,
-    failedStepName: null,
-    parentRunId: data.parentRunId,
-    retryOf: data.retryOf,
-    attempt: state.attempt,
-    pause: null,
-    archivedAt: null,
-    executionDataPurgedAt: null,
-    created: now.toISOString(),
-  };
+  return flowRunOf({ runId, projectId, flowId, data, created: now.toISOString() }, state, now);
 }

@@ -6,6 +6,7 @@ import {
   type DomainError,
   type EventEnvelope,
   type RunEvent,
+  type RunEventData,
 } from '@flowruns/contracts';
 import { decide, evolve, initialState, type RunCommand, type RunState } from '@flowruns/run-domain';
 import { v7 as uuidv7 } from 'uuid';
@@ -32,6 +33,8 @@ export interface AppendResult {
   readonly runId: string;
   readonly meta: StreamMeta;
   readonly version: number;
+  /** The state before the command (equal to `state` when nothing was appended). */
+  readonly previous: RunState;
   readonly state: RunState;
   readonly events: readonly EventEnvelope[];
 }
@@ -76,7 +79,7 @@ export async function appendToRun(
   }
   const decision = decide(command, state, { runId, now: opts.now });
   if (isDomainError(decision)) return decision;
-  if (decision.length === 0) return { runId, meta, version, state, events: [] };
+  if (decision.length === 0) return { runId, meta, version, previous: state, state, events: [] };
 
   const time = opts.now.toISOString();
   let next = state;
@@ -98,19 +101,40 @@ export async function appendToRun(
   });
   const newVersion = version + envelopes.length;
 
+  // The columns beside the snapshot are what other queries find runs by (supervisor, cascade, quota).
+  const runningSince = next.runningSince ?? null;
+  const resumeDeadline = next.pause?.resumeDeadline ?? null;
   if (row) {
-    await sql.execute('update run_streams set version = ?, state = ?::jsonb, updated_at = ? where run_id = ?', [
-      newVersion,
-      JSON.stringify(next),
-      opts.now,
-      runId,
-    ]);
-  } else {
     await sql.execute(
-      `insert into run_streams (run_id, project_id, flow_id, version, state, created_at, updated_at)
-       values (?, ?, ?, ?, ?::jsonb, ?, ?)`,
-      [runId, meta.projectId, meta.flowId, newVersion, JSON.stringify(next), opts.now, opts.now],
+      `update run_streams set version = ?, state = ?::jsonb, updated_at = ?, status = ?,
+         running_since = coalesce(?::timestamptz, running_since), resume_deadline = ?::timestamptz
+       where run_id = ?`,
+      [newVersion, JSON.stringify(next), opts.now, next.status, runningSince, resumeDeadline, runId],
     );
+  } else {
+    const parentRunId = command.type === 'TriggerRun' ? command.parentRunId : null;
+    await sql.execute(
+      `insert into run_streams (run_id, project_id, flow_id, version, state, created_at, updated_at, status,
+         parent_run_id, running_since, resume_deadline)
+       values (?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz)`,
+      [
+        runId,
+        meta.projectId,
+        meta.flowId,
+        newVersion,
+        JSON.stringify(next),
+        opts.now,
+        opts.now,
+        next.status,
+        parentRunId,
+        runningSince,
+        resumeDeadline,
+      ],
+    );
+  }
+  // A lease is a right to execute a RUNNING run: a run that pauses or ends gives it up.
+  if (row && state.status === 'RUNNING' && next.status !== 'RUNNING') {
+    await sql.execute('delete from run_leases where run_id = ?', [runId]);
   }
   const values = envelopes.map(() => '(?, ?, ?, ?, ?::jsonb, ?, ?)').join(', ');
   const params = envelopes.flatMap((e) => [
@@ -127,7 +151,7 @@ export async function appendToRun(
     params,
   );
   await sql.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
-  return { runId, meta, version: newVersion, state: next, events: envelopes };
+  return { runId, meta, version: newVersion, previous: state, state: next, events: envelopes };
 }
 
 /** Reads a run's stream head without locking (for answers that need the current state). */
@@ -137,4 +161,18 @@ export async function readStream(sql: SqlRunner, runId: string): Promise<(Stream
   ]);
   const r = rows[0];
   return r ? { projectId: r.project_id, flowId: r.flow_id, version: r.version, state: r.state } : null;
+}
+
+/** A run's first event (seq 1): what it was triggered with, and when. */
+export async function readTriggered(
+  sql: SqlRunner,
+  runId: string,
+): Promise<{ time: string; projectId: string; flowId: string; data: RunEventData<'flowrun.triggered.v1'> } | null> {
+  const rows = await sql.execute<{ envelope: EventEnvelope }>(
+    `select envelope from run_events where run_id = ? and seq = 1 and type = 'flowrun.triggered.v1'`,
+    [runId],
+  );
+  const e = rows[0]?.envelope;
+  if (!e) return null;
+  return { time: e.time, projectId: e.projectId, flowId: e.flowId, data: e.data as RunEventData<'flowrun.triggered.v1'> };
 }

@@ -1,0 +1,88 @@
+import { isDomainError } from '@flowruns/contracts';
+import { inTransaction, type Transactor } from './run-commands';
+import { appendWithRules } from './run-rules';
+import type { SqlRunner } from './sql';
+
+export interface SupervisorOptions {
+  /** `AP_FLOW_TIMEOUT_SECONDS`: the longest a run may run at a stretch (since it last entered RUNNING). */
+  readonly flowTimeoutSeconds: number;
+  /** `AP_ORPHAN_RUN_SECONDS`: the longest a RUNNING run may go without a live lease. */
+  readonly orphanRunSeconds: number;
+  /** Runs handled per sweep and transaction. */
+  readonly batchSize: number;
+}
+
+export interface SweepCounts {
+  readonly pauseExpired: number;
+  readonly executionTimedOut: number;
+  readonly workerLost: number;
+}
+
+type Reason = 'PAUSE_TIME' | 'EXECUTION_TIME' | 'WORKER_LOST';
+
+/** At most this many batches per sweep and tick, so one tick stays bounded. */
+const MAX_BATCHES = 10;
+
+/**
+ * Ends runs that nobody will end: PAUSED past their resume deadline (TIMEOUT, PAUSE_TIME); RUNNING
+ * longer than the flow timeout since they last entered RUNNING (TIMEOUT, EXECUTION_TIME); RUNNING
+ * without a live lease for longer than the orphan time — never picked up, or their worker died and
+ * nobody claimed them (TIMEOUT, WORKER_LOST). Each batch is one transaction that locks its runs
+ * with `for update skip locked`, so several command-service instances sweep side by side without
+ * taking the same run, and the condition holds on the locked row when the command is appended.
+ */
+export class RunSupervisor {
+  constructor(
+    private readonly tx: Transactor,
+    private readonly options: SupervisorOptions,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async tick(now: Date = this.clock()): Promise<SweepCounts> {
+    const ms = (s: number) => new Date(now.getTime() - s * 1000);
+    const n = this.options.batchSize;
+    const pauseExpired = await this.sweep('PAUSE_TIME', now, (sql) =>
+      sql.execute<{ run_id: string }>(
+        `select run_id from run_streams where status = 'PAUSED' and resume_deadline <= ?
+         order by resume_deadline limit ? for update skip locked`,
+        [now, n],
+      ),
+    );
+    const executionTimedOut = await this.sweep('EXECUTION_TIME', now, (sql) =>
+      sql.execute<{ run_id: string }>(
+        `select run_id from run_streams where status = 'RUNNING' and running_since <= ?
+         order by running_since limit ? for update skip locked`,
+        [ms(this.options.flowTimeoutSeconds), n],
+      ),
+    );
+    const orphanedBefore = ms(this.options.orphanRunSeconds);
+    const workerLost = await this.sweep('WORKER_LOST', now, (sql) =>
+      sql.execute<{ run_id: string }>(
+        `select s.run_id from run_streams s left join run_leases l on l.run_id = s.run_id
+         where s.status = 'RUNNING' and s.running_since <= ? and (l.run_id is null or l.expires_at <= ?)
+         order by s.running_since limit ? for update of s skip locked`,
+        [orphanedBefore, orphanedBefore, n],
+      ),
+    );
+    return { pauseExpired, executionTimedOut, workerLost };
+  }
+
+  private async sweep(reason: Reason, now: Date, select: (sql: SqlRunner) => Promise<{ run_id: string }[]>): Promise<number> {
+    let total = 0;
+    for (let batch = 0; batch < MAX_BATCHES; batch++) {
+      const r = await inTransaction(this.tx, async (sql) => {
+        const rows = await select(sql);
+        let changed = 0;
+        for (const { run_id } of rows) {
+          const appended = await appendWithRules(sql, run_id, () => ({ type: 'TimeOutRun', reason }), { now });
+          if (!isDomainError(appended) && appended.events.length > 0) changed++;
+        }
+        return { found: rows.length, changed };
+      });
+      if (isDomainError(r)) break;
+      total += r.changed;
+      if (r.found < this.options.batchSize) break;
+    }
+    return total;
+  }
+}
