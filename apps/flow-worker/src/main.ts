@@ -1,8 +1,20 @@
 import 'reflect-metadata';
+import { Module } from '@nestjs/common';
 import { bootstrapHttpApp, rootLogger } from '@flowruns/platform';
-import { AppModule, config } from './app.module';
+import { loadFlowWorkerConfig } from './config';
+import { WorkerModule } from './worker.module';
 
-bootstrapHttpApp(AppModule, { name: 'flow-worker', port: config.FLOW_WORKER_PORT }).catch((e) => {
+async function main(): Promise<void> {
+  const config = loadFlowWorkerConfig();
+
+  // bootstrapHttpApp takes a module class; this one carries the config read above.
+  @Module({ imports: [WorkerModule.forConfig(config)] })
+  class FlowWorkerAppModule {}
+
+  await bootstrapHttpApp(FlowWorkerAppModule, { name: 'flow-worker', port: config.FLOW_WORKER_PORT, host: config.FLOW_WORKER_HOST });
+}
+
+main().catch((e) => {
   rootLogger('flow-worker').fatal({ err: e }, 'flow-worker failed to start');
   process.exit(1);
 });

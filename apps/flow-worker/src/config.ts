@@ -1,0 +1,36 @@
+import { InternalApiConfigSchema, KafkaConfigSchema, LogConfigSchema, env, loadConfig } from '@flowruns/platform';
+import { z } from 'zod';
+
+const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+export const FlowWorkerConfigSchema = z.object({
+  ...KafkaConfigSchema.shape,
+  ...LogConfigSchema.shape,
+  ...InternalApiConfigSchema.shape,
+  COMMAND_SERVICE_TIMEOUT_MS: int(100, 120000, 10000),
+  FLOW_WORKER_PORT: env.port(3004),
+  FLOW_WORKER_HOST: z.string().min(1).default('127.0.0.1'),
+  /** All workers share it (their own group, not the projector's): Kafka splits the partitions between them. */
+  FLOW_WORKER_GROUP_ID: z.string().min(1).default('flow-runs-worker'),
+  /** Runs driven at once by one worker. */
+  FLOW_WORKER_CONCURRENCY: int(1, 1000, 8),
+  /** A run's lease lasts this long unless renewed (renewed every third of it while driving). */
+  FLOW_WORKER_LEASE_TTL_MS: int(1000, 600000, 10000),
+  /** How often expired leases (runs of dead workers) are claimed; default half the lease TTL. */
+  FLOW_WORKER_CLAIM_INTERVAL_MS: z.coerce.number().int().min(100).max(600000).optional(),
+  /** On SIGTERM, how long running steps may take to finish before they are abandoned (and run again elsewhere). */
+  FLOW_WORKER_SHUTDOWN_TIMEOUT_MS: int(0, 600000, 20000),
+  /** Deadline of one request of an `http` step. */
+  ENGINE_HTTP_TIMEOUT_MS: int(1, 3600000, 30000),
+  /** The maximum execution time of a run, checked before each step (the command service's supervisor enforces it too). */
+  AP_FLOW_TIMEOUT_SECONDS: z.coerce.number().positive().default(600),
+});
+export type FlowWorkerConfig = z.infer<typeof FlowWorkerConfigSchema>;
+
+export const FLOW_WORKER_CONFIG = Symbol('FLOW_WORKER_CONFIG');
+
+/** Reads the worker's config once; a bad value fails the start with the variable's name. */
+export const loadFlowWorkerConfig = (source: NodeJS.ProcessEnv = process.env): FlowWorkerConfig =>
+  loadConfig(FlowWorkerConfigSchema, source);
+
+export const claimIntervalOf = (c: FlowWorkerConfig): number => c.FLOW_WORKER_CLAIM_INTERVAL_MS ?? Math.max(100, Math.floor(c.FLOW_WORKER_LEASE_TTL_MS / 2));
