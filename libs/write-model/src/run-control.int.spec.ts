@@ -502,6 +502,9 @@ describe('run control use cases (real Postgres)', () => {
       ok(await commands.acquireLease(leased.id, 'w1', 600000, { now: new Date() }));
       // Never picked up by a worker.
       const orphan = ok(await trigger(flow.id, projectId, {}, new Date(Date.now() - 40 * 1000)));
+      // As old as the orphan, but waiting on a subflow child (no lease by design): left alone.
+      const waitingParent = ok(await trigger(flow.id, projectId, {}, new Date(Date.now() - 40 * 1000)));
+      ok(await commands.startStep(waitingParent.id, 'call_child', 'subflow'));
       // Recently started, with a worker: left alone.
       const healthy = ok(await trigger(flow.id, projectId));
       ok(await commands.acquireLease(healthy.id, 'w1', 600000));
@@ -520,6 +523,7 @@ describe('run control use cases (real Postgres)', () => {
       expect(await reasonOf(orphan.id)).toEqual(['WORKER_LOST']);
       expect(await statusOf(pausedLater.id)).toBe('PAUSED');
       expect(await statusOf(healthy.id)).toBe('RUNNING');
+      expect(await statusOf(waitingParent.id)).toBe('RUNNING');
       // Exactly one timeout each, though two supervisors swept at once.
       expect(await eventTypes(paused.id)).toEqual(['flowrun.triggered.v1', 'flowrun.paused.v1', 'flowrun.timed-out.v1']);
     });

@@ -60,6 +60,11 @@ export class RunSupervisor {
       sql.execute<{ run_id: string }>(
         `select s.run_id from run_streams s left join run_leases l on l.run_id = s.run_id
          where s.status = 'RUNNING' and s.running_since <= ? and (l.run_id is null or l.expires_at <= ?)
+           -- A parent waiting on a subflow child holds no lease by design: it is not orphaned.
+           and not exists (
+             select 1 from jsonb_each(s.state -> 'steps') st
+             where st.value ->> 'type' = 'subflow' and st.value ->> 'status' = 'RUNNING'
+               and (st.value ->> 'attempt')::int = (s.state ->> 'attempt')::int)
          order by s.running_since limit ? for update of s skip locked`,
         [orphanedBefore, orphanedBefore, n],
       ),
