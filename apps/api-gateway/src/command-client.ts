@@ -1,9 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import {
+  BulkRunResultSchema,
   CommandResultSchema,
   INTERNAL_TOKEN_HEADER,
   ResumeResultSchema,
   TRACEPARENT_HEADER,
+  type BulkRunRequestInput,
+  type BulkRunResult,
   type CommandResult,
   type CreateFlow,
   type ErrorEnvelope,
@@ -87,6 +90,16 @@ export class CommandClient {
     return this.expect(CommandResultSchema, await this.send('POST', path, req, trace), path, trace);
   }
 
+  /**
+   * Cancel, retry or archive what a filter selects in the project; the command service works
+   * batch by batch and answers when all are done, so this call has the bulk deadline.
+   */
+  async bulk(req: BulkRunRequestInput, trace: TraceContext): Promise<BulkRunResult> {
+    const path = '/internal/runs/bulk';
+    const answer = await this.send('POST', path, req, trace, this.config.GATEWAY_BULK_TIMEOUT_MS);
+    return this.expect(BulkRunResultSchema, answer, path, trace);
+  }
+
   /** Readiness: the command service answers its liveness probe. */
   async probe(timeoutMs = 1500): Promise<{ httpStatus: number }> {
     const res = await fetch(`${this.baseUrl}/health/live`, { signal: AbortSignal.timeout(timeoutMs) });
@@ -108,7 +121,13 @@ export class CommandClient {
     throw unavailable();
   }
 
-  private async send<T>(method: 'GET' | 'POST', path: string, body: unknown, trace: TraceContext): Promise<T> {
+  private async send<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    trace: TraceContext,
+    timeoutMs = this.config.COMMAND_SERVICE_TIMEOUT_MS,
+  ): Promise<T> {
     const started = Date.now();
     let status: number;
     let text: string;
@@ -122,7 +141,7 @@ export class CommandClient {
           [TRACEPARENT_HEADER]: trace.traceparent,
         },
         body: method === 'POST' ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(this.config.COMMAND_SERVICE_TIMEOUT_MS),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       status = res.status;
       text = await res.text();

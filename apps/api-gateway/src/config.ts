@@ -30,10 +30,11 @@ export const GatewayConfigSchema = z.object({
   /** How long an unknown or revoked key is remembered as such. */
   AUTH_NEGATIVE_CACHE_TTL_MS: millis(5_000, 0, 600_000),
   AUTH_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
-  /** Runs read from `run_views` per page by a bulk operation's filter path (memory stays at one page). */
-  GATEWAY_BULK_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
-  /** Command-service calls a bulk operation keeps in flight at once. */
-  GATEWAY_BULK_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
+  /**
+   * Deadline for one bulk cancel/retry/archive (the command service answers when every batch is
+   * done). At most 290 s: Node's fetch gives up waiting for response headers after 300 s.
+   */
+  GATEWAY_BULK_TIMEOUT_MS: millis(240_000, 1000, 290_000),
 });
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 

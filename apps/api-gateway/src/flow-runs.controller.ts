@@ -4,11 +4,18 @@ import type { FlowRun, FlowRunWithSteps } from '@flowruns/contracts';
 import { EnvelopeException, parseOrThrow } from '@flowruns/platform';
 import type { RunPage } from '@flowruns/run-views';
 import type { Request, Response } from 'express';
+import type { z } from 'zod';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { Principal, assertOwnProject } from './auth/principal';
-import { BulkCancel } from './bulk-cancel';
 import { CommandClient } from './command-client';
-import { BulkCancelBodySchema, RetryBodySchema, parseListRunsQuery, parseStrictBody } from './requests';
+import {
+  BulkArchiveBodySchema,
+  BulkCancelBodySchema,
+  BulkRetryBodySchema,
+  RetryBodySchema,
+  parseListRunsQuery,
+  parseStrictBody,
+} from './requests';
 import { RunQueries } from './run-queries';
 import { Trace, type TraceContext } from './traceparent';
 
@@ -19,7 +26,6 @@ export class FlowRunsController {
   constructor(
     private readonly runs: RunQueries,
     private readonly commands: CommandClient,
-    private readonly bulk: BulkCancel,
   ) {}
 
   @Get()
@@ -29,20 +35,32 @@ export class FlowRunsController {
     return this.runs.list(query);
   }
 
-  /** `{ cancelled }`: how many of the selected runs this request stopped. */
+  /** `{ cancelled }`: how many of the selected runs this request stopped (descendants stop too). */
   @Post('cancel')
   @HttpCode(200)
-  cancel(@Body() body: unknown, @Principal() principal: ApiKeyPrincipal, @Trace() trace: TraceContext): Promise<{ cancelled: number }> {
-    // No body is refused rather than read as "no filters", which would cancel every running run.
-    if (body === undefined) {
-      throw EnvelopeException.of('VALIDATION', {
-        field: 'body',
-        message: 'a JSON object is required ({} selects every running or paused run)',
-      });
-    }
-    const input = parseStrictBody(BulkCancelBodySchema, body);
-    if (input.projectId !== undefined) assertOwnProject(principal, input.projectId);
-    return this.bulk.cancel(principal, input, trace);
+  async cancel(@Body() body: unknown, @Principal() principal: ApiKeyPrincipal, @Trace() trace: TraceContext): Promise<{ cancelled: number }> {
+    const { projectId: _projectId, ...filter } = this.bulkBody(BulkCancelBodySchema, body, principal);
+    const reason = `cancelled by ${principal.keyId}`;
+    const r = await this.commands.bulk({ action: 'cancel', projectId: principal.projectId, reason, filter }, trace);
+    return { cancelled: r.changed };
+  }
+
+  /** `{ retried }`: how many of the selected runs this request retried with the strategy. */
+  @Post('retry')
+  @HttpCode(200)
+  async retryMany(@Body() body: unknown, @Principal() principal: ApiKeyPrincipal, @Trace() trace: TraceContext): Promise<{ retried: number }> {
+    const { projectId: _projectId, strategy, ...filter } = this.bulkBody(BulkRetryBodySchema, body, principal);
+    const r = await this.commands.bulk({ action: 'retry', projectId: principal.projectId, strategy, filter }, trace);
+    return { retried: r.changed };
+  }
+
+  /** `{ archived }`: how many of the selected runs this request archived (already archived ones are not counted). */
+  @Post('archive')
+  @HttpCode(200)
+  async archive(@Body() body: unknown, @Principal() principal: ApiKeyPrincipal, @Trace() trace: TraceContext): Promise<{ archived: number }> {
+    const { projectId: _projectId, ...filter } = this.bulkBody(BulkArchiveBodySchema, body, principal);
+    const r = await this.commands.bulk({ action: 'archive', projectId: principal.projectId, filter }, trace);
+    return { archived: r.changed };
   }
 
   @Get(':id')
@@ -82,5 +100,18 @@ export class FlowRunsController {
       res.status(200);
     }
     return run;
+  }
+
+  /**
+   * A bulk body, strictly validated. No body is refused rather than read as "no filters", which
+   * would select every run of the project; `{}` says that on purpose.
+   */
+  private bulkBody<S extends z.ZodType<{ projectId?: string }>>(schema: S, body: unknown, principal: ApiKeyPrincipal): z.infer<S> {
+    if (body === undefined) {
+      throw EnvelopeException.of('VALIDATION', { field: 'body', message: 'a JSON object is required ({} selects every run the operation can change)' });
+    }
+    const input = parseStrictBody(schema, body);
+    if (input.projectId !== undefined) assertOwnProject(principal, input.projectId);
+    return input;
   }
 }

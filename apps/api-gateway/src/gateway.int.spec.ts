@@ -6,11 +6,11 @@ import { NestFactory } from '@nestjs/core';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKeyStore, generateApiKey } from '@flowruns/access';
 import {
+  BulkRunRequestSchema,
   CreateFlowSchema,
   PublishFlowVersionSchema,
   ResumeRunRequestSchema,
   RetryRunRequestSchema,
-  StopRunRequestSchema,
   TriggerRunRequestSchema,
 } from '@flowruns/contracts';
 import { ormOptions, sqlRunner } from '@flowruns/database';
@@ -149,9 +149,7 @@ describe('api-gateway over HTTP', () => {
       INTERNAL_API_TOKEN: INTERNAL_TOKEN,
       COMMAND_SERVICE_TIMEOUT_MS: '1000',
       GATEWAY_BODY_LIMIT: '1mb',
-      // Small, so that a bulk cancel by filter must page, and concurrency is observable.
-      GATEWAY_BULK_PAGE_SIZE: '3',
-      GATEWAY_BULK_CONCURRENCY: '2',
+      GATEWAY_BULK_TIMEOUT_MS: '1500',
     });
     app = await NestFactory.create(gatewayRootModule(config), { bodyParser: false, logger: false });
     configureGateway(app, config);
@@ -792,169 +790,94 @@ describe('api-gateway over HTTP', () => {
       });
     });
 
-    describe('POST /api/v1/flow-runs/cancel', () => {
-      interface Seed {
-        id: string;
-        status: string;
-        flowId: string;
-        created: string;
-        archived?: boolean;
-        project?: string;
-      }
-      // Project C: ten runs that can still be stopped (two share a microsecond), finished ones, and
-      // a running one in project B. With GATEWAY_BULK_PAGE_SIZE=3 a full scan needs four pages.
-      const seeds: Seed[] = [
-        ...Array.from({ length: 7 }, (_, i): Seed => ({
-          id: `run_c${i + 1}`,
-          status: i % 2 === 0 ? 'RUNNING' : 'PAUSED',
-          flowId: i % 2 === 0 ? 'flow_1' : 'flow_2',
-          created: `2024-02-01T00:00:0${i + 1}.000000Z`,
-        })),
-        { id: 'run_c8', status: 'PAUSED', flowId: 'flow_2', created: '2024-02-01T00:00:07.000000Z' },
-        { id: 'run_c9', status: 'RUNNING', flowId: 'flow_1', created: '2024-02-01T00:00:07.000000Z' },
-        { id: 'run_c_archived', status: 'RUNNING', flowId: 'flow_1', created: '2024-02-01T00:00:08.000000Z', archived: true },
-        { id: 'run_c_done', status: 'SUCCEEDED', flowId: 'flow_1', created: '2024-02-01T00:00:04.500000Z' },
-        { id: 'run_c_failed', status: 'FAILED', flowId: 'flow_2', created: '2024-02-01T00:00:05.500000Z' },
-        { id: 'run_c_stopped', status: 'STOPPED', flowId: 'flow_1', created: '2024-02-01T00:00:06.500000Z' },
-        { id: 'run_b_running', status: 'RUNNING', flowId: 'flow_1', created: '2024-02-01T00:00:03.000000Z', project: 'proj_b' },
-      ];
-      const stoppable = seeds.filter((s) => !s.project && (s.status === 'RUNNING' || s.status === 'PAUSED'));
-      /** Runs the fake says changed nothing (already stopped: 0 events) or conflicted (finished meanwhile: 409). */
-      let unchanged: Set<string>;
-      let conflicted: Set<string>;
+    describe('bulk cancel / retry / archive (the command service selects and changes the runs)', () => {
+      const BULK = '/internal/runs/bulk';
+      const answer = (action: string, changed: number) => () => ({ status: 200, json: { action, changed, examined: changed + 2 } });
 
-      beforeAll(async () => {
-        for (const s of seeds) {
-          await orm.em.fork().execute(
-            `insert into run_views (id, project_id, flow_id, flow_version_id, flow_display_name, status, environment,
-               triggered_by, tags, steps_count, attempt, start_time, created, version, archived_at)
-             values (?, ?, ?, 'ver_1', 'Bulk', ?, 'PRODUCTION', 'key_c', '{}', 1, 1, ?::timestamptz, ?::timestamptz, 2, ?::timestamptz)`,
-            [s.id, s.project ?? 'proj_c', s.flowId, s.status, s.created, s.created, s.archived ? '2024-03-01T00:00:00Z' : null],
-          );
-        }
-      });
-
-      beforeEach(() => {
-        unchanged = new Set();
-        conflicted = new Set();
-        fake.reply = async (r) => {
-          const id = decodeURIComponent(/^\/internal\/runs\/([^/]+)\/stop$/.exec(r.url)?.[1] ?? '');
-          // A little latency, so that calls overlap and the concurrency bound is observable.
-          await new Promise((resolve) => setTimeout(resolve, 15));
-          if (conflicted.has(id)) return { status: 409, json: { statusCode: 409, code: 'INVALID_TRANSITION', params: { from: 'SUCCEEDED', command: 'StopRun' } } };
-          return { status: 200, json: { runId: id, version: 3, status: 'STOPPED', eventsAppended: unchanged.has(id) ? 0 : 1 } };
-        };
-      });
-
-      const stopped = () => fake.received.map((r) => decodeURIComponent(/^\/internal\/runs\/([^/]+)\/stop$/.exec(r.url)?.[1] ?? r.url));
-
-      it('by ids: stops the key’s project’s runs once each, counts only those that changed, ignores other projects’ and unknown ids', async () => {
-        conflicted.add('run_a1');
-        unchanged.add('run_a2');
-        const res = await call('POST', '/api/v1/flow-runs/cancel', {
-          body: { flowRunIds: ['run_a1', 'run_a2', 'run_a3', 'run_b1', 'run_missing', 'run_a3'] },
-          headers: withTrace,
-        });
+      it.each([
+        ['cancel', {}, { action: 'cancel', reason: 'cancelled by key_a', filter: {} }, { cancelled: 7 }],
+        [
+          'cancel',
+          { flowId: 'flow_1', status: ['PAUSED'], excludeFlowRunIds: ['run_a1'], createdAfter: '2024-02-01T01:00:07+01:00' },
+          {
+            action: 'cancel',
+            reason: 'cancelled by key_a',
+            filter: { flowId: 'flow_1', status: ['PAUSED'], excludeFlowRunIds: ['run_a1'], createdAfter: '2024-02-01T01:00:07+01:00' },
+          },
+          { cancelled: 7 },
+        ],
+        ['retry', { strategy: 'FROM_FAILED_STEP', failedStepName: 'b' }, { action: 'retry', strategy: 'FROM_FAILED_STEP', filter: { failedStepName: 'b' } }, { retried: 7 }],
+        [
+          'retry',
+          { strategy: 'ON_LATEST_VERSION', flowRunIds: ['run_a1', 'run_b1'], projectId: 'proj_a' },
+          { action: 'retry', strategy: 'ON_LATEST_VERSION', filter: { flowRunIds: ['run_a1', 'run_b1'] } },
+          { retried: 7 },
+        ],
+        ['archive', { status: ['SUCCEEDED'], createdBefore: '2024-01-01T00:00:00.000Z' }, { action: 'archive', filter: { status: ['SUCCEEDED'], createdBefore: '2024-01-01T00:00:00.000Z' } }, { archived: 7 }],
+      ])('%s %j: forwards the filter scoped to the key’s project and answers the count changed', async (action, body, forwarded, expected) => {
+        fake.reply = answer(action, 7);
+        const res = await call('POST', `/api/v1/flow-runs/${action}`, { body, headers: withTrace });
         expect(res.status).toBe(200);
-        expect(res.body).toEqual({ cancelled: 1 });
-        expect(stopped().sort()).toEqual(['run_a1', 'run_a2', 'run_a3']);
-        for (const got of fake.received) {
-          expectForwarded(got, 'POST', got.url);
-          expect(got.body).toEqual({ projectId: 'proj_a', reason: 'cancelled by key_a' });
-          expect(StopRunRequestSchema.strict().parse(got.body)).toEqual(got.body);
-        }
+        expect(res.body).toEqual(expected);
+        expect(fake.received).toHaveLength(1);
+        expectForwarded(fake.received[0], 'POST', BULK);
+        // Always the key's project: the command service never selects another project's runs.
+        expect(fake.received[0].body).toEqual({ projectId: 'proj_a', ...forwarded });
+        expect(BulkRunRequestSchema.parse(fake.received[0].body)).toMatchObject({ projectId: 'proj_a', action });
       });
 
-      it('by ids: ignores the other filters (as the reference says)', async () => {
-        const res = await call('POST', '/api/v1/flow-runs/cancel', {
-          key: keys.c,
-          body: { flowRunIds: ['run_c1', 'run_c2', 'run_b_running'], flowId: 'flow_none', status: ['PAUSED'], excludeFlowRunIds: ['run_c1'] },
-        });
-        expect(res.body).toEqual({ cancelled: 2 });
-        expect(stopped().sort()).toEqual(['run_c1', 'run_c2']);
-      });
-
-      it('by ids: another project’s ids only → nothing is called, { cancelled: 0 }', async () => {
-        const res = await call('POST', '/api/v1/flow-runs/cancel', { body: { flowRunIds: ['run_b1', 'run_c1'] } });
-        expect(res.status).toBe(200);
-        expect(res.body).toEqual({ cancelled: 0 });
+      it.each(['cancel', 'retry', 'archive'])('%s: answers 404 for another project’s projectId without calling the command service', async (action) => {
+        const body = { projectId: 'proj_b', ...(action === 'retry' ? { strategy: 'FROM_FAILED_STEP' } : {}) };
+        const res = await call('POST', `/api/v1/flow-runs/${action}`, { body });
+        expect(res.status).toBe(404);
+        expect(res.body.params).toMatchObject({ entityType: 'project', entityId: 'proj_b' });
         expect(fake.received).toHaveLength(0);
       });
 
-      it('by filter: pages through every running or paused run of the project (4 pages of 3), at most GATEWAY_BULK_CONCURRENCY at once', async () => {
-        unchanged.add('run_c5');
-        conflicted.add('run_c6');
-        const res = await call('POST', '/api/v1/flow-runs/cancel', { key: keys.c, body: {}, headers: withTrace });
-        expect(res.status).toBe(200);
-        expect(res.body).toEqual({ cancelled: stoppable.length - 2 });
-        // Every one exactly once (ties across a page boundary included), archived ones too, nothing else.
-        expect(stopped().sort()).toEqual(stoppable.map((s) => s.id).sort());
-        expect(stoppable.length).toBeGreaterThan(3 * 3);
-        expect(fake.maxInFlight).toBe(2);
-        for (const got of fake.received) {
-          expectForwarded(got, 'POST', got.url);
-          expect(StopRunRequestSchema.strict().parse(got.body)).toEqual({ projectId: 'proj_c', reason: 'cancelled by key_c' });
-        }
-      });
-
-      it('by filter: applies flowId, status, excludeFlowRunIds and the inclusive time window', async () => {
-        const res = await call('POST', '/api/v1/flow-runs/cancel', {
-          key: keys.c,
-          body: {
-            flowId: 'flow_1',
-            status: ['RUNNING'],
-            excludeFlowRunIds: ['run_c3', 'run_b_running'],
-            createdAfter: '2024-02-01T00:00:01.000Z',
-            createdBefore: '2024-02-01T01:00:07+01:00',
-          },
-        });
-        // flow_1 RUNNING: c1, c3, c5, c7, c9 (c9 shares c7's instant, the upper bound); c3 excluded.
-        expect(stopped().sort()).toEqual(['run_c1', 'run_c5', 'run_c7', 'run_c9']);
-        expect(res.body).toEqual({ cancelled: 4 });
-      });
-
-      it('by filter: one status selects only that status', async () => {
-        await call('POST', '/api/v1/flow-runs/cancel', { key: keys.c, body: { status: ['PAUSED'] } });
-        expect(stopped().sort()).toEqual(stoppable.filter((s) => s.status === 'PAUSED').map((s) => s.id).sort());
-      });
-
-      it('passes an unexpected command-service error through and stops starting new calls', async () => {
+      it('passes a command-service error envelope through with its status', async () => {
         fake.reply = () => ({ status: 500, json: { statusCode: 500, code: 'INTERNAL_ERROR', params: { message: 'internal error' } } });
-        const res = await call('POST', '/api/v1/flow-runs/cancel', { key: keys.c, body: {} });
+        const res = await call('POST', '/api/v1/flow-runs/archive', { body: {} });
         expect(res.status).toBe(500);
         expect(res.body).toEqual({ statusCode: 500, code: 'INTERNAL_ERROR', params: { message: 'internal error' } });
-        // The two calls in flight when the first failed, and none after.
-        expect(fake.received.length).toBeLessThanOrEqual(2);
       });
 
-      it.each([
-        ['no body at all', undefined, 'body'],
-        ['an array', [], 'body'],
-        ['empty flowRunIds', { flowRunIds: [] }, 'flowRunIds'],
-        ['1001 flowRunIds', { flowRunIds: Array.from({ length: 1001 }, (_, i) => `run_${i}`) }, 'flowRunIds'],
-        ['an empty id', { flowRunIds: ['run_a1', ''] }, 'flowRunIds.1'],
-        ['a status that cannot be cancelled', { status: ['RUNNING', 'FAILED'] }, 'status.1'],
-        ['status not an array', { status: 'RUNNING' }, 'status'],
-        ['an empty status list', { status: [] }, 'status'],
-        ['excludeFlowRunIds not an array', { excludeFlowRunIds: 'run_a1' }, 'excludeFlowRunIds'],
-        ['createdAfter without a zone', { createdAfter: '2024-01-15T10:30:00' }, 'createdAfter'],
-        ['createdBefore that is not a time', { createdBefore: 'yesterday' }, 'createdBefore'],
-        ['flowId empty', { flowId: '' }, 'flowId'],
-        ['a misspelt filter (would widen the cancel)', { flowID: 'flow_1' }, 'flowID'],
-      ])('answers 400 for %s naming %s, calling nothing', async (_what, body, field) => {
-        const res = await call('POST', '/api/v1/flow-runs/cancel', { body });
+      it('answers 503 when the command service breaks the result contract or passes GATEWAY_BULK_TIMEOUT_MS', async () => {
+        fake.reply = () => ({ status: 200, json: { cancelled: 3 } });
+        expect((await call('POST', '/api/v1/flow-runs/cancel', { body: {} })).status).toBe(503);
+        fake.reply = () => 'hang';
+        const started = Date.now();
+        const res = await call('POST', '/api/v1/flow-runs/cancel', { body: {} });
+        expect(res.status).toBe(503);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+      });
+
+      const bad: [string, string, unknown, string][] = [
+        ['cancel', 'no body at all', undefined, 'body'],
+        ['cancel', 'an array', [], 'body'],
+        ['cancel', 'empty flowRunIds', { flowRunIds: [] }, 'flowRunIds'],
+        ['cancel', '1001 flowRunIds', { flowRunIds: Array.from({ length: 1001 }, (_, i) => `run_${i}`) }, 'flowRunIds'],
+        ['cancel', 'an empty id', { flowRunIds: ['run_a1', ''] }, 'flowRunIds.1'],
+        ['cancel', 'a status that cannot be cancelled', { status: ['RUNNING', 'FAILED'] }, 'status.1'],
+        ['cancel', 'status not an array', { status: 'RUNNING' }, 'status'],
+        ['cancel', 'an empty status list', { status: [] }, 'status'],
+        ['cancel', 'excludeFlowRunIds not an array', { excludeFlowRunIds: 'run_a1' }, 'excludeFlowRunIds'],
+        ['cancel', 'createdAfter without a zone', { createdAfter: '2024-01-15T10:30:00' }, 'createdAfter'],
+        ['cancel', 'createdBefore that is not a time', { createdBefore: 'yesterday' }, 'createdBefore'],
+        ['cancel', 'flowId empty', { flowId: '' }, 'flowId'],
+        ['cancel', 'a misspelt filter (would widen the cancel)', { flowID: 'flow_1' }, 'flowID'],
+        ['retry', 'no strategy', { status: ['FAILED'] }, 'strategy'],
+        ['retry', 'an unknown strategy', { strategy: 'AGAIN' }, 'strategy'],
+        ['retry', 'an unknown status', { strategy: 'FROM_FAILED_STEP', status: ['BROKEN'] }, 'status.0'],
+        ['retry', 'no body at all', undefined, 'body'],
+        ['archive', 'a strategy (archive takes none)', { strategy: 'FROM_FAILED_STEP' }, 'strategy'],
+        ['archive', 'a misspelt filter', { createdafter: '2024-01-15T10:30:00Z' }, 'createdafter'],
+        ['archive', 'failedStepName empty', { failedStepName: '' }, 'failedStepName'],
+      ];
+      it.each(bad)('%s: answers 400 for %s naming %s, calling nothing', async (action, _what, body, field) => {
+        const res = await call('POST', `/api/v1/flow-runs/${action}`, { body });
         expect(res.status).toBe(400);
         expect(res.body).toEqual(validation(field));
         expect(fake.received).toHaveLength(0);
-      });
-
-      it('answers 404 for another project’s projectId, and accepts the key’s own', async () => {
-        const foreign = await call('POST', '/api/v1/flow-runs/cancel', { body: { projectId: 'proj_b', flowRunIds: ['run_b1'] } });
-        expect(foreign.status).toBe(404);
-        expect(foreign.body.params).toMatchObject({ entityType: 'project', entityId: 'proj_b' });
-        const own = await call('POST', '/api/v1/flow-runs/cancel', { body: { projectId: 'proj_a', flowRunIds: ['run_a3'] } });
-        expect(own.body).toEqual({ cancelled: 1 });
-        expect(stopped()).toEqual(['run_a3']);
       });
     });
   });

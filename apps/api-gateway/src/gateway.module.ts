@@ -8,7 +8,6 @@ import { createKafka, probeKafka, type Admin } from '@flowruns/messaging';
 import { HealthModule, MetricsModule, READINESS_PROBES, loggerModule, type ReadinessProbe } from '@flowruns/platform';
 import { ApiKeyCache } from './auth/api-key-cache';
 import { ApiKeyGuard } from './auth/api-key.guard';
-import { BulkCancel } from './bulk-cancel';
 import { CommandClient } from './command-client';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import { GatewayErrorFilter } from './error-filter';
@@ -96,7 +95,6 @@ export class GatewayModule {
         },
         ApiKeyGuard,
         RunQueries,
-        BulkCancel,
       ],
     };
   }

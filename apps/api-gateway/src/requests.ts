@@ -1,4 +1,12 @@
-import { FlowRunStatusSchema, PublishFlowVersionSchema, ResumeRunRequestSchema, RetryRunRequestSchema } from '@flowruns/contracts';
+import {
+  BulkRunFilterSchema,
+  FlowRunStatusSchema,
+  MAX_BULK_IDS,
+  PublishFlowVersionSchema,
+  ResumeRunRequestSchema,
+  RetryRunRequestSchema,
+  RetryStrategySchema,
+} from '@flowruns/contracts';
 import { EnvelopeException, parseOrThrow } from '@flowruns/platform';
 import { decodeCursor, MAX_LIST_LIMIT, type ListRunsQuery } from '@flowruns/run-views';
 import { z } from 'zod';
@@ -120,26 +128,34 @@ export function parseResumeRequestId(requestId: string): string {
 
 /** Statuses a cancel may select: only runs that can still be stopped. */
 export const CANCELLABLE_STATUSES = ['RUNNING', 'PAUSED'] as const;
-export const MAX_BULK_IDS = 1000;
+export { MAX_BULK_IDS };
 
 /**
- * `POST /api/v1/flow-runs/cancel`. Strict: a misspelt filter (`flowID`) must be refused, not
- * dropped, because dropping it would widen the cancel to every running run of the project.
- * `flowRunIds`, when present, makes the other filters ignored (as in the reference), but they are
- * still validated.
+ * The filters every bulk operation takes (`POST /api/v1/flow-runs/cancel|retry|archive`). Strict:
+ * a misspelt filter (`flowID`) must be refused, not dropped, because dropping it would widen the
+ * operation to every run of the project. `flowRunIds`, when present, makes the other filters
+ * ignored (as in the reference), but they are still validated. `projectId` is optional; when
+ * present it must be the key's project.
  */
-export const BulkCancelBodySchema = z.strictObject({
-  /** Optional; when present it must be the key's project. */
+const BulkFilterFields = {
   projectId: id.optional(),
-  flowRunIds: z.array(id).min(1).max(MAX_BULK_IDS).optional(),
-  excludeFlowRunIds: z.array(id).max(MAX_BULK_IDS).optional(),
-  flowId: id.optional(),
+  ...BulkRunFilterSchema.shape,
+};
+
+/** `POST /api/v1/flow-runs/cancel` → `{ cancelled }`. `status` may name only PAUSED and RUNNING. */
+export const BulkCancelBodySchema = z.strictObject({
+  ...BulkFilterFields,
   status: z.array(z.enum(CANCELLABLE_STATUSES, { message: 'PAUSED or RUNNING' })).min(1).max(2).optional(),
-  failedStepName: z.string().min(1).max(128).optional(),
-  createdAfter: timestamp.optional(),
-  createdBefore: timestamp.optional(),
 });
 export type BulkCancelBody = z.infer<typeof BulkCancelBodySchema>;
+
+/** `POST /api/v1/flow-runs/retry` → `{ retried }`. */
+export const BulkRetryBodySchema = z.strictObject({ ...BulkFilterFields, strategy: RetryStrategySchema });
+export type BulkRetryBody = z.infer<typeof BulkRetryBodySchema>;
+
+/** `POST /api/v1/flow-runs/archive` → `{ archived }` (the same filters as retry, without strategy). */
+export const BulkArchiveBodySchema = z.strictObject(BulkFilterFields);
+export type BulkArchiveBody = z.infer<typeof BulkArchiveBodySchema>;
 
 /**
  * Validates a body with a strict schema: an unknown field answers 400 naming it; otherwise the

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { FlowRunWithSteps } from '@flowruns/contracts';
 import { sqlRunner } from '@flowruns/database';
-import { RunViews, type ListRunsQuery, type RunPage, type RunSelection } from '@flowruns/run-views';
+import { RunViews, type ListRunsQuery, type RunPage } from '@flowruns/run-views';
 
 /** The read side as the controllers see it: each call runs on its own entity-manager fork. */
 @Injectable()
@@ -15,16 +15,6 @@ export class RunQueries {
 
   get(projectId: string, runId: string): Promise<FlowRunWithSteps | null> {
     return this.views().getRun(projectId, runId);
-  }
-
-  /** Which of `ids` are this project's runs (one query). */
-  ownedRunIds(projectId: string, ids: readonly string[]): Promise<string[]> {
-    return this.views().ownedRunIds(projectId, ids);
-  }
-
-  /** The selected runs' ids, newest first, read one page at a time as the caller consumes them. */
-  async *runIds(selection: RunSelection, pageSize: number): AsyncGenerator<string, void, undefined> {
-    for await (const page of this.views().runIdPages(selection, pageSize)) yield* page;
   }
 
   private views(): RunViews {

@@ -92,6 +92,7 @@ class CommandInfraModule {}
         new RunCommands(tx, () => new Date(), {
           maxRetryAttempts: config.AP_MAX_RETRY_ATTEMPTS,
           pauseTimeoutSeconds: config.AP_PAUSE_TIMEOUT_SECONDS,
+          bulkBatchSize: config.COMMAND_BULK_BATCH_SIZE,
         }),
     },
     {

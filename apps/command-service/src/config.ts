@@ -24,6 +24,8 @@ export const CommandServiceConfigSchema = z.object({
   AP_ORPHAN_RUN_SECONDS: z.coerce.number().positive().default(120),
   SUPERVISOR_INTERVAL_MS: z.coerce.number().int().min(10).max(3600000).default(1000),
   SUPERVISOR_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(100),
+  /** Runs a bulk cancel/retry/archive changes per transaction (and reads per page). */
+  COMMAND_BULK_BATCH_SIZE: z.coerce.number().int().min(1).max(5000).default(200),
 });
 export type CommandServiceConfig = z.infer<typeof CommandServiceConfigSchema>;
 

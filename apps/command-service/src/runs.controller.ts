@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import {
+  BulkRunRequestSchema,
   ClaimExpiredRequestSchema,
   CreateFlowSchema,
   FailRunRequestSchema,
@@ -145,6 +146,14 @@ export class RunsController {
     const run = orThrow(await this.commands.retry(runId, req, { traceparent: tp }));
     res.status(req.strategy === 'ON_LATEST_VERSION' ? 201 : 200);
     return run;
+  }
+
+  /** Cancel, retry or archive every run of a project a filter selects, batch by batch. */
+  @Post('runs/bulk')
+  @HttpCode(200)
+  async bulk(@Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
+    const req = parseOrThrow(BulkRunRequestSchema, body);
+    return orThrow(await this.commands.bulk(req, { traceparent: tp }));
   }
 
   @Post('runs/:runId/resume')

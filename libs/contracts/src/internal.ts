@@ -93,3 +93,59 @@ export const RunExecutionSchema = z.object({
   purged: z.boolean(),
 });
 export type RunExecution = z.infer<typeof RunExecutionSchema>;
+
+// ---- Bulk run control ----
+
+/** Most run ids one bulk request may name (`flowRunIds`, `excludeFlowRunIds`). */
+export const MAX_BULK_IDS = 1000;
+
+const bulkId = z.string().min(1).max(256);
+const bulkTimestamp = z.iso.datetime({ offset: true, message: 'an ISO 8601 timestamp with a time zone, e.g. 2024-01-15T10:30:00.000Z' });
+
+/**
+ * Which of a project's runs a bulk operation selects. `flowRunIds`, when given, is the whole
+ * selection (the other filters are ignored, as in the reference). `createdAfter`/`createdBefore`
+ * are inclusive. `status` defaults per action to the statuses the action can change.
+ */
+export const BulkRunFilterSchema = z.strictObject({
+  flowRunIds: z.array(bulkId).min(1).max(MAX_BULK_IDS).optional(),
+  excludeFlowRunIds: z.array(bulkId).max(MAX_BULK_IDS).optional(),
+  flowId: bulkId.optional(),
+  status: z.array(FlowRunStatusSchema).min(1).max(8).optional(),
+  failedStepName: z.string().min(1).max(128).optional(),
+  createdAfter: bulkTimestamp.optional(),
+  createdBefore: bulkTimestamp.optional(),
+});
+export type BulkRunFilter = z.infer<typeof BulkRunFilterSchema>;
+
+/**
+ * `POST /internal/runs/bulk` → `BulkRunResult`. The command service pages through the project's
+ * runs in the write model and changes them batch by batch (one transaction per batch), so memory
+ * stays flat however many runs match. A run that no longer matches once locked (changed by someone
+ * else meanwhile) is skipped and not counted.
+ */
+export const BulkRunRequestSchema = z.discriminatedUnion('action', [
+  z.object({
+    action: z.literal('cancel'),
+    projectId: z.string().min(1).max(128),
+    reason: z.string().max(512).default('cancelled by request'),
+    filter: BulkRunFilterSchema,
+  }),
+  z.object({
+    action: z.literal('retry'),
+    projectId: z.string().min(1).max(128),
+    strategy: RetryStrategySchema,
+    filter: BulkRunFilterSchema,
+  }),
+  z.object({ action: z.literal('archive'), projectId: z.string().min(1).max(128), filter: BulkRunFilterSchema }),
+]);
+export type BulkRunRequest = z.infer<typeof BulkRunRequestSchema>;
+export type BulkRunRequestInput = z.input<typeof BulkRunRequestSchema>;
+
+/** `changed`: runs this request changed (descendants stopped by a cancel's cascade not included). */
+export const BulkRunResultSchema = z.object({
+  action: z.enum(['cancel', 'retry', 'archive']),
+  changed: z.number().int().min(0),
+  examined: z.number().int().min(0),
+});
+export type BulkRunResult = z.infer<typeof BulkRunResultSchema>;

@@ -6,3 +6,4 @@ export * from './run-store';
 export * from './sql';
 export * from './run-commands';
 export * from './supervisor';
+export * from './bulk';

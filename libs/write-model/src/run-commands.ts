@@ -3,6 +3,8 @@ import {
   domainError,
   isDomainError,
   isTerminal,
+  type BulkRunRequest,
+  type BulkRunResult,
   type CommandResult,
   type CreateFlow,
   type DomainError,
@@ -24,7 +26,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { FlowStore, type FlowVersionRecord } from './flows';
 import { LeaseStore } from './leases';
 import { appendWithRules, fenced } from './run-rules';
-import { readStream, readTriggered, type AppendResult, type CommandBuilder } from './run-store';
+import { bulkStatuses, inStatuses, selectBulkPages } from './bulk';
+import { readStream, readTriggered, type AppendOptions, type AppendResult, type CommandBuilder } from './run-store';
 import type { SqlRunner } from './sql';
 
 /** Runs a unit of work in one Postgres transaction (MikroORM's `em.transactional` in the app). */
@@ -81,9 +84,15 @@ export interface RunCommandsOptions {
   readonly maxRetryAttempts: number;
   /** `AP_PAUSE_TIMEOUT_SECONDS`: the resume deadline of a pause that names none. */
   readonly pauseTimeoutSeconds: number;
+  /** Runs a bulk operation changes per transaction (and reads per page). */
+  readonly bulkBatchSize: number;
 }
 
-export const DEFAULT_RUN_COMMANDS_OPTIONS: RunCommandsOptions = { maxRetryAttempts: 5, pauseTimeoutSeconds: 86400 };
+export const DEFAULT_RUN_COMMANDS_OPTIONS: RunCommandsOptions = {
+  maxRetryAttempts: 5,
+  pauseTimeoutSeconds: 86400,
+  bulkBatchSize: 200,
+};
 
 /** A fresh, unguessable resume request id (192 random bits). */
 export const newRequestId = (): string => `req_${randomBytes(24).toString('base64url')}`;
@@ -305,33 +314,8 @@ export class RunCommands {
   ): Promise<(CommandResult & { stopped: number }) | DomainError> {
     const now = ctx.now ?? this.clock();
     return this.inTx(async (sql) => {
-      const root = await appendWithRules(sql, runId, () => ({ type: 'StopRun', reason: req.reason }), {
-        now,
-        traceparent: ctx.traceparent,
-        projectId: req.projectId,
-      });
-      if (isDomainError(root)) return root;
-      let stopped = root.events.length > 0 ? 1 : 0;
-      const descendants = await sql.execute<{ run_id: string }>(
-        `with recursive tree (run_id) as (
-           select run_id from run_streams where parent_run_id = ?
-           union
-           select s.run_id from run_streams s join tree t on s.parent_run_id = t.run_id
-         )
-         select t.run_id from tree t join run_streams s on s.run_id = t.run_id
-         where s.status in ('RUNNING', 'PAUSED')
-         order by t.run_id`,
-        [runId],
-      );
-      for (const { run_id } of descendants) {
-        // Changed meanwhile (ended on its own): the decider refuses, and it is simply not counted.
-        const r = await appendWithRules(sql, run_id, () => ({ type: 'StopRun', reason: `ancestor run ${runId} stopped` }), {
-          now,
-          traceparent: ctx.traceparent,
-        });
-        if (!isDomainError(r) && r.events.length > 0) stopped++;
-      }
-      return { ...this.result(root), stopped };
+      const r = await stopTree(sql, runId, req.reason, { now, traceparent: ctx.traceparent, projectId: req.projectId });
+      return isDomainError(r) ? r : { ...this.result(r.root), stopped: r.stopped };
     });
   }
 
@@ -343,44 +327,114 @@ export class RunCommands {
    */
   async retry(runId: string, req: RetryRunRequest, ctx: CommandContext = {}): Promise<FlowRun | DomainError> {
     const now = ctx.now ?? this.clock();
+    return this.inTx((sql) => this.retryIn(sql, runId, req, now, ctx));
+  }
+
+  /** The retry inside a caller's transaction; `guard` may refuse the run once its state is locked. */
+  private async retryIn(
+    sql: SqlRunner,
+    runId: string,
+    req: RetryRunRequest,
+    now: Date,
+    ctx: CommandContext,
+    guard: StateGuard = () => null,
+  ): Promise<FlowRun | DomainError> {
     const maxAttempts = this.options.maxRetryAttempts;
-    return this.inTx(async (sql) => {
-      const opts = { now, traceparent: ctx.traceparent, projectId: req.projectId };
-      if (req.strategy === 'FROM_FAILED_STEP') {
-        const r = await appendWithRules(sql, runId, () => ({ type: 'RetryRun', strategy: req.strategy, maxAttempts, newRunId: null }), opts);
-        if (isDomainError(r)) return r;
-        const triggered = await readTriggered(sql, runId);
-        if (!triggered) return runNotFound(runId);
-        return flowRunOf({ runId, ...triggered, created: triggered.time }, r.state, now);
-      }
-      const newRunId = uuidv7({ msecs: now.getTime() });
-      const r = await appendWithRules(sql, runId, () => ({ type: 'RetryRun', strategy: req.strategy, maxAttempts, newRunId }), opts);
+    const opts = { now, traceparent: ctx.traceparent, projectId: req.projectId };
+    if (req.strategy === 'FROM_FAILED_STEP') {
+      const r = await appendWithRules(
+        sql,
+        runId,
+        (state) => guard(state) ?? { type: 'RetryRun', strategy: req.strategy, maxAttempts, newRunId: null },
+        opts,
+      );
       if (isDomainError(r)) return r;
       const triggered = await readTriggered(sql, runId);
       if (!triggered) return runNotFound(runId);
-      const flow = await new FlowStore(sql).latest(r.meta.projectId, r.meta.flowId);
-      if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: r.meta.flowId, message: 'Flow not found' });
-      const ref = triggered.data.triggerDataRef;
-      const record = ref ? (await new ExecutionDataStore(sql).getMany([ref])).get(ref) : undefined;
-      if (!record) return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
-      return this.startRun(
-        sql,
-        {
-          runId: newRunId,
-          projectId: r.meta.projectId,
-          flow,
-          payload: record.output,
-          environment: triggered.data.environment,
-          triggeredBy: triggered.data.triggeredBy,
-          // A retry is a new top-level run: the original's parent may have ended long ago.
-          parentRunId: null,
-          failParentOnFailure: false,
-          retryOf: runId,
-        },
-        now,
-        ctx,
-      );
-    });
+      return flowRunOf({ runId, ...triggered, created: triggered.time }, r.state, now);
+    }
+    const newRunId = uuidv7({ msecs: now.getTime() });
+    const r = await appendWithRules(
+      sql,
+      runId,
+      (state) => guard(state) ?? { type: 'RetryRun', strategy: req.strategy, maxAttempts, newRunId },
+      opts,
+    );
+    if (isDomainError(r)) return r;
+    const triggered = await readTriggered(sql, runId);
+    if (!triggered) return runNotFound(runId);
+    const flow = await new FlowStore(sql).latest(r.meta.projectId, r.meta.flowId);
+    if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: r.meta.flowId, message: 'Flow not found' });
+    const ref = triggered.data.triggerDataRef;
+    const record = ref ? (await new ExecutionDataStore(sql).getMany([ref])).get(ref) : undefined;
+    if (!record) return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
+    return this.startRun(
+      sql,
+      {
+        runId: newRunId,
+        projectId: r.meta.projectId,
+        flow,
+        payload: record.output,
+        environment: triggered.data.environment,
+        triggeredBy: triggered.data.triggeredBy,
+        // A retry is a new top-level run: the original's parent may have ended long ago.
+        parentRunId: null,
+        failParentOnFailure: false,
+        retryOf: runId,
+      },
+      now,
+      ctx,
+    );
+  }
+
+  /**
+   * Cancels, retries or archives every run of a project that the filter selects, a batch of
+   * `bulkBatchSize` runs per transaction, paging by run id so memory stays at one page. Under its
+   * lock each run must still be in one of the selected statuses (else it changed meanwhile and is
+   * skipped); runs the action does not change (already archived, refused by the decider) are not
+   * counted. A batch that fails rolls back alone: the batches before it stay done.
+   */
+  async bulk(req: BulkRunRequest, ctx: CommandContext = {}): Promise<BulkRunResult | DomainError> {
+    const statuses = bulkStatuses(req);
+    const guard = inStatuses(statuses);
+    let examined = 0;
+    let changed = 0;
+    for await (const page of selectBulkPages(this.tx, req.projectId, req.filter, statuses, this.options.bulkBatchSize)) {
+      const now = ctx.now ?? this.clock();
+      const n = await this.inTx(async (sql) => {
+        let done = 0;
+        for (const runId of page) if (await this.bulkOne(sql, req, runId, guard, now, ctx)) done++;
+        return done;
+      });
+      if (isDomainError(n)) return n;
+      examined += page.length;
+      changed += n;
+    }
+    return { action: req.action, examined, changed };
+  }
+
+  /** One run of a bulk batch, inside the batch's transaction. True when the run changed. */
+  private async bulkOne(sql: SqlRunner, req: BulkRunRequest, runId: string, guard: StateGuard, now: Date, ctx: CommandContext) {
+    const opts = { now, traceparent: ctx.traceparent, projectId: req.projectId };
+    switch (req.action) {
+      case 'cancel': {
+        const r = await stopTree(sql, runId, req.reason, opts, guard);
+        return !isDomainError(r) && r.root.events.length > 0;
+      }
+      case 'archive': {
+        const r = await appendWithRules(sql, runId, (state) => guard(state) ?? { type: 'ArchiveRun' }, opts);
+        return !isDomainError(r) && r.events.length > 0;
+      }
+      case 'retry': {
+        if (req.strategy === 'FROM_FAILED_STEP') return !isDomainError(await this.retryIn(sql, runId, req, now, ctx, guard));
+        // A new run is started after the original recorded the retry: a refusal past that point
+        // (flow deleted, payload purged) must undo the original's part without the rest of the batch.
+        await sql.execute('savepoint bulk_retry');
+        const r = await this.retryIn(sql, runId, req, now, ctx, guard);
+        await sql.execute(isDomainError(r) ? 'rollback to savepoint bulk_retry' : 'release savepoint bulk_retry');
+        return !isDomainError(r);
+      }
+    }
   }
 
   /**
@@ -477,6 +531,45 @@ export class RunCommands {
 
 const runNotFound = (runId: string): DomainError =>
   domainError('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: runId, message: 'Flow run not found' });
+
+/** Refuses a run, once its state is locked, with the error to answer (null: go on). */
+type StateGuard = (state: RunState) => DomainError | null;
+
+/**
+ * Stops a run (RUNNING/PAUSED → STOPPED) and then every RUNNING/PAUSED descendant, in the caller's
+ * transaction. `stopped` counts the runs that actually changed, the root included.
+ */
+async function stopTree(
+  sql: SqlRunner,
+  runId: string,
+  reason: string,
+  opts: AppendOptions,
+  guard: StateGuard = () => null,
+): Promise<{ root: AppendResult; stopped: number } | DomainError> {
+  const root = await appendWithRules(sql, runId, (state) => guard(state) ?? { type: 'StopRun', reason }, opts);
+  if (isDomainError(root)) return root;
+  let stopped = root.events.length > 0 ? 1 : 0;
+  const descendants = await sql.execute<{ run_id: string }>(
+    `with recursive tree (run_id) as (
+       select run_id from run_streams where parent_run_id = ?
+       union
+       select s.run_id from run_streams s join tree t on s.parent_run_id = t.run_id
+     )
+     select t.run_id from tree t join run_streams s on s.run_id = t.run_id
+     where s.status in ('RUNNING', 'PAUSED')
+     order by t.run_id`,
+    [runId],
+  );
+  for (const { run_id } of descendants) {
+    // Changed meanwhile (ended on its own): the decider refuses, and it is simply not counted.
+    const r = await appendWithRules(sql, run_id, () => ({ type: 'StopRun', reason: `ancestor run ${runId} stopped` }), {
+      now: opts.now,
+      traceparent: opts.traceparent,
+    });
+    if (!isDomainError(r) && r.events.length > 0) stopped++;
+  }
+  return { root, stopped };
+}
 
 /** First instant of `now`'s calendar month, UTC. */
 export const monthStartUtc = (now: Date): Date => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));

@@ -1,0 +1,224 @@
+import { isDomainError, type BulkRunRequest, type DomainError, type FlowStep } from '@flowruns/contracts';
+import { ormOptions, sqlRunner } from '@flowruns/database';
+import { createTestDatabase, uniqueName } from '@flowruns/testing';
+import { MikroORM } from '@mikro-orm/postgresql';
+import { RunCommands, type Transactor } from './run-commands';
+
+function ok<T>(r: T | DomainError): T {
+  if (isDomainError(r)) throw new Error(`unexpected ${r.code} ${JSON.stringify(r.params)}`);
+  return r;
+}
+
+const steps: FlowStep[] = [
+  { name: 'a', type: 'transform', settings: {} },
+  { name: 'b', type: 'transform', settings: {} },
+];
+
+describe('bulk cancel / retry / archive (real Postgres)', () => {
+  let db: { url: string; drop: () => Promise<void> };
+  let orm: MikroORM;
+  let commands: RunCommands;
+  /** Every transaction the use cases opened, so tests can see batching. */
+  let transactions = 0;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('bulk');
+    orm = await MikroORM.init(ormOptions({ url: db.url, entities: [], poolMax: 8 }));
+    const tx: Transactor = {
+      transactional: (w) => {
+        transactions++;
+        return orm.em.fork().transactional((tem) => w(sqlRunner(tem)));
+      },
+    };
+    // Pages of 3, so a dozen runs take several batches.
+    commands = new RunCommands(tx, () => new Date(), { maxRetryAttempts: 3, pauseTimeoutSeconds: 3600, bulkBatchSize: 3 });
+  });
+
+  afterAll(async () => {
+    await orm?.close(true);
+    await db?.drop();
+  });
+
+  const q = <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => orm.em.fork().execute(sql, params) as Promise<T[]>;
+  const stateOf = async (runId: string) =>
+    (await q<{ status: string; archived: boolean; attempt: number }>(
+      `select status, (state->>'archived')::boolean as archived, (state->>'attempt')::int as attempt from run_streams where run_id = ?`,
+      [runId],
+    ))[0];
+
+  const flowOf = async (projectId: string) => ok(await commands.createFlow({ projectId, displayName: 'F', tags: [], steps }));
+  const trigger = async (flowId: string, projectId: string, parentRunId: string | null = null, now?: Date) =>
+    ok(
+      await commands.trigger(
+        flowId,
+        { projectId, payload: { n: 1 }, environment: 'PRODUCTION', triggeredBy: 'k', parentRunId, failParentOnFailure: false },
+        { now },
+      ),
+    );
+  /** A run that failed at `stepName` (after `a` succeeded when it fails at `b`). */
+  const failed = async (flowId: string, projectId: string, stepName: 'a' | 'b' = 'b') => {
+    const run = await trigger(flowId, projectId);
+    if (stepName === 'b') {
+      ok(await commands.startStep(run.id, 'a', 'transform'));
+      ok(await commands.finishStep(run.id, 'a', { status: 'SUCCEEDED', output: { a: 1 }, durationMs: 1 }));
+    }
+    ok(await commands.startStep(run.id, stepName, 'transform'));
+    ok(await commands.finishStep(run.id, stepName, { status: 'FAILED', error: { message: 'boom' }, durationMs: 1 }));
+    ok(await commands.fail(run.id, stepName));
+    return run;
+  };
+  const bulk = async (req: BulkRunRequest) => ok(await commands.bulk(req));
+
+  it('cancels every running or paused run of the project in batches, and counts only the runs it changed', async () => {
+    const projectId = uniqueName('p_bulk');
+    const other = uniqueName('p_other');
+    const flow = await flowOf(projectId);
+    const running = [];
+    for (let i = 0; i < 8; i++) running.push(await trigger(flow.id, projectId));
+    const done = await failed(flow.id, projectId);
+    const foreign = await trigger((await flowOf(other)).id, other);
+
+    const before = transactions;
+    const r = await bulk({ action: 'cancel', projectId, reason: 'test', filter: {} });
+    expect(r).toEqual({ action: 'cancel', changed: 8, examined: 8 });
+    // 8 runs in pages of 3: 3 page reads (the last one short) and 3 batch transactions.
+    expect(transactions - before).toBe(6);
+    for (const run of running) expect((await stateOf(run.id)).status).toBe('STOPPED');
+    expect((await stateOf(done.id)).status).toBe('FAILED');
+    expect((await stateOf(foreign.id)).status).toBe('RUNNING');
+    // Nothing left to cancel.
+    expect(await bulk({ action: 'cancel', projectId, reason: 'test', filter: {} })).toEqual({ action: 'cancel', changed: 0, examined: 0 });
+  });
+
+  it('cancelling a parent stops its descendants, which are not counted as cancelled by the filter', async () => {
+    const projectId = uniqueName('p_bulk');
+    const flow = await flowOf(projectId);
+    const parent = await trigger(flow.id, projectId);
+    const child = await trigger(flow.id, projectId, parent.id);
+    const grandchild = await trigger(flow.id, projectId, child.id);
+    const r = await bulk({ action: 'cancel', projectId, reason: 'test', filter: { flowRunIds: [parent.id] } });
+    expect(r.changed).toBe(1);
+    for (const run of [parent, child, grandchild]) expect((await stateOf(run.id)).status).toBe('STOPPED');
+  });
+
+  it('by ids: ignores the other filters, drops other projects’ and unknown ids, and changes each run once', async () => {
+    const projectId = uniqueName('p_bulk');
+    const other = uniqueName('p_other');
+    const flow = await flowOf(projectId);
+    const mine = [await trigger(flow.id, projectId), await trigger(flow.id, projectId)];
+    const theirs = await trigger((await flowOf(other)).id, other);
+    const r = await bulk({
+      action: 'cancel',
+      projectId,
+      reason: 'test',
+      filter: { flowRunIds: [mine[0].id, mine[0].id, mine[1].id, theirs.id, 'run_unknown'], flowId: 'not-this-flow', status: ['PAUSED'] },
+    });
+    expect(r).toEqual({ action: 'cancel', changed: 2, examined: 2 });
+    expect((await stateOf(theirs.id)).status).toBe('RUNNING');
+  });
+
+  it('by filter: applies flowId, status, failedStepName, excludeFlowRunIds and the inclusive time window', async () => {
+    const projectId = uniqueName('p_bulk');
+    const flowA = await flowOf(projectId);
+    const flowB = await flowOf(projectId);
+    const atB = [await failed(flowA.id, projectId, 'b'), await failed(flowA.id, projectId, 'b'), await failed(flowA.id, projectId, 'b')];
+    const atA = await failed(flowA.id, projectId, 'a');
+    const otherFlow = await failed(flowB.id, projectId, 'b');
+
+    const r = await bulk({
+      action: 'archive',
+      projectId,
+      filter: { flowId: flowA.id, status: ['FAILED'], failedStepName: 'b', excludeFlowRunIds: [atB[2].id] },
+    });
+    expect(r.changed).toBe(2);
+    expect((await stateOf(atB[0].id)).archived).toBe(true);
+    expect((await stateOf(atB[1].id)).archived).toBe(true);
+    for (const run of [atB[2], atA, otherFlow]) expect((await stateOf(run.id)).archived).toBe(false);
+
+    // Time window, inclusive at both ends.
+    const t0 = new Date('2030-01-01T00:00:00.000Z');
+    const inside = [await trigger(flowB.id, projectId, null, t0), await trigger(flowB.id, projectId, null, new Date(t0.getTime() + 1000))];
+    const outside = await trigger(flowB.id, projectId, null, new Date(t0.getTime() + 1001));
+    const w = await bulk({
+      action: 'cancel',
+      projectId,
+      reason: 'test',
+      filter: { createdAfter: t0.toISOString(), createdBefore: new Date(t0.getTime() + 1000).toISOString() },
+    });
+    expect(w.changed).toBe(2);
+    for (const run of inside) expect((await stateOf(run.id)).status).toBe('STOPPED');
+    expect((await stateOf(outside.id)).status).toBe('RUNNING');
+  });
+
+  it('archives once: a second archive counts nothing', async () => {
+    const projectId = uniqueName('p_bulk');
+    const flow = await flowOf(projectId);
+    for (let i = 0; i < 4; i++) await failed(flow.id, projectId);
+    expect((await bulk({ action: 'archive', projectId, filter: {} })).changed).toBe(4);
+    expect(await bulk({ action: 'archive', projectId, filter: {} })).toMatchObject({ changed: 0, examined: 4 });
+  });
+
+  it('retries FROM_FAILED_STEP every failed run (a new attempt each), skipping archived runs and other statuses', async () => {
+    const projectId = uniqueName('p_bulk');
+    const flow = await flowOf(projectId);
+    const runs = [];
+    for (let i = 0; i < 5; i++) runs.push(await failed(flow.id, projectId));
+    ok(await commands.bulk({ action: 'archive', projectId, filter: { flowRunIds: [runs[4].id] } }));
+    const succeeded = await trigger(flow.id, projectId);
+    ok(await commands.succeed(succeeded.id));
+
+    const r = await bulk({ action: 'retry', projectId, strategy: 'FROM_FAILED_STEP', filter: {} });
+    expect(r).toEqual({ action: 'retry', changed: 4, examined: 5 });
+    for (const run of runs.slice(0, 4)) expect(await stateOf(run.id)).toMatchObject({ status: 'RUNNING', attempt: 2 });
+    expect((await stateOf(runs[4].id)).status).toBe('FAILED');
+    expect((await stateOf(succeeded.id)).status).toBe('SUCCEEDED');
+  });
+
+  it('retries ON_LATEST_VERSION into new runs linked to the originals; a refused run does not undo the batch', async () => {
+    const projectId = uniqueName('p_bulk');
+    const flow = await flowOf(projectId);
+    const runs = [await failed(flow.id, projectId), await failed(flow.id, projectId), await failed(flow.id, projectId)];
+    // The second run's trigger payload is gone: its retry is refused after the original recorded it.
+    const triggerRef = (
+      await q<{ ref: string }>(`select envelope->'data'->>'triggerDataRef' as ref from run_events where run_id = ? and seq = 1`, [runs[1].id])
+    )[0].ref;
+    await q('delete from execution_data where ref = ?', [triggerRef]);
+
+    const r = await bulk({ action: 'retry', projectId, strategy: 'ON_LATEST_VERSION', filter: { flowRunIds: runs.map((x) => x.id) } });
+    expect(r).toEqual({ action: 'retry', changed: 2, examined: 3 });
+    const retries = await q<{ retry_of: string }>(
+      `select e.envelope->'data'->>'retryOf' as retry_of from run_events e join run_streams s on s.run_id = e.run_id
+       where s.project_id = ? and e.seq = 1 and e.envelope->'data'->>'retryOf' is not null`,
+      [projectId],
+    );
+    expect(retries.map((x) => x.retry_of).sort()).toEqual([runs[0].id, runs[2].id].sort());
+    // The refused original recorded nothing (rolled back to its savepoint).
+    expect(await q(`select 1 from run_events where run_id = ? and type = 'flowrun.retried.v1'`, [runs[1].id])).toHaveLength(0);
+  });
+
+  it('skips a run that changed after its page was read (it no longer has a selected status)', async () => {
+    const projectId = uniqueName('p_bulk');
+    const flow = await flowOf(projectId);
+    const runs = [await failed(flow.id, projectId), await failed(flow.id, projectId)];
+    // "Someone else" retries the first run right after the page is read, before its batch locks it:
+    // archiving is allowed in every status, so only the status check under the lock can skip it.
+    let afterFirstRead: (() => Promise<unknown>) | null = () => commands.retry(runs[0].id, { projectId, strategy: 'FROM_FAILED_STEP' });
+    const racing = new RunCommands(
+      {
+        transactional: async (w) => {
+          const r = await orm.em.fork().transactional((tem) => w(sqlRunner(tem)));
+          const hook = afterFirstRead;
+          afterFirstRead = null;
+          if (hook) await hook();
+          return r;
+        },
+      },
+      () => new Date(),
+      { bulkBatchSize: 10 },
+    );
+    const r = ok(await racing.bulk({ action: 'archive', projectId, filter: { status: ['FAILED'] } }));
+    expect(r).toEqual({ action: 'archive', changed: 1, examined: 2 });
+    expect(await stateOf(runs[0].id)).toMatchObject({ status: 'RUNNING', archived: false });
+    expect(await stateOf(runs[1].id)).toMatchObject({ status: 'FAILED', archived: true });
+  });
+});
