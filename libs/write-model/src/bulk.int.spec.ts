@@ -96,9 +96,19 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
     const parent = await trigger(flow.id, projectId);
     const child = await trigger(flow.id, projectId, parent.id);
     const grandchild = await trigger(flow.id, projectId, child.id);
+    // A finished child does not shield its own running child.
+    const finishedChild = await trigger(flow.id, projectId, parent.id);
+    ok(await commands.succeed(finishedChild.id));
+    const orphaned = await trigger(flow.id, projectId, finishedChild.id);
     const r = await bulk({ action: 'cancel', projectId, reason: 'test', filter: { flowRunIds: [parent.id] } });
     expect(r.changed).toBe(1);
-    for (const run of [parent, child, grandchild]) expect((await stateOf(run.id)).status).toBe('STOPPED');
+    for (const run of [parent, child, grandchild, orphaned]) expect((await stateOf(run.id)).status).toBe('STOPPED');
+    expect((await stateOf(finishedChild.id)).status).toBe('SUCCEEDED');
+    const reasons = await q<{ reason: string }>(
+      `select envelope->'data'->>'reason' as reason from run_events where run_id in (?) and type = 'flowrun.stopped.v1'`,
+      [[grandchild.id, orphaned.id]],
+    );
+    expect(reasons.map((x) => x.reason)).toEqual([`ancestor run ${parent.id} stopped`, `ancestor run ${parent.id} stopped`]);
   });
 
   it('by ids: ignores the other filters, drops other projects’ and unknown ids, and changes each run once', async () => {

@@ -25,7 +25,7 @@ import type { RunCommand, RunState } from '@flowruns/run-domain';
 import { v7 as uuidv7 } from 'uuid';
 import { FlowStore, type FlowVersionRecord } from './flows';
 import { LeaseStore } from './leases';
-import { appendWithRules, fenced } from './run-rules';
+import { appendManyWithRules, appendWithRules, fenced } from './run-rules';
 import { bulkStatuses, inStatuses, selectBulkPages } from './bulk';
 import { readStream, readTriggered, type AppendOptions, type AppendResult, type CommandBuilder } from './run-store';
 import type { SqlRunner } from './sql';
@@ -401,11 +401,7 @@ export class RunCommands {
     let changed = 0;
     for await (const page of selectBulkPages(this.tx, req.projectId, req.filter, statuses, this.options.bulkBatchSize)) {
       const now = ctx.now ?? this.clock();
-      const n = await this.inTx(async (sql) => {
-        let done = 0;
-        for (const runId of page) if (await this.bulkOne(sql, req, runId, guard, now, ctx)) done++;
-        return done;
-      });
+      const n = await this.inTx((sql) => this.bulkBatch(sql, req, page, guard, now, ctx));
       if (isDomainError(n)) return n;
       examined += page.length;
       changed += n;
@@ -413,26 +409,46 @@ export class RunCommands {
     return { action: req.action, examined, changed };
   }
 
-  /** One run of a bulk batch, inside the batch's transaction. True when the run changed. */
-  private async bulkOne(sql: SqlRunner, req: BulkRunRequest, runId: string, guard: StateGuard, now: Date, ctx: CommandContext) {
+  /**
+   * One page of a bulk operation, inside its transaction; answers how many runs changed. Cancel,
+   * archive and FROM_FAILED_STEP retries are one command per run: set-based (`appendToRuns`).
+   * ON_LATEST_VERSION starts a new run per original, run by run.
+   */
+  private async bulkBatch(
+    sql: SqlRunner,
+    req: BulkRunRequest,
+    page: readonly string[],
+    guard: StateGuard,
+    now: Date,
+    ctx: CommandContext,
+  ): Promise<number> {
     const opts = { now, traceparent: ctx.traceparent, projectId: req.projectId };
+    const count = (results: readonly (AppendResult | DomainError)[]) =>
+      results.filter((r): r is AppendResult => !isDomainError(r) && r.events.length > 0);
     switch (req.action) {
       case 'cancel': {
-        const r = await stopTree(sql, runId, req.reason, opts, guard);
-        return !isDomainError(r) && r.root.events.length > 0;
+        const stopped = count(await appendManyWithRules(sql, page, (state) => guard(state) ?? { type: 'StopRun', reason: req.reason }, opts));
+        await stopDescendants(sql, stopped.map((r) => r.runId), opts);
+        return stopped.length;
       }
-      case 'archive': {
-        const r = await appendWithRules(sql, runId, (state) => guard(state) ?? { type: 'ArchiveRun' }, opts);
-        return !isDomainError(r) && r.events.length > 0;
-      }
+      case 'archive':
+        return count(await appendManyWithRules(sql, page, (state) => guard(state) ?? { type: 'ArchiveRun' }, opts)).length;
       case 'retry': {
-        if (req.strategy === 'FROM_FAILED_STEP') return !isDomainError(await this.retryIn(sql, runId, req, now, ctx, guard));
-        // A new run is started after the original recorded the retry: a refusal past that point
-        // (flow deleted, payload purged) must undo the original's part without the rest of the batch.
-        await sql.execute('savepoint bulk_retry');
-        const r = await this.retryIn(sql, runId, req, now, ctx, guard);
-        await sql.execute(isDomainError(r) ? 'rollback to savepoint bulk_retry' : 'release savepoint bulk_retry');
-        return !isDomainError(r);
+        if (req.strategy === 'FROM_FAILED_STEP') {
+          const maxAttempts = this.options.maxRetryAttempts;
+          const command = { type: 'RetryRun', strategy: req.strategy, maxAttempts, newRunId: null } as const;
+          return count(await appendManyWithRules(sql, page, (state) => guard(state) ?? command, opts)).length;
+        }
+        let retried = 0;
+        for (const runId of page) {
+          // The new run is started after the original recorded the retry: a refusal past that point
+          // (flow gone, payload purged) must undo the original's part without the rest of the batch.
+          await sql.execute('savepoint bulk_retry');
+          const r = await this.retryIn(sql, runId, req, now, ctx, guard);
+          await sql.execute(isDomainError(r) ? 'rollback to savepoint bulk_retry' : 'release savepoint bulk_retry');
+          if (!isDomainError(r)) retried++;
+        }
+        return retried;
       }
     }
   }
@@ -544,31 +560,41 @@ async function stopTree(
   runId: string,
   reason: string,
   opts: AppendOptions,
-  guard: StateGuard = () => null,
 ): Promise<{ root: AppendResult; stopped: number } | DomainError> {
-  const root = await appendWithRules(sql, runId, (state) => guard(state) ?? { type: 'StopRun', reason }, opts);
+  const root = await appendWithRules(sql, runId, () => ({ type: 'StopRun', reason }), opts);
   if (isDomainError(root)) return root;
-  let stopped = root.events.length > 0 ? 1 : 0;
-  const descendants = await sql.execute<{ run_id: string }>(
-    `with recursive tree (run_id) as (
-       select run_id from run_streams where parent_run_id = ?
-       union
-       select s.run_id from run_streams s join tree t on s.parent_run_id = t.run_id
-     )
-     select t.run_id from tree t join run_streams s on s.run_id = t.run_id
-     where s.status in ('RUNNING', 'PAUSED')
-     order by t.run_id`,
-    [runId],
-  );
-  for (const { run_id } of descendants) {
-    // Changed meanwhile (ended on its own): the decider refuses, and it is simply not counted.
-    const r = await appendWithRules(sql, run_id, () => ({ type: 'StopRun', reason: `ancestor run ${runId} stopped` }), {
-      now: opts.now,
-      traceparent: opts.traceparent,
-    });
-    if (!isDomainError(r) && r.events.length > 0) stopped++;
+  if (root.events.length === 0) return { root, stopped: 0 };
+  return { root, stopped: 1 + (await stopDescendants(sql, [runId], opts)) };
+}
+
+/**
+ * Stops every RUNNING/PAUSED descendant of the given (just stopped) runs — children are runs
+ * triggered with a run as their parent, to any depth — each with its stopped ancestor in the
+ * reason. Answers how many changed; one that ended meanwhile is refused by the decider and not
+ * counted.
+ */
+async function stopDescendants(sql: SqlRunner, rootIds: readonly string[], opts: AppendOptions): Promise<number> {
+  // Level by level (each level one indexed lookup on parent_run_id), following every child, as a
+  // stopped or finished child may still have running children of its own.
+  const rootOf = new Map<string, string>();
+  let level = rootIds.map((id) => ({ run_id: id, root_id: id }));
+  while (level.length > 0) {
+    const rootOfParent = new Map(level.map((r) => [r.run_id, r.root_id]));
+    const children = await sql.execute<{ run_id: string; parent_run_id: string; status: string }>(
+      'select run_id, parent_run_id, status from run_streams where parent_run_id in (?)',
+      [[...rootOfParent.keys()]],
+    );
+    level = children.map((c) => ({ run_id: c.run_id, root_id: rootOfParent.get(c.parent_run_id) as string }));
+    for (const c of children) if (c.status === 'RUNNING' || c.status === 'PAUSED') rootOf.set(c.run_id, rootOfParent.get(c.parent_run_id) as string);
   }
-  return { root, stopped };
+  if (rootOf.size === 0) return 0;
+  const results = await appendManyWithRules(
+    sql,
+    [...rootOf.keys()],
+    (_state, id) => ({ type: 'StopRun', reason: `ancestor run ${rootOf.get(id)} stopped` }),
+    { now: opts.now, traceparent: opts.traceparent },
+  );
+  return results.filter((r) => !isDomainError(r) && r.events.length > 0).length;
 }
 
 /** First instant of `now`'s calendar month, UTC. */

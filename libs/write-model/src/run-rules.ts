@@ -1,7 +1,7 @@
 import { domainError, isDomainError, isFailure, type DomainError } from '@flowruns/contracts';
-import type { RunState } from '@flowruns/run-domain';
+import type { RunCommand, RunState } from '@flowruns/run-domain';
 import { LeaseStore } from './leases';
-import { appendToRun, readTriggered, type AppendOptions, type AppendResult, type CommandBuilder } from './run-store';
+import { appendToRun, appendToRuns, readTriggered, type AppendOptions, type AppendResult, type CommandBuilder } from './run-store';
 import type { SqlRunner } from './sql';
 
 /**
@@ -20,6 +20,20 @@ export async function appendWithRules(
   if (isDomainError(r)) return r;
   if (r.events.length > 0 && enteredFailure(r.previous, r.state)) await failParentOf(sql, r.runId, opts);
   return r;
+}
+
+/** `appendToRuns` (many runs, a few statements) plus the same rules, run by run. */
+export async function appendManyWithRules(
+  sql: SqlRunner,
+  runIds: readonly string[],
+  build: (state: RunState, runId: string) => RunCommand | DomainError,
+  opts: AppendOptions,
+): Promise<(AppendResult | DomainError)[]> {
+  const results = await appendToRuns(sql, runIds, build, opts);
+  for (const r of results) {
+    if (!isDomainError(r) && r.events.length > 0 && enteredFailure(r.previous, r.state)) await failParentOf(sql, r.runId, opts);
+  }
+  return results;
 }
 
 const enteredFailure = (before: RunState, after: RunState): boolean =>

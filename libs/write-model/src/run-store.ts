@@ -40,6 +40,7 @@ export interface AppendResult {
 }
 
 interface StreamRow {
+  run_id: string;
   project_id: string;
   flow_id: string;
   version: number;
@@ -48,6 +49,21 @@ interface StreamRow {
 
 /** Builds the command once the run's current state is known (and locked). May write claim-checked data. */
 export type CommandBuilder = (state: RunState) => Promise<RunCommand | DomainError> | RunCommand | DomainError;
+
+/** A decided command for one run, not yet written. */
+interface PendingAppend {
+  readonly runId: string;
+  readonly meta: StreamMeta;
+  /** False for the run's first command (its stream row is inserted, not updated). */
+  readonly exists: boolean;
+  readonly previousVersion: number;
+  readonly previous: RunState;
+  readonly state: RunState;
+  readonly events: readonly EventEnvelope[];
+  readonly parentRunId: string | null;
+}
+
+const STREAM_COLUMNS = 'run_id, project_id, flow_id, version, state';
 
 /**
  * The append path. Must run inside a transaction: locks the run's stream row, decides, appends the
@@ -60,30 +76,63 @@ export async function appendToRun(
   build: CommandBuilder,
   opts: AppendOptions,
 ): Promise<AppendResult | DomainError> {
-  const rows = await sql.execute<StreamRow>(
-    'select project_id, flow_id, version, state from run_streams where run_id = ? for update',
-    [runId],
-  );
+  const rows = await sql.execute<StreamRow>(`select ${STREAM_COLUMNS} from run_streams where run_id = ? for update`, [runId]);
   const row = rows[0];
-  if (row && opts.projectId !== undefined && row.project_id !== opts.projectId) {
-    return domainError('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: runId, message: 'Flow run not found' });
-  }
+  if (row && opts.projectId !== undefined && row.project_id !== opts.projectId) return runNotFound(runId);
+  const command = await build(row ? row.state : initialState());
+  if (isDomainError(command)) return command;
+  const pending = decideFor(runId, row, command, opts);
+  if (isDomainError(pending)) return pending;
+  await persist(sql, [pending], opts);
+  return resultOf(pending);
+}
+
+/**
+ * The append path for many runs at once (bulk operations), in the caller's transaction: locks
+ * the runs' stream rows in run id order (the order every batch locks in, so batches cannot
+ * deadlock each other), decides each command, then writes every change with a handful of
+ * statements instead of a handful per run. Runs that do not exist (or are another project's, when
+ * `opts.projectId` is set) are left out of the answer; a refused command is its run's DomainError.
+ */
+export async function appendToRuns(
+  sql: SqlRunner,
+  runIds: readonly string[],
+  build: (state: RunState, runId: string) => RunCommand | DomainError,
+  opts: AppendOptions,
+): Promise<(AppendResult | DomainError)[]> {
+  if (runIds.length === 0) return [];
+  const rows = await sql.execute<StreamRow>(
+    `select ${STREAM_COLUMNS} from run_streams where run_id in (?)${opts.projectId !== undefined ? ' and project_id = ?' : ''}
+     order by run_id for update`,
+    opts.projectId !== undefined ? [runIds, opts.projectId] : [runIds],
+  );
+  const decided = rows.map((row) => {
+    const command = build(row.state, row.run_id);
+    return isDomainError(command) ? command : decideFor(row.run_id, row, command, opts);
+  });
+  await persist(
+    sql,
+    decided.filter((d): d is PendingAppend => !isDomainError(d)),
+    opts,
+  );
+  return decided.map((d) => (isDomainError(d) ? d : resultOf(d)));
+}
+
+const runNotFound = (runId: string): DomainError =>
+  domainError('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: runId, message: 'Flow run not found' });
+
+/** Decides `command` on the run's locked row (none: the run does not exist yet) and builds its envelopes. */
+function decideFor(runId: string, row: StreamRow | undefined, command: RunCommand, opts: AppendOptions): PendingAppend | DomainError {
   const meta: StreamMeta | undefined = row ? { projectId: row.project_id, flowId: row.flow_id } : opts.create;
+  if (!meta) return runNotFound(runId);
   const state = row ? row.state : initialState();
   const version = row ? row.version : 0;
-
-  const command = await build(state);
-  if (isDomainError(command)) return command;
-  if (!meta) {
-    return domainError('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: runId, message: 'Flow run not found' });
-  }
   const decision = decide(command, state, { runId, now: opts.now });
   if (isDomainError(decision)) return decision;
-  if (decision.length === 0) return { runId, meta, version, previous: state, state, events: [] };
 
   const time = opts.now.toISOString();
   let next = state;
-  const envelopes = decision.map((event: RunEvent, i): EventEnvelope => {
+  const events = decision.map((event: RunEvent, i): EventEnvelope => {
     next = evolve(next, event, time);
     return {
       specversion: EVENT_SPEC_VERSION,
@@ -99,66 +148,85 @@ export async function appendToRun(
       data: event.data as Record<string, unknown>,
     };
   });
-  const newVersion = version + envelopes.length;
+  return {
+    runId,
+    meta,
+    exists: row !== undefined,
+    previousVersion: version,
+    previous: state,
+    state: next,
+    events,
+    parentRunId: command.type === 'TriggerRun' ? command.parentRunId : null,
+  };
+}
 
+const resultOf = (p: PendingAppend): AppendResult => ({
+  runId: p.runId,
+  meta: p.meta,
+  version: p.previousVersion + p.events.length,
+  previous: p.previous,
+  state: p.state,
+  events: p.events,
+});
+
+/**
+ * Writes decided appends: new stream rows, updated ones (one statement for all), the leases of
+ * runs that stopped RUNNING, every event (one statement), and one notification to the relay.
+ */
+async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: AppendOptions): Promise<void> {
+  const changed = pending.filter((p) => p.events.length > 0);
+  if (changed.length === 0) return;
   // The columns beside the snapshot are what other queries find runs by (supervisor, cascade, quota).
-  const runningSince = next.runningSince ?? null;
-  const resumeDeadline = next.pause?.resumeDeadline ?? null;
-  if (row) {
-    await sql.execute(
-      `update run_streams set version = ?, state = ?::jsonb, updated_at = ?, status = ?,
-         running_since = coalesce(?::timestamptz, running_since), resume_deadline = ?::timestamptz
-       where run_id = ?`,
-      [newVersion, JSON.stringify(next), opts.now, next.status, runningSince, resumeDeadline, runId],
-    );
-  } else {
-    const parentRunId = command.type === 'TriggerRun' ? command.parentRunId : null;
+  const columns = (p: PendingAppend) => ({
+    version: p.previousVersion + p.events.length,
+    state: JSON.stringify(p.state),
+    status: p.state.status,
+    runningSince: p.state.runningSince ?? null,
+    resumeDeadline: p.state.pause?.resumeDeadline ?? null,
+  });
+
+  for (const p of changed.filter((c) => !c.exists)) {
+    const c = columns(p);
     await sql.execute(
       `insert into run_streams (run_id, project_id, flow_id, version, state, created_at, updated_at, status,
          parent_run_id, running_since, resume_deadline)
        values (?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz)`,
+      [p.runId, p.meta.projectId, p.meta.flowId, c.version, c.state, opts.now, opts.now, c.status, p.parentRunId, c.runningSince, c.resumeDeadline],
+    );
+  }
+  const updates = changed.filter((c) => c.exists);
+  if (updates.length > 0) {
+    await sql.execute(
+      `update run_streams s set version = v.version, state = v.state, updated_at = ?, status = v.status,
+         running_since = coalesce(v.running_since, s.running_since), resume_deadline = v.resume_deadline
+       from (values ${updates.map(() => '(?, ?::int, ?::jsonb, ?, ?::timestamptz, ?::timestamptz)').join(', ')})
+         as v (run_id, version, state, status, running_since, resume_deadline)
+       where s.run_id = v.run_id`,
       [
-        runId,
-        meta.projectId,
-        meta.flowId,
-        newVersion,
-        JSON.stringify(next),
         opts.now,
-        opts.now,
-        next.status,
-        parentRunId,
-        runningSince,
-        resumeDeadline,
+        ...updates.flatMap((p) => {
+          const c = columns(p);
+          return [p.runId, c.version, c.state, c.status, c.runningSince, c.resumeDeadline];
+        }),
       ],
     );
   }
   // A lease is a right to execute a RUNNING run: a run that pauses or ends gives it up.
-  if (row && state.status === 'RUNNING' && next.status !== 'RUNNING') {
-    await sql.execute('delete from run_leases where run_id = ?', [runId]);
-  }
-  const values = envelopes.map(() => '(?, ?, ?, ?, ?::jsonb, ?, ?)').join(', ');
-  const params = envelopes.flatMap((e) => [
-    e.id,
-    runId,
-    e.seq,
-    e.type,
-    JSON.stringify(e),
-    opts.traceparent ?? null,
-    opts.now,
-  ]);
+  const leftRunning = updates.filter((p) => p.previous.status === 'RUNNING' && p.state.status !== 'RUNNING').map((p) => p.runId);
+  if (leftRunning.length > 0) await sql.execute('delete from run_leases where run_id in (?)', [leftRunning]);
+
+  const envelopes = changed.flatMap((p) => p.events);
   await sql.execute(
-    `insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at) values ${values}`,
-    params,
+    `insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at)
+     values ${envelopes.map(() => '(?, ?, ?, ?, ?::jsonb, ?, ?)').join(', ')}`,
+    envelopes.flatMap((e) => [e.id, e.subject, e.seq, e.type, JSON.stringify(e), opts.traceparent ?? null, opts.now]),
   );
   await sql.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
-  return { runId, meta, version: newVersion, previous: state, state: next, events: envelopes };
 }
 
 /** Reads a run's stream head without locking (for answers that need the current state). */
 export async function readStream(sql: SqlRunner, runId: string): Promise<(StreamMeta & { version: number; state: RunState }) | null> {
-  const rows = await sql.execute<StreamRow>('select project_id, flow_id, version, state from run_streams where run_id = ?', [
-    runId,
-  ]);
+  const rows = await sql.execute<StreamRow>(`select ${STREAM_COLUMNS} from run_streams where run_id = ?`, [runId]);
   const r = rows[0];
   return r ? { projectId: r.project_id, flowId: r.flow_id, version: r.version, state: r.state } : null;
 }
