@@ -4,6 +4,7 @@ import {
   CommandResultSchema,
   INTERNAL_TOKEN_HEADER,
   ResumeResultSchema,
+  RunHeadSchema,
   TRACEPARENT_HEADER,
   type BulkRunRequestInput,
   type BulkRunResult,
@@ -15,6 +16,7 @@ import {
   type PublishFlowVersion,
   type ResumeResult,
   type RetryRunRequest,
+  type RunHead,
   type StopRunRequestSchema,
   type TriggerRunRequestInput,
 } from '@flowruns/contracts';
@@ -71,6 +73,17 @@ export class CommandClient {
   /** Scoped to `projectId`: another project's flow answers 404 like an unknown one. */
   getFlow(flowId: string, projectId: string, trace: TraceContext): Promise<Flow> {
     return this.send('GET', `/internal/flows/${encodeURIComponent(flowId)}?${new URLSearchParams({ projectId })}`, undefined, trace);
+  }
+
+  /** The run's version and status in the write model, or null when it does not exist in the project. */
+  async runHead(runId: string, projectId: string, trace: TraceContext): Promise<RunHead | null> {
+    const path = `${runPath(runId)}/head?${new URLSearchParams({ projectId })}`;
+    try {
+      return this.expect(RunHeadSchema, await this.send('GET', path, undefined, trace), path, trace);
+    } catch (e) {
+      if (e instanceof EnvelopeException && e.envelope.statusCode === 404) return null;
+      throw e;
+    }
   }
 
   /** The same run in a new attempt (FROM_FAILED_STEP) or the new run (ON_LATEST_VERSION). */

@@ -35,6 +35,11 @@ export const GatewayConfigSchema = z.object({
    * done). At most 290 s: Node's fetch gives up waiting for response headers after 300 s.
    */
   GATEWAY_BULK_TIMEOUT_MS: millis(240_000, 1000, 290_000),
+  /**
+   * Read-your-writes: how long `GET /api/v1/flow-runs/:id` waits for a run that exists in the write
+   * model but is not in the views yet (just triggered); past it, 503 with Retry-After. 0: answer 404 at once.
+   */
+  GATEWAY_READ_WAIT_MS: millis(2_000, 0, 30_000),
 });
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 

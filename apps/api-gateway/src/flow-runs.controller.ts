@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { ApiKeyPrincipal } from '@flowruns/access';
 import type { FlowRun, FlowRunWithSteps } from '@flowruns/contracts';
 import { EnvelopeException, parseOrThrow } from '@flowruns/platform';
@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { Principal, assertOwnProject } from './auth/principal';
 import { CommandClient } from './command-client';
+import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import {
   BulkArchiveBodySchema,
   BulkCancelBodySchema,
@@ -26,6 +27,7 @@ export class FlowRunsController {
   constructor(
     private readonly runs: RunQueries,
     private readonly commands: CommandClient,
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
   ) {}
 
   @Get()
@@ -63,19 +65,34 @@ export class FlowRunsController {
     return { archived: r.changed };
   }
 
+  /**
+   * The run from the views. A run the views do not hold yet may just have been triggered: the write
+   * model is asked, and an existing run is waited for (up to GATEWAY_READ_WAIT_MS) instead of being
+   * answered 404 — a client that reads right after it wrote sees what it wrote.
+   */
   @Get(':id')
   async get(
     @Param('id') id: string,
     @Query('projectId') projectId: unknown,
     @Principal() principal: ApiKeyPrincipal,
+    @Trace() trace: TraceContext,
+    @Res({ passthrough: true }) res: Response,
   ): Promise<FlowRunWithSteps> {
     if (projectId !== undefined) assertOwnProject(principal, String(projectId));
     const run = await this.runs.get(principal.projectId, id);
+    if (run) return run;
+    const waitMs = this.config.GATEWAY_READ_WAIT_MS;
     // Another project's run answers exactly like a run that does not exist.
-    if (!run) {
-      throw EnvelopeException.of('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: id, message: 'Flow run not found' });
-    }
-    return run;
+    const head = waitMs > 0 ? await this.commands.runHead(id, principal.projectId, trace) : null;
+    if (!head) throw EnvelopeException.of('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: id, message: 'Flow run not found' });
+    const projected = await this.runs.getWhenProjected(principal.projectId, id, Date.now() + waitMs);
+    if (projected) return projected;
+    res.setHeader('retry-after', '1');
+    throw EnvelopeException.of('SERVICE_UNAVAILABLE', {
+      entityType: 'flow_run',
+      entityId: id,
+      message: 'the run exists but is not in the views yet; try again',
+    });
   }
 
   /**

@@ -150,6 +150,7 @@ describe('api-gateway over HTTP', () => {
       COMMAND_SERVICE_TIMEOUT_MS: '1000',
       GATEWAY_BODY_LIMIT: '1mb',
       GATEWAY_BULK_TIMEOUT_MS: '1500',
+      GATEWAY_READ_WAIT_MS: '2000',
     });
     app = await NestFactory.create(gatewayRootModule(config), { bodyParser: false, logger: false });
     configureGateway(app, config);
@@ -263,6 +264,14 @@ describe('api-gateway over HTTP', () => {
   });
 
   describe('GET /api/v1/flow-runs/:id', () => {
+    const notFound = (r: Received): Reply => ({
+      status: 404,
+      json: { statusCode: 404, code: 'ENTITY_NOT_FOUND', params: { entityType: 'flow_run', entityId: r.url.split('/')[3] } },
+    });
+    beforeEach(() => {
+      fake.reply = notFound;
+    });
+
     it('answers the run with its steps', async () => {
       const res = await call('GET', '/api/v1/flow-runs/run_a1');
       expect(res.status).toBe(200);
@@ -286,6 +295,30 @@ describe('api-gateway over HTTP', () => {
         code: 'ENTITY_NOT_FOUND',
         params: { entityType: 'flow_run', entityId: 'run_abc123', message: 'Flow run not found' },
       });
+      // The write model was asked, in the key's project, whether the run exists but is not projected yet.
+      expect(fake.received.map((r) => r.url)).toEqual(['/internal/runs/run_abc123/head?projectId=proj_a']);
+    });
+
+    it('read-your-writes: waits for a run the write model has and the views do not hold yet', async () => {
+      fake.reply = () => ({ status: 200, json: { runId: 'run_late', version: 1, status: 'RUNNING' } });
+      const pending = call('GET', '/api/v1/flow-runs/run_late');
+      await waitFor(() => fake.received.length > 0, { timeoutMs: 5000, what: 'the head request' });
+      await orm.em.fork().execute(
+        `insert into run_views (id, project_id, flow_id, flow_version_id, flow_display_name, status, environment,
+           triggered_by, tags, steps_count, attempt, start_time, created, version)
+         values ('run_late', 'proj_a', 'flow_xyz', 'ver_1', 'Late', 'RUNNING', 'PRODUCTION', 'key_a', '{}', 1, 1, now(), now(), 1)`,
+      );
+      const res = await pending;
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ id: 'run_late', status: 'RUNNING' });
+    });
+
+    it('read-your-writes: past GATEWAY_READ_WAIT_MS answers 503 with Retry-After, not 404', async () => {
+      fake.reply = () => ({ status: 200, json: { runId: 'run_never', version: 1, status: 'RUNNING' } });
+      const res = await call('GET', '/api/v1/flow-runs/run_never');
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect(res.body).toMatchObject({ statusCode: 503, code: 'SERVICE_UNAVAILABLE', params: { entityType: 'flow_run', entityId: 'run_never' } });
     });
 
     it('answers another project’s run exactly like an unknown one', async () => {

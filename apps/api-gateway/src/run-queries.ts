@@ -17,6 +17,18 @@ export class RunQueries {
     return this.views().getRun(projectId, runId);
   }
 
+  /**
+   * The run once the views hold it, polling until `deadline` (epoch ms); null if they still do not.
+   * For a run the write model has and the projector has not applied yet (milliseconds, normally).
+   */
+  async getWhenProjected(projectId: string, runId: string, deadline: number): Promise<FlowRunWithSteps | null> {
+    for (let pauseMs = 5; ; pauseMs = Math.min(pauseMs * 2, 100)) {
+      const run = await this.get(projectId, runId);
+      if (run || Date.now() + pauseMs > deadline) return run;
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+  }
+
   private views(): RunViews {
     // A fork per call: the global entity manager is never used (allowGlobalContext is off).
     return new RunViews(sqlRunner(this.orm.em.fork()));

@@ -83,6 +83,29 @@ describe('command service internal API (HTTP, real Postgres + Kafka)', () => {
     });
   });
 
+  it('head: the run’s version and status in its project, 404 elsewhere; bulk: counts what it changed, 400 on a bad body', async () => {
+    const flow = await createFlow();
+    const runs = [await trigger(flow.id), await trigger(flow.id)];
+    expect(await svc.call('GET', `/internal/runs/${runs[0].id}/head?projectId=${projectId}`)).toMatchObject({
+      status: 200,
+      body: { runId: runs[0].id, version: 1, status: 'RUNNING' },
+    });
+    expect(await svc.call('GET', `/internal/runs/${runs[0].id}/head?projectId=other`)).toMatchObject({ status: 404, body: { code: 'ENTITY_NOT_FOUND' } });
+    expect(await svc.call('GET', `/internal/runs/nope/head?projectId=${projectId}`)).toMatchObject({ status: 404 });
+    expect(await svc.call('GET', `/internal/runs/${runs[0].id}/head`)).toMatchObject({ status: 400, body: { params: { field: 'projectId' } } });
+
+    const cancel = await svc.call('POST', '/internal/runs/bulk', { action: 'cancel', projectId, filter: { flowRunIds: runs.map((r) => r.id) } });
+    expect(cancel).toMatchObject({ status: 200, body: { action: 'cancel', changed: 2, examined: 2 } });
+    expect(await svc.call('GET', `/internal/runs/${runs[1].id}/head?projectId=${projectId}`)).toMatchObject({ body: { version: 2, status: 'STOPPED' } });
+    const archive = await svc.call('POST', '/internal/runs/bulk', { action: 'archive', projectId: 'other', filter: { flowRunIds: [runs[0].id] } });
+    expect(archive).toMatchObject({ status: 200, body: { changed: 0, examined: 0 } });
+    expect(await svc.call('POST', '/internal/runs/bulk', { action: 'retry', projectId, filter: {} })).toMatchObject({
+      status: 400,
+      body: { code: 'VALIDATION', params: { field: 'strategy' } },
+    });
+    expect(await svc.call('POST', '/internal/runs/bulk', { action: 'purge', projectId, filter: {} })).toMatchObject({ status: 400 });
+  });
+
   it('resume: 200 with the output; 404 wrong or used id; 409 not paused; 410 expired', async () => {
     const flow = await createFlow();
     const run = await trigger(flow.id);

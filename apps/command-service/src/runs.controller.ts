@@ -165,6 +165,12 @@ export class RunsController {
 
   // ---- Engine: execution view and leases ----
 
+  @Get('runs/:runId/head')
+  async head(@Param('runId') runId: string, @Query() query: unknown) {
+    const { projectId } = parseOrThrow(ProjectQuerySchema, query, 'query');
+    return orThrow(await this.commands.head(projectId, runId));
+  }
+
   @Get('runs/:runId/execution')
   async execution(@Param('runId') runId: string) {
     return orThrow(await this.commands.execution(runId));

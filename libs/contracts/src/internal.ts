@@ -49,6 +49,14 @@ export const ResumeRunRequestSchema = z.object({ requestId: z.string().min(1).ma
 export const ResumeResultSchema = z.object({ runId: z.string(), stepName: z.string(), output: z.unknown() });
 export type ResumeResult = z.infer<typeof ResumeResultSchema>;
 
+/**
+ * `GET /internal/runs/:runId/head?projectId=` → `RunHead`: the run's last sequence number and status
+ * in the write model (404 for an unknown run or another project's). The gateway asks it when a run
+ * is not in the views yet, to tell "not projected yet" from "does not exist".
+ */
+export const RunHeadSchema = z.object({ runId: z.string(), version: z.number().int().min(1), status: FlowRunStatusSchema });
+export type RunHead = z.infer<typeof RunHeadSchema>;
+
 // ---- Engine: leases and the execution view ----
 
 /** Fencing: a step report that names a worker is refused (409 LEASE_LOST) unless it holds the run's lease. */

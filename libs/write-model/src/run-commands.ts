@@ -18,6 +18,7 @@ import {
   type RunEnvironment,
   type RunEventData,
   type RunExecution,
+  type RunHead,
   type TriggerRunRequest,
 } from '@flowruns/contracts';
 import { ExecutionDataStore } from '@flowruns/execution-data';
@@ -481,6 +482,15 @@ export class RunCommands {
       if (isDomainError(r)) return r;
       const resumed = r.events.find((e) => e.type === 'flowrun.resumed.v1');
       return { runId, stepName: String(resumed?.data.stepName), output };
+    });
+  }
+
+  /** The run's version and status in the write model; another project's run is not found. */
+  head(projectId: string, runId: string): Promise<RunHead | DomainError> {
+    return this.inTx(async (sql) => {
+      const stream = await readStream(sql, runId);
+      if (!stream || stream.projectId !== projectId || stream.state.status === null) return runNotFound(runId);
+      return { runId, version: stream.version, status: stream.state.status };
     });
   }
 
