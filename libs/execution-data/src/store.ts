@@ -78,12 +78,14 @@ export class ExecutionDataStore {
     return out;
   }
 
-  /** Deletes every record of a run; returns how many records and bytes went. */
-  async purgeRun(runId: string): Promise<{ records: number; bytes: number }> {
-    const rows = await this.sql.execute<{ bytes: number }>(
-      'delete from execution_data where run_id = ? returning bytes',
-      [runId],
+  /** Deletes every record of the given runs; returns how many records and bytes went. */
+  async purgeRuns(runIds: readonly string[]): Promise<{ records: number; bytes: number }> {
+    if (runIds.length === 0) return { records: 0, bytes: 0 };
+    const [row] = await this.sql.execute<{ records: number; bytes: number }>(
+      `with gone as (delete from execution_data where run_id in (?) returning bytes)
+       select count(*)::int as records, coalesce(sum(bytes), 0)::float8 as bytes from gone`,
+      [runIds],
     );
-    return { records: rows.length, bytes: rows.reduce((n, r) => n + r.bytes, 0) };
+    return row;
   }
 }

@@ -7,3 +7,4 @@ export * from './sql';
 export * from './run-commands';
 export * from './supervisor';
 export * from './bulk';
+export * from './retention';

@@ -28,6 +28,7 @@ import { FlowStore, type FlowVersionRecord } from './flows';
 import { LeaseStore } from './leases';
 import { appendManyWithRules, appendWithRules, fenced } from './run-rules';
 import { bulkStatuses, inStatuses, selectBulkPages } from './bulk';
+import { purgeExpiredBatch, purgeRuns, retentionPlan, type PurgeOutcome, type RetentionWindow } from './retention';
 import { readStream, readTriggered, type AppendOptions, type AppendResult, type CommandBuilder } from './run-store';
 import type { SqlRunner } from './sql';
 
@@ -482,6 +483,33 @@ export class RunCommands {
       if (isDomainError(r)) return r;
       const resumed = r.events.find((e) => e.type === 'flowrun.resumed.v1');
       return { runId, stepName: String(resumed?.data.stepName), output };
+    });
+  }
+
+  // ---- Retention ----
+
+  /** One batch of the retention purge at `window.now` (see `purgeExpiredBatch`). */
+  purgeExpired(window: RetentionWindow, limit: number, ctx: CommandContext = {}): Promise<PurgeOutcome | DomainError> {
+    const now = ctx.now ?? this.clock();
+    return this.inTx((sql) => purgeExpiredBatch(sql, window, limit, { now, traceparent: ctx.traceparent }));
+  }
+
+  /** What a purge at `window.now` would take, changing nothing. */
+  retentionPlan(window: RetentionWindow): Promise<{ runs: number; bytes: number } | DomainError> {
+    return this.inTx((sql) => retentionPlan(sql, window));
+  }
+
+  /**
+   * Erases one finished run's execution data now (a privacy request), recorded as retention's
+   * purge is; its metadata stays. Erasing an erased run changes nothing (`eventsAppended` 0).
+   */
+  erase(runId: string, projectId: string, ctx: CommandContext = {}): Promise<(CommandResult & PurgeOutcome) | DomainError> {
+    const now = ctx.now ?? this.clock();
+    return this.inTx(async (sql) => {
+      const { outcome, results } = await purgeRuns(sql, [runId], 'ERASE', { now, traceparent: ctx.traceparent, projectId });
+      const r = results[0];
+      if (!r) return runNotFound(runId);
+      return isDomainError(r) ? r : { ...this.result(r), ...outcome };
     });
   }
 

@@ -3,6 +3,7 @@ import {
   EVENT_SPEC_VERSION,
   domainError,
   isDomainError,
+  isTerminal,
   type DomainError,
   type EventEnvelope,
   type RunEvent,
@@ -183,30 +184,50 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
     status: p.state.status,
     runningSince: p.state.runningSince ?? null,
     resumeDeadline: p.state.pause?.resumeDeadline ?? null,
+    // Retention's clock: kept while the run stays finished (archive, a retry on the latest version).
+    finished: p.state.status !== null && isTerminal(p.state.status),
+    purged: p.state.purged,
   });
 
   for (const p of changed.filter((c) => !c.exists)) {
     const c = columns(p);
     await sql.execute(
       `insert into run_streams (run_id, project_id, flow_id, version, state, created_at, updated_at, status,
-         parent_run_id, running_since, resume_deadline)
-       values (?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz)`,
-      [p.runId, p.meta.projectId, p.meta.flowId, c.version, c.state, opts.now, opts.now, c.status, p.parentRunId, c.runningSince, c.resumeDeadline],
+         parent_run_id, running_since, resume_deadline, finished_at)
+       values (?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?)`,
+      [
+        p.runId,
+        p.meta.projectId,
+        p.meta.flowId,
+        c.version,
+        c.state,
+        opts.now,
+        opts.now,
+        c.status,
+        p.parentRunId,
+        c.runningSince,
+        c.resumeDeadline,
+        c.finished ? opts.now : null,
+      ],
     );
   }
   const updates = changed.filter((c) => c.exists);
   if (updates.length > 0) {
     await sql.execute(
       `update run_streams s set version = v.version, state = v.state, updated_at = ?, status = v.status,
-         running_since = coalesce(v.running_since, s.running_since), resume_deadline = v.resume_deadline
-       from (values ${updates.map(() => '(?, ?::int, ?::jsonb, ?, ?::timestamptz, ?::timestamptz)').join(', ')})
-         as v (run_id, version, state, status, running_since, resume_deadline)
+         running_since = coalesce(v.running_since, s.running_since), resume_deadline = v.resume_deadline,
+         finished_at = case when v.finished then coalesce(s.finished_at, ?) end,
+         purged_at = case when v.purged then coalesce(s.purged_at, ?) end
+       from (values ${updates.map(() => '(?, ?::int, ?::jsonb, ?, ?::timestamptz, ?::timestamptz, ?::boolean, ?::boolean)').join(', ')})
+         as v (run_id, version, state, status, running_since, resume_deadline, finished, purged)
        where s.run_id = v.run_id`,
       [
         opts.now,
+        opts.now,
+        opts.now,
         ...updates.flatMap((p) => {
           const c = columns(p);
-          return [p.runId, c.version, c.state, c.status, c.runningSince, c.resumeDeadline];
+          return [p.runId, c.version, c.state, c.status, c.runningSince, c.resumeDeadline, c.finished, c.purged];
         }),
       ],
     );

@@ -1,0 +1,94 @@
+import { isDomainError, type DomainError } from '@flowruns/contracts';
+import { ExecutionDataStore } from '@flowruns/execution-data';
+import { appendToRuns, type AppendOptions, type AppendResult } from './run-store';
+import type { SqlRunner } from './sql';
+
+/** `AP_EXECUTION_DATA_RETENTION_DAYS`, overridable per project (`projects.retention_days`). */
+export interface RetentionWindow {
+  /** The instant the windows are measured back from (now, or a future date an operator asks about). */
+  readonly now: Date;
+  readonly defaultDays: number;
+}
+
+export interface PurgeOutcome {
+  /** Runs whose execution data went (one `execution-data purged` event each). */
+  readonly runs: number;
+  readonly records: number;
+  readonly bytes: number;
+}
+
+/**
+ * The runs whose execution data has expired at `window.now`: finished (`finished_at`, kept while a
+ * run stays finished; RUNNING and PAUSED runs have none) longer ago than their project's window,
+ * not purged yet. The outer bound on `finished_at` (the shortest window of any project) lets the
+ * partial index `run_streams_retention_idx` do the work.
+ */
+async function expiredSelection(sql: SqlRunner, window: RetentionWindow): Promise<{ where: string; params: unknown[] }> {
+  const [{ min_days }] = await sql.execute<{ min_days: number | null }>('select min(retention_days) as min_days from projects');
+  const shortest = Math.min(window.defaultDays, min_days ?? window.defaultDays);
+  return {
+    where: `s.finished_at is not null and s.purged_at is null
+      and s.finished_at < ?::timestamptz
+      and s.finished_at < ?::timestamptz - make_interval(days => coalesce(p.retention_days, ?))`,
+    params: [new Date(window.now.getTime() - shortest * 86_400_000), window.now, window.defaultDays],
+  };
+}
+
+/**
+ * Purges one batch of expired runs, in the caller's transaction: locks up to `limit` of them
+ * (oldest finish first; `skip locked`, so concurrent purgers take different runs and never wait
+ * on each other), deletes their execution data, and appends `PurgeExecutionData` to each. The data
+ * and the events go together or not at all: a crash mid-batch leaves the batch as it was.
+ */
+export async function purgeExpiredBatch(sql: SqlRunner, window: RetentionWindow, limit: number, opts: AppendOptions): Promise<PurgeOutcome> {
+  const { where, params } = await expiredSelection(sql, window);
+  const rows = await sql.execute<{ run_id: string }>(
+    `select s.run_id from run_streams s left join projects p on p.id = s.project_id
+     where ${where}
+     order by s.finished_at
+     limit ?
+     for update of s skip locked`,
+    [...params, limit],
+  );
+  const { outcome } = await purgeRuns(
+    sql,
+    rows.map((r) => r.run_id),
+    'RETENTION',
+    opts,
+  );
+  return outcome;
+}
+
+/** What a purge at `window.now` would take: runs and bytes, without changing anything. */
+export async function retentionPlan(sql: SqlRunner, window: RetentionWindow): Promise<{ runs: number; bytes: number }> {
+  const { where, params } = await expiredSelection(sql, window);
+  const [row] = await sql.execute<{ runs: number; bytes: number }>(
+    `with expired as (
+       select s.run_id from run_streams s left join projects p on p.id = s.project_id where ${where}
+     )
+     select (select count(*)::int from expired) as runs,
+       (select coalesce(sum(d.bytes), 0)::float8 from execution_data d where d.run_id in (select run_id from expired)) as bytes`,
+    params,
+  );
+  return row;
+}
+
+/**
+ * Records the purge of each run (`PurgeExecutionData`: the decider refuses a run that has not
+ * finished, and a run purged already appends nothing), then deletes the execution data of the runs
+ * that recorded it, all in the caller's transaction. Runs of another project (with
+ * `opts.projectId`) and unknown runs are left out of `results`.
+ */
+export async function purgeRuns(
+  sql: SqlRunner,
+  runIds: readonly string[],
+  reason: 'RETENTION' | 'ERASE',
+  opts: AppendOptions,
+): Promise<{ outcome: PurgeOutcome; results: (AppendResult | DomainError)[] }> {
+  if (runIds.length === 0) return { outcome: { runs: 0, records: 0, bytes: 0 }, results: [] };
+  const results = await appendToRuns(sql, runIds, () => ({ type: 'PurgeExecutionData', reason }), opts);
+  // Only the runs that recorded the purge lose their data (an already purged run has none left).
+  const purged = results.filter((r): r is AppendResult => !isDomainError(r) && r.events.length > 0).map((r) => r.runId);
+  const { records, bytes } = await new ExecutionDataStore(sql).purgeRuns(purged);
+  return { outcome: { runs: purged.length, records, bytes }, results };
+}
