@@ -3,6 +3,7 @@ import { ApiKeyStore } from '@flowruns/access';
 import { migrate, ormOptions, sqlRunner } from '@flowruns/database';
 import { createKafka, ensureTopics } from '@flowruns/messaging';
 import { DatabaseConfigSchema, KafkaConfigSchema, dlqTopicOf, loadConfig } from '@flowruns/platform';
+import { RetentionClient, RetentionPassConfigSchema, retentionClientOptions, runRetentionPass } from '@flowruns/retention';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Command, CommanderError } from 'commander';
 import { v7 as uuidv7 } from 'uuid';
@@ -84,6 +85,31 @@ program
     const revoked = await withKeys((keys) => keys.revoke(keyId));
     if (!revoked) throw new CommanderError(1, 'not-found', `no active key ${keyId}`);
     console.log(`revoked ${keyId}`);
+  });
+
+program
+  .command('retention:run')
+  .description(
+    'purge the execution data that has expired (through the command service), or with --dry-run only count it; ' +
+      'reads AP_EXECUTION_DATA_RETENTION_DAYS, RETENTION_BATCH_SIZE, RETENTION_BATCH_PAUSE_MS, COMMAND_SERVICE_URL, INTERNAL_API_TOKEN',
+  )
+  .option('--dry-run', 'count what would be purged; change nothing')
+  .option('--now <iso>', 'evaluate the windows at this instant instead of now (ISO 8601 with a zone)')
+  .action(async (opts: { dryRun?: boolean; now?: string }) => {
+    const now = opts.now === undefined ? new Date() : new Date(opts.now);
+    if (opts.now !== undefined && (!/(Z|[+-]\d{2}:\d{2})$/.test(opts.now) || Number.isNaN(now.getTime()))) {
+      throw new CommanderError(2, 'invalid-now', `--now: "${opts.now}" is not an ISO 8601 time with a zone (e.g. 2031-01-01T00:00:00Z)`);
+    }
+    const cfg = loadConfig(RetentionPassConfigSchema);
+    const client = new RetentionClient(retentionClientOptions(cfg));
+    const window = { now, defaultDays: cfg.AP_EXECUTION_DATA_RETENTION_DAYS };
+    if (opts.dryRun) {
+      const plan = await client.plan(window);
+      console.log(`dry run at ${now.toISOString()} (default window ${window.defaultDays} days): ${plan.runs} runs, ${plan.bytes} bytes would be purged`);
+      return;
+    }
+    const r = await runRetentionPass(client, { window, batchSize: cfg.RETENTION_BATCH_SIZE, pauseMs: cfg.RETENTION_BATCH_PAUSE_MS });
+    console.log(`purged at ${now.toISOString()} (default window ${window.defaultDays} days): ${r.runs} runs, ${r.records} records, ${r.bytes} bytes in ${r.batches} batches`);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -3,14 +3,17 @@ import {
   BulkRunRequestSchema,
   ClaimExpiredRequestSchema,
   CreateFlowSchema,
+  EraseRunRequestSchema,
   FailRunRequestSchema,
   FinishStepRequestSchema,
   InternalErrorRequestSchema,
   LeaseRequestSchema,
   PauseRunRequestSchema,
   PublishFlowVersionSchema,
+  PurgeBatchRequestSchema,
   ReleaseLeaseRequestSchema,
   ResumeRunRequestSchema,
+  RetentionWindowSchema,
   RetryRunRequestSchema,
   StartStepRequestSchema,
   StopRunRequestSchema,
@@ -164,6 +167,29 @@ export class RunsController {
   }
 
   // ---- Engine: execution view and leases ----
+
+  @Post('runs/:runId/erase')
+  @HttpCode(200)
+  async erase(@Param('runId') runId: string, @Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
+    const { projectId } = parseOrThrow(EraseRunRequestSchema, body);
+    return orThrow(await this.commands.erase(runId, projectId, { traceparent: tp }));
+  }
+
+  // ---- Retention ----
+
+  @Post('retention/purge')
+  @HttpCode(200)
+  async purge(@Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
+    const { now, defaultDays, limit } = parseOrThrow(PurgeBatchRequestSchema, body);
+    return orThrow(await this.commands.purgeExpired({ now: new Date(now), defaultDays }, limit, { traceparent: tp }));
+  }
+
+  @Post('retention/plan')
+  @HttpCode(200)
+  async plan(@Body() body: unknown) {
+    const { now, defaultDays } = parseOrThrow(RetentionWindowSchema, body);
+    return orThrow(await this.commands.retentionPlan({ now: new Date(now), defaultDays }));
+  }
 
   @Get('runs/:runId/head')
   async head(@Param('runId') runId: string, @Query() query: unknown) {

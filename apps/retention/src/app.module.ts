@@ -1,21 +1,24 @@
-import { Module } from '@nestjs/common';
-import { DatabaseConfigSchema, KafkaConfigSchema, LogConfigSchema, env, loadConfig } from '@flowruns/platform';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { ServiceKitModule } from '@flowruns/service-kit';
-import { z } from 'zod';
+import { RETENTION_CONFIG, type RetentionAppConfig } from './config';
+import { RetentionScheduler } from './retention.scheduler';
 
-export const config = loadConfig(
-  z.object({ ...DatabaseConfigSchema.shape, ...KafkaConfigSchema.shape, ...LogConfigSchema.shape, RETENTION_PORT: env.port(3003) }),
-);
-
-/** Boots with health and metrics only; the retention's work arrives with its own issue. */
-@Module({
-  imports: [
-    ServiceKitModule.forApp({
-      name: 'retention',
-      databaseUrl: config.DATABASE_URL,
-      kafkaBrokers: config.KAFKA_BROKERS,
-      kafkaClientId: config.KAFKA_CLIENT_ID,
-    }),
-  ],
-})
-export class AppModule {}
+/** The retention app: health, metrics, and the scheduled purge (which the command service carries out). */
+@Module({})
+export class RetentionModule {
+  static forRoot(config: RetentionAppConfig): DynamicModule {
+    return {
+      module: RetentionModule,
+      imports: [
+        ServiceKitModule.forApp({
+          name: 'retention',
+          databaseUrl: config.DATABASE_URL,
+          kafkaBrokers: config.KAFKA_BROKERS,
+          kafkaClientId: config.KAFKA_CLIENT_ID,
+          poolMax: 2,
+        }),
+      ],
+      providers: [{ provide: RETENTION_CONFIG, useValue: config }, RetentionScheduler],
+    };
+  }
+}

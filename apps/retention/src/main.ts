@@ -1,8 +1,20 @@
 import 'reflect-metadata';
+import { Module } from '@nestjs/common';
 import { bootstrapHttpApp, rootLogger } from '@flowruns/platform';
-import { AppModule, config } from './app.module';
+import { RetentionModule } from './app.module';
+import { loadRetentionConfig } from './config';
 
-bootstrapHttpApp(AppModule, { name: 'retention', port: config.RETENTION_PORT }).catch((e) => {
-  rootLogger('retention').fatal({ err: e }, 'retention failed to start');
+async function main(): Promise<void> {
+  const config = loadRetentionConfig();
+
+  // bootstrapHttpApp takes a module class; this one carries the config read above.
+  @Module({ imports: [RetentionModule.forRoot(config)] })
+  class RetentionAppModule {}
+
+  await bootstrapHttpApp(RetentionAppModule, { name: 'retention', port: config.RETENTION_PORT });
+}
+
+main().catch((e) => {
+  rootLogger().fatal({ err: e }, 'retention failed to start');
   process.exit(1);
 });

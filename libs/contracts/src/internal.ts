@@ -157,3 +157,29 @@ export const BulkRunResultSchema = z.object({
   examined: z.number().int().min(0),
 });
 export type BulkRunResult = z.infer<typeof BulkRunResultSchema>;
+
+// ---- Retention ----
+
+/**
+ * The retention window a purge is measured against: `now` (an operator may ask about a future
+ * date) and the default `AP_EXECUTION_DATA_RETENTION_DAYS` (a project may override it).
+ */
+export const RetentionWindowSchema = z.object({
+  now: z.iso.datetime({ offset: true }),
+  defaultDays: z.number().int().min(1).max(36500),
+});
+
+/** `POST /internal/retention/purge` → `PurgeOutcome`: one batch of expired runs, oldest finish first. */
+export const PurgeBatchRequestSchema = RetentionWindowSchema.extend({ limit: z.number().int().min(1).max(10000) });
+export const PurgeOutcomeSchema = z.object({ runs: z.number().int().min(0), records: z.number().int().min(0), bytes: z.number().min(0) });
+export type PurgeOutcomeResult = z.infer<typeof PurgeOutcomeSchema>;
+
+/** `POST /internal/retention/plan` → `RetentionPlan`: what a purge at `now` would take; changes nothing. */
+export const RetentionPlanSchema = z.object({ runs: z.number().int().min(0), bytes: z.number().min(0) });
+export type RetentionPlan = z.infer<typeof RetentionPlanSchema>;
+
+/**
+ * `POST /internal/runs/:runId/erase` `{ projectId }` → `CommandResult` + `PurgeOutcome`: one finished
+ * run's execution data removed now (409 while it runs; `eventsAppended` 0 when already gone).
+ */
+export const EraseRunRequestSchema = z.object({ projectId: z.string().min(1).max(128) });

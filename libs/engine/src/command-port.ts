@@ -1,6 +1,6 @@
+import { CommandServiceError, CommandServiceUnavailable } from '@flowruns/platform';
 import type {
   CommandResult,
-  ErrorCode,
   FinishStepRequest,
   FlowRun,
   LeaseResult,
@@ -41,26 +41,8 @@ export interface CommandServicePort {
   triggerRun(flowId: string, req: TriggerRunRequestInput): Promise<FlowRun>;
 }
 
-/** The command service refused a request: its status and error envelope. */
-export class CommandServiceError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: ErrorCode | string,
-    readonly params: Readonly<Record<string, unknown>> = {},
-    what = 'command service',
-  ) {
-    super(`${what} answered ${status} ${code}`);
-    this.name = 'CommandServiceError';
-  }
-}
-
-/** The command service could not be reached, timed out, or answered outside its contract. */
-export class CommandServiceUnavailable extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CommandServiceUnavailable';
-  }
-}
+/** Where the command service's refusals and outages are defined (shared by every internal caller). */
+export { CommandServiceError, CommandServiceUnavailable };
 
 /**
  * An answer that means "stop driving this run, quietly": 409 (the lease is someone else's, the run

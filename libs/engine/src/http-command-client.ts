@@ -1,7 +1,6 @@
 import {
   CommandResultSchema,
   FlowRunSchema,
-  INTERNAL_TOKEN_HEADER,
   LeaseResultSchema,
   RunExecutionSchema,
   type CommandResult,
@@ -11,29 +10,17 @@ import {
   type TriggerRunRequestInput,
 } from '@flowruns/contracts';
 import { z } from 'zod';
-import { CommandServiceError, CommandServiceUnavailable, type CommandServicePort, type RunExecutionView } from './command-port';
+import { InternalApiClient, type InternalApiClientOptions, type RetryPolicy } from '@flowruns/platform';
+import { CommandServiceError, type CommandServicePort, type RunExecutionView } from './command-port';
 
-export interface HttpCommandClientOptions {
-  /** `COMMAND_SERVICE_URL`. */
-  readonly baseUrl: string;
-  /** `INTERNAL_API_TOKEN`, sent as `x-internal-token`. */
-  readonly token: string;
-  /** Deadline of one call (connect, send, read the answer). */
-  readonly timeoutMs: number;
-  /** Extra attempts after a transient failure (unreachable, 502/503/504). Default 3. */
-  readonly retries?: number;
-  /** First backoff between attempts, doubled each time (capped at 2 s). Default 200 ms. */
-  readonly retryBaseMs?: number;
-}
+/** `COMMAND_SERVICE_URL`, `INTERNAL_API_TOKEN`, the deadline and retries of one call. */
+export type HttpCommandClientOptions = InternalApiClientOptions;
 
 const LooseCommandResult = CommandResultSchema.partial().loose();
 const PauseAnswer = LooseCommandResult.extend({ requestId: z.string().optional() });
 
-type Retry = 'transient' | 'refused-only';
-
 const enc = encodeURIComponent;
 const runPath = (runId: string) => `/internal/runs/${enc(runId)}`;
-const TRANSIENT_STATUSES = new Set([502, 503, 504]);
 
 /**
  * The command service's internal API over HTTP (Node's fetch). Reports are safe to repeat (the
@@ -42,14 +29,10 @@ const TRANSIENT_STATUSES = new Set([502, 503, 504]);
  * refused (the request never arrived).
  */
 export class HttpCommandClient implements CommandServicePort {
-  private readonly baseUrl: string;
-  private readonly retries: number;
-  private readonly retryBaseMs: number;
+  private readonly http: InternalApiClient;
 
-  constructor(private readonly opts: HttpCommandClientOptions) {
-    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
-    this.retries = opts.retries ?? 3;
-    this.retryBaseMs = opts.retryBaseMs ?? 200;
+  constructor(opts: HttpCommandClientOptions) {
+    this.http = new InternalApiClient(opts);
   }
 
   async getExecution(runId: string): Promise<RunExecutionView | null> {
@@ -114,11 +97,8 @@ export class HttpCommandClient implements CommandServicePort {
   }
 
   /** Readiness: the command service answers its liveness probe. */
-  async probe(timeoutMs = 1500): Promise<{ httpStatus: number }> {
-    const res = await fetch(`${this.baseUrl}/health/live`, { signal: AbortSignal.timeout(timeoutMs) });
-    await res.body?.cancel();
-    if (!res.ok) throw new Error(`command service /health/live answered ${res.status}`);
-    return { httpStatus: res.status };
+  probe(timeoutMs?: number): Promise<{ httpStatus: number }> {
+    return this.http.probe(timeoutMs);
   }
 
   private async command(path: string, body: unknown): Promise<CommandResult> {
@@ -127,60 +107,10 @@ export class HttpCommandClient implements CommandServicePort {
   }
 
   private expect<S extends z.ZodType>(schema: S, body: unknown, what: string): z.infer<S> {
-    const r = schema.safeParse(body);
-    if (r.success) return r.data;
-    throw new CommandServiceUnavailable(`command service answer to ${what} breaks the contract: ${r.error.issues[0]?.message}`);
+    return this.http.expect(schema, body, what);
   }
 
-  private async call(method: 'GET' | 'POST', path: string, body: unknown, retry: Retry): Promise<unknown> {
-    for (let attempt = 0; ; attempt++) {
-      const last = attempt >= this.retries;
-      let res: Response;
-      try {
-        res = await fetch(`${this.baseUrl}${path}`, {
-          method,
-          headers: {
-            [INTERNAL_TOKEN_HEADER]: this.opts.token,
-            ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
-          },
-          body: method === 'POST' ? JSON.stringify(body ?? {}) : undefined,
-          signal: AbortSignal.timeout(this.opts.timeoutMs),
-        });
-      } catch (e) {
-        const err = e as Error & { cause?: { code?: string } };
-        const refused = err.cause?.code === 'ECONNREFUSED';
-        if (!last && (retry === 'transient' || refused)) {
-          await this.backoff(attempt);
-          continue;
-        }
-        throw new CommandServiceUnavailable(`${method} ${path}: ${err.cause?.code ?? err.name}: ${err.message}`);
-      }
-      const text = await res.text().catch(() => '');
-      if (res.ok) {
-        try {
-          return text.length ? (JSON.parse(text) as unknown) : {};
-        } catch {
-          throw new CommandServiceUnavailable(`${method} ${path}: answer is not JSON`);
-        }
-      }
-      if (TRANSIENT_STATUSES.has(res.status) && retry === 'transient' && !last) {
-        await this.backoff(attempt);
-        continue;
-      }
-      let envelope: { code?: unknown; params?: unknown } = {};
-      try {
-        envelope = JSON.parse(text) as typeof envelope;
-      } catch {
-        // not an envelope: the status alone says it
-      }
-      const code = typeof envelope.code === 'string' ? envelope.code : `HTTP_${res.status}`;
-      const params = typeof envelope.params === 'object' && envelope.params !== null ? (envelope.params as Record<string, unknown>) : {};
-      throw new CommandServiceError(res.status, code, params, `${method} ${path}`);
-    }
-  }
-
-  private backoff(attempt: number): Promise<void> {
-    const ms = Math.min(this.retryBaseMs * 2 ** attempt, 2000);
-    return new Promise((resolve) => setTimeout(resolve, ms));
+  private call(method: 'GET' | 'POST', path: string, body: unknown, retry: RetryPolicy): Promise<unknown> {
+    return this.http.call(method, path, body, retry);
   }
 }

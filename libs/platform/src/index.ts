@@ -4,3 +4,4 @@ export * from './health';
 export * from './logger';
 export * from './metrics';
 export * from './http-errors';
+export * from './internal-client';

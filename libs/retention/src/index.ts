@@ -1,0 +1,3 @@
+export * from './retention-client';
+export * from './run-retention';
+export * from './config';
