@@ -27,8 +27,14 @@ export function gatewayClient(baseUrl: string, apiKey: string) {
     const text = await r.text();
     return { status: r.status, body: (text ? JSON.parse(text) : undefined) as Record<string, unknown> & { [k: string]: unknown } };
   };
+  /** The answer as text (NDJSON exports), with its content type. */
+  const raw = async (method: string, p: string) => {
+    const r = await fetch(`${baseUrl}${p}`, { method, headers: { authorization: `Bearer ${apiKey}` } });
+    return { status: r.status, contentType: r.headers.get('content-type'), text: await r.text() };
+  };
   return {
     call,
+    raw,
     get: (p: string) => call('GET', p),
     post: (p: string, body?: unknown, headers?: Record<string, string>) => call('POST', p, body, headers),
     /** Polls the run until `accept` holds (default: it has the status), then returns it. */
@@ -71,4 +77,83 @@ export async function startTarget(handler?: (req: http.IncomingMessage, body: st
     count: (p: string) => calls.filter((c) => c.url === p).length,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Like `createApiKey`, and also the key's id (`key_...`, from the CLI's first line) for `api-keys:revoke`. */
+export function createApiKeyWithId(databaseUrl: string, projectId: string): { id: string; key: string } {
+  const out = execFileSync(process.execPath, [path.join(root, 'dist/apps/cli/src/main.js'), 'api-keys:create', '--project', projectId], {
+    env: { ...process.env, DATABASE_URL: databaseUrl },
+    encoding: 'utf8',
+  });
+  const key = out.trim().split('\n').pop();
+  const id = /\b(key_[A-Za-z0-9-]+)\b/.exec(out)?.[1];
+  if (!id || !key) throw new Error(`no key id or key in the CLI output: ${out}`);
+  return { id, key };
+}
+
+/** Revokes a key with the operator CLI, as an operator would. */
+export function revokeApiKey(databaseUrl: string, keyId: string): string {
+  return execFileSync(process.execPath, [path.join(root, 'dist/apps/cli/src/main.js'), 'api-keys:revoke', keyId], {
+    env: { ...process.env, DATABASE_URL: databaseUrl },
+    encoding: 'utf8',
+  });
+}
+
+/** One HTTP answer as a contract test needs it: status, headers, parsed JSON body (or undefined) and raw text. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly body: any;
+  readonly text: string;
+}
+
+/**
+ * A raw request to the gateway: `key` null sends no Authorization header, `authorization` sends
+ * that header verbatim, `rawBody` is sent as it is (for malformed JSON and oversized bodies).
+ */
+export async function httpRequest(
+  baseUrl: string,
+  method: string,
+  p: string,
+  opts: { key?: string | null; authorization?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+): Promise<HttpAnswer> {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (opts.body !== undefined || opts.rawBody !== undefined) headers['content-type'] ??= 'application/json';
+  if (opts.authorization !== undefined) headers.authorization = opts.authorization;
+  else if (opts.key) headers.authorization = `Bearer ${opts.key}`;
+  const r = await fetch(`${baseUrl}${p}`, {
+    method,
+    headers,
+    body: opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body)),
+  });
+  const text = await r.text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  return { status: r.status, headers: r.headers, body, text };
+}
+
+/**
+ * The public error contract, checked on every answer that is an error: never a 5xx, and always the
+ * envelope `{ statusCode, code, params }` with `statusCode` equal to the HTTP status and nothing else.
+ */
+export function assertContractAnswer(what: string, a: HttpAnswer): void {
+  if (a.status >= 500) throw new Error(`${what}: answered ${a.status} (never expected a 5xx): ${a.text.slice(0, 500)}`);
+  if (a.status < 400) return;
+  const b = a.body as Record<string, unknown> | undefined;
+  const ok =
+    b !== undefined &&
+    b !== null &&
+    typeof b === 'object' &&
+    Object.keys(b).sort().join(',') === 'code,params,statusCode' &&
+    b.statusCode === a.status &&
+    typeof b.code === 'string' &&
+    typeof b.params === 'object' &&
+    b.params !== null &&
+    !Array.isArray(b.params);
+  if (!ok) throw new Error(`${what}: ${a.status} without the error envelope { statusCode, code, params }: ${a.text.slice(0, 500)}`);
 }

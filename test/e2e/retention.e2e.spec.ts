@@ -107,6 +107,30 @@ describe('retention, end to end', () => {
     await expect(cli('retention:run', '--now', 'tomorrow')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('--now') });
   });
 
+  it('export streams each run with its steps as NDJSON; erase removes one finished run’s data now, recorded like a purge', async () => {
+    const flow = await flowId([{ name: 'shape', type: 'transform', settings: { value: { n: '{{trigger.n}}' } } }]);
+    const ids = [];
+    for (let n = 0; n < 5; n++) ids.push(await trigger(flow, { n, secret: marker }));
+    for (const id of ids) await api.waitForRun(id, 'SUCCEEDED');
+
+    const raw = await api.raw('GET', `/api/v1/flow-runs/export?projectId=${projectId}&flowId=${flow}`);
+    expect(raw.status).toBe(200);
+    const lines = raw.text.trim().split('\n').map((l) => JSON.parse(l) as { id: string; steps: Record<string, { output?: unknown }> });
+    expect(lines.map((l) => l.id)).toEqual([...ids].reverse());
+    expect(lines.map((l) => l.steps.shape.output)).toEqual([4, 3, 2, 1, 0].map((n) => ({ n })));
+
+    const erased = await api.post(`/api/v1/flow-runs/${ids[0]}/erase`);
+    expect(erased).toMatchObject({ status: 200, body: { runId: ids[0], erased: true } });
+    const gone = await api.waitForRun(ids[0], (r) => r.executionDataPurgedAt != null);
+    expect(gone).toMatchObject({ status: 'SUCCEEDED', steps: {}, logsFileId: null, stepsCount: 1 });
+    expect((await api.post(`/api/v1/flow-runs/${ids[0]}/erase`)).body).toMatchObject({ erased: false });
+    const reasons = await db.query(`select envelope->'data'->>'reason' as reason from run_events where run_id = $1 and type = 'flowrun.execution-data-purged.v1'`, [ids[0]]);
+    expect(reasons.rows).toEqual([{ reason: 'ERASE' }]);
+    // Still exported, as metadata.
+    const after = await api.raw('GET', `/api/v1/flow-runs/export?projectId=${projectId}&flowId=${flow}`);
+    expect(JSON.parse(after.text.trim().split('\n').pop()!)).toMatchObject({ id: ids[0], steps: {} });
+  });
+
   it('the run-events topic never held a step payload', async () => {
     // Every message on the topic, from the beginning to the end offsets measured now.
     const kafka = createKafka({ brokers: testEnv().kafkaBrokers, clientId: 'e2e-retention-scan' });

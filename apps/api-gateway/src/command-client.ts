@@ -3,6 +3,7 @@ import {
   BulkRunResultSchema,
   CommandResultSchema,
   INTERNAL_TOKEN_HEADER,
+  EraseResultSchema,
   ResumeResultSchema,
   RunHeadSchema,
   TRACEPARENT_HEADER,
@@ -10,6 +11,7 @@ import {
   type BulkRunResult,
   type CommandResult,
   type CreateFlow,
+  type EraseResult,
   type ErrorEnvelope,
   type Flow,
   type FlowRun,
@@ -73,6 +75,12 @@ export class CommandClient {
   /** Scoped to `projectId`: another project's flow answers 404 like an unknown one. */
   getFlow(flowId: string, projectId: string, trace: TraceContext): Promise<Flow> {
     return this.send('GET', `/internal/flows/${encodeURIComponent(flowId)}?${new URLSearchParams({ projectId })}`, undefined, trace);
+  }
+
+  /** Removes a finished run's execution data now (the command service records it as a purge). */
+  async eraseRun(runId: string, projectId: string, trace: TraceContext): Promise<EraseResult> {
+    const path = `${runPath(runId)}/erase`;
+    return this.expect(EraseResultSchema, await this.send('POST', path, { projectId }, trace), path, trace);
   }
 
   /** The run's version and status in the write model, or null when it does not exist in the project. */

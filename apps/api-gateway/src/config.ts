@@ -40,6 +40,8 @@ export const GatewayConfigSchema = z.object({
    * model but is not in the views yet (just triggered); past it, 503 with Retry-After. 0: answer 404 at once.
    */
   GATEWAY_READ_WAIT_MS: millis(2_000, 0, 30_000),
+  /** Runs read per page by an export (memory stays at one page of runs with their steps). */
+  GATEWAY_EXPORT_PAGE_SIZE: z.coerce.number().int().min(1).max(5_000).default(200),
 });
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 

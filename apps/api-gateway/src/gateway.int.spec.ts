@@ -8,6 +8,7 @@ import { ApiKeyStore, generateApiKey } from '@flowruns/access';
 import {
   BulkRunRequestSchema,
   CreateFlowSchema,
+  EraseRunRequestSchema,
   PublishFlowVersionSchema,
   ResumeRunRequestSchema,
   RetryRunRequestSchema,
@@ -102,7 +103,8 @@ describe('api-gateway over HTTP', () => {
     if (opts.raw !== undefined) headers['content-type'] ??= 'application/json';
     const res = await fetch(`${base}${path}`, { method, headers, body });
     const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined, text };
+    const json = text && !res.headers.get('content-type')?.includes('ndjson');
+    return { status: res.status, headers: res.headers, body: json ? JSON.parse(text) : undefined, text };
   };
 
   beforeAll(async () => {
@@ -151,6 +153,8 @@ describe('api-gateway over HTTP', () => {
       GATEWAY_BODY_LIMIT: '1mb',
       GATEWAY_BULK_TIMEOUT_MS: '1500',
       GATEWAY_READ_WAIT_MS: '2000',
+      // Small, so that an export of project A's three runs takes two pages.
+      GATEWAY_EXPORT_PAGE_SIZE: '2',
     });
     app = await NestFactory.create(gatewayRootModule(config), { bodyParser: false, logger: false });
     configureGateway(app, config);
@@ -301,12 +305,12 @@ describe('api-gateway over HTTP', () => {
 
     it('read-your-writes: waits for a run the write model has and the views do not hold yet', async () => {
       fake.reply = () => ({ status: 200, json: { runId: 'run_late', version: 1, status: 'RUNNING' } });
-      const pending = call('GET', '/api/v1/flow-runs/run_late');
+      const pending = call('GET', '/api/v1/flow-runs/run_late', { key: keys.c });
       await waitFor(() => fake.received.length > 0, { timeoutMs: 5000, what: 'the head request' });
       await orm.em.fork().execute(
         `insert into run_views (id, project_id, flow_id, flow_version_id, flow_display_name, status, environment,
            triggered_by, tags, steps_count, attempt, start_time, created, version)
-         values ('run_late', 'proj_a', 'flow_xyz', 'ver_1', 'Late', 'RUNNING', 'PRODUCTION', 'key_a', '{}', 1, 1, now(), now(), 1)`,
+         values ('run_late', 'proj_c', 'flow_xyz', 'ver_1', 'Late', 'RUNNING', 'PRODUCTION', 'key_a', '{}', 1, 1, now(), now(), 1)`,
       );
       const res = await pending;
       expect(res.status).toBe(200);
@@ -337,6 +341,57 @@ describe('api-gateway over HTTP', () => {
       const res = await call('GET', '/api/v1/flow-runs/run_a1?projectId=proj_b');
       expect(res.status).toBe(404);
       expect(res.body.params).toMatchObject({ entityType: 'project', entityId: 'proj_b' });
+    });
+  });
+
+  describe('GET /api/v1/flow-runs/export (NDJSON)', () => {
+    const validation = (field: string) => ({ statusCode: 400, code: 'VALIDATION', params: expect.objectContaining({ field }) });
+    const lines = (text: string) => text.split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as { id: string });
+
+    it('streams every selected run with its steps, one per line, newest first, across pages; each line is what GET answers', async () => {
+      const res = await call('GET', '/api/v1/flow-runs/export?projectId=proj_a');
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toContain('application/x-ndjson');
+      expect(res.text.endsWith('\n')).toBe(true);
+      const runs = lines(res.text);
+      expect(runs.map((r) => r.id)).toEqual(['run_a3', 'run_a2', 'run_a1']);
+      for (const run of runs) expect(run).toEqual((await call('GET', `/api/v1/flow-runs/${run.id}`)).body);
+      expect(runs[2]).toMatchObject({ steps: { send_email: { output: { sent: true } } } });
+    });
+
+    it('takes the list’s filters; another project’s runs never appear', async () => {
+      const res = await call('GET', '/api/v1/flow-runs/export?projectId=proj_a&status=SUCCEEDED&status=FAILED&tags=onboarding');
+      expect(lines(res.text).map((r) => r.id)).toEqual(['run_a2', 'run_a1']);
+      const none = await call('GET', '/api/v1/flow-runs/export?projectId=proj_a&flowId=flow_none');
+      expect({ status: none.status, text: none.text }).toEqual({ status: 200, text: '' });
+    });
+
+    it('answers 400 naming a bad filter, 400 without projectId, 404 for another project', async () => {
+      expect((await call('GET', '/api/v1/flow-runs/export?projectId=proj_a&status=BROKEN')).body).toEqual(validation('status'));
+      expect((await call('GET', '/api/v1/flow-runs/export')).body).toEqual(validation('projectId'));
+      const foreign = await call('GET', '/api/v1/flow-runs/export?projectId=proj_b');
+      expect(foreign.status).toBe(404);
+      expect(foreign.body.params).toMatchObject({ entityType: 'project', entityId: 'proj_b' });
+      expect((await call('GET', '/api/v1/flow-runs/export?projectId=proj_a', { key: null })).status).toBe(401);
+    });
+  });
+
+  describe('POST /api/v1/flow-runs/:id/erase', () => {
+    it('forwards the key’s project and answers what went', async () => {
+      fake.reply = () => ({ status: 200, json: { runId: 'run_a1', version: 5, status: 'SUCCEEDED', eventsAppended: 1, runs: 1, records: 2, bytes: 40 } });
+      const res = await call('POST', '/api/v1/flow-runs/run_a1/erase');
+      expect(res).toMatchObject({ status: 200, body: { runId: 'run_a1', erased: true, records: 2, bytes: 40 } });
+      expect(fake.received).toHaveLength(1);
+      expect(fake.received[0]).toMatchObject({ method: 'POST', url: '/internal/runs/run_a1/erase', body: { projectId: 'proj_a' } });
+      expect(EraseRunRequestSchema.strict().parse(fake.received[0].body)).toEqual({ projectId: 'proj_a' });
+    });
+
+    it('passes a refusal through (409 while the run runs) and answers 404 for another project’s projectId without a call', async () => {
+      fake.reply = () => ({ status: 409, json: { statusCode: 409, code: 'INVALID_TRANSITION', params: { status: 'RUNNING' } } });
+      expect(await call('POST', '/api/v1/flow-runs/run_a3/erase')).toMatchObject({ status: 409, body: { code: 'INVALID_TRANSITION', params: { status: 'RUNNING' } } });
+      fake.received.length = 0;
+      expect((await call('POST', '/api/v1/flow-runs/run_a1/erase?projectId=proj_b')).status).toBe(404);
+      expect(fake.received).toHaveLength(0);
     });
   });
 

@@ -14,6 +14,7 @@ import { GatewayErrorFilter } from './error-filter';
 import { FlowRunsController } from './flow-runs.controller';
 import { FlowsController } from './flows.controller';
 import { ResumeController } from './resume.controller';
+import { RunDataController } from './run-data.controller';
 import { RunQueries } from './run-queries';
 
 /** The Kafka admin client, held only for the readiness probe; disconnected on shutdown. */
@@ -80,7 +81,8 @@ export class GatewayModule {
           ],
         }),
       ],
-      controllers: [FlowRunsController, FlowsController, ResumeController],
+      // RunDataController first: its `export` route must match before FlowRunsController's `:id`.
+      controllers: [RunDataController, FlowRunsController, FlowsController, ResumeController],
       providers: [
         { provide: APP_FILTER, useClass: GatewayErrorFilter },
         {

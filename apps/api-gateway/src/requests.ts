@@ -76,6 +76,17 @@ export function parseListRunsQuery(params: URLSearchParams): ListRunsQuery {
   return r.data;
 }
 
+/** `GET /api/v1/flow-runs/export` query parameters: the list's filters, without paging. */
+export const ExportRunsQuerySchema = ListRunsQuerySchema.omit({ limit: true, cursor: true });
+export type ExportRunsQuery = z.infer<typeof ExportRunsQuerySchema>;
+
+/** Validates the export query; a bad parameter answers 400 naming it. */
+export function parseExportRunsQuery(params: URLSearchParams): ExportRunsQuery {
+  const r = ExportRunsQuerySchema.safeParse(queryObject(params));
+  if (!r.success) throw invalid(r.error, 'query');
+  return r.data;
+}
+
 /** The nested-run headers of `POST /api/v1/flows/:flowId/run`. */
 export const TriggerHeadersSchema = z.object({
   'ap-parent-run-id': id.optional(),

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/postgresql';
 import type { FlowRunWithSteps } from '@flowruns/contracts';
 import { sqlRunner } from '@flowruns/database';
-import { RunViews, type ListRunsQuery, type RunPage } from '@flowruns/run-views';
+import { RunViews, type ListRunsQuery, type RunPage, type RunSelection } from '@flowruns/run-views';
 
 /** The read side as the controllers see it: each call runs on its own entity-manager fork. */
 @Injectable()
@@ -27,6 +27,15 @@ export class RunQueries {
       if (run || Date.now() + pauseMs > deadline) return run;
       await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
+  }
+
+  /**
+   * Every selected run with its steps, one page of `pageSize` at a time, newest first; the next page
+   * is read only when the caller asks for it, so memory stays at one page however many runs match.
+   */
+  async *exportPages(selection: RunSelection, pageSize: number): AsyncGenerator<FlowRunWithSteps[], void, undefined> {
+    const views = this.views();
+    for await (const ids of views.runIdPages(selection, pageSize)) yield await views.getRuns(selection.projectId, ids);
   }
 
   private views(): RunViews {

@@ -183,3 +183,10 @@ export type RetentionPlan = z.infer<typeof RetentionPlanSchema>;
  * run's execution data removed now (409 while it runs; `eventsAppended` 0 when already gone).
  */
 export const EraseRunRequestSchema = z.object({ projectId: z.string().min(1).max(128) });
+export const EraseResultSchema = PurgeOutcomeSchema.extend({
+  runId: z.string(),
+  version: z.number().int(),
+  status: FlowRunStatusSchema,
+  eventsAppended: z.number().int().min(0),
+});
+export type EraseResult = z.infer<typeof EraseResultSchema>;

@@ -299,7 +299,7 @@ describe('RunViews (Postgres)', () => {
     });
   });
 
-  describe('bulk scans (runIdPages, ownedRunIds)', () => {
+  describe('bulk scans (runIdPages)', () => {
     /** Every page of a scan, read to the end. */
     async function scan(q: RunSelection, pageSize: number): Promise<string[][]> {
       const pages: string[][] = [];
@@ -353,13 +353,6 @@ describe('RunViews (Postgres)', () => {
       expect(JSON.stringify(row)).not.toContain('"Sort"');
     });
 
-    it('answers which ids are the project’s runs, in one query', async () => {
-      const mine = runs.filter((r) => r.projectId === P).slice(0, 5).map((r) => r.id);
-      const got = await views().ownedRunIds(P, [...mine, 'runb_00001', 'run_missing']);
-      expect(got.sort()).toEqual([...mine].sort());
-      expect(await views().ownedRunIds(OTHER, mine)).toEqual([]);
-      expect(await views().ownedRunIds(P, [])).toEqual([]);
-    });
   });
 
   describe('getRun', () => {
@@ -395,6 +388,13 @@ describe('RunViews (Postgres)', () => {
           [refs.transform, refs.fetch],
         );
       });
+    });
+
+    it('getRuns answers several runs as getRun does, in the order asked, leaving out other projects’ and unknown ids', async () => {
+      const many = await views().getRuns(P, ['run_purged', 'run_foreign', 'run_missing', 'run_detail']);
+      expect(many).toEqual([await views().getRun(P, 'run_purged'), await views().getRun(P, 'run_detail')]);
+      expect(many[1].steps.fetch_user).toMatchObject({ output: { id: 7 } });
+      expect(await views().getRuns(P, [])).toEqual([]);
     });
 
     it('returns the run with the trigger and its steps in position order, payloads included', async () => {

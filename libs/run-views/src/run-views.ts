@@ -312,19 +312,6 @@ export class RunViews {
   }
 
   /**
-   * Which of `ids` are runs of this project, in one query. Unknown ids and other projects' runs
-   * are simply absent from the answer. A run the projector has not recorded yet is absent too.
-   */
-  async ownedRunIds(projectId: string, ids: readonly string[]): Promise<string[]> {
-    if (ids.length === 0) return [];
-    const rows = await this.sql.execute<{ id: string }>('select id from run_views where project_id = ? and id in (?)', [
-      projectId,
-      [...ids],
-    ]);
-    return rows.map((r) => r.id);
-  }
-
-  /**
    * A run with its steps, or null when it does not exist in this project (another project's run
    * is indistinguishable from a missing one). `steps` is keyed by step name in position order,
    * after a `trigger` entry carrying the trigger payload; the payloads of all steps come from the
@@ -332,42 +319,63 @@ export class RunViews {
    * and `logsFileId` null: step results are execution data, and only run metadata survives.
    */
   async getRun(projectId: string, id: string): Promise<FlowRunWithSteps | null> {
-    const [run] = await this.sql.execute<RunDetailRow>(
-      `select ${LIST_COLUMNS}, logs_file_id, trigger_data_ref from run_views where id = ? and project_id = ?`,
-      [id, projectId],
-    );
-    if (!run) return null;
-    const base = toFlowRun(run);
-    if (run.purged_at_iso !== null) return { ...base, steps: {}, logsFileId: null };
+    return (await this.getRuns(projectId, [id]))[0] ?? null;
+  }
 
-    const steps = await this.sql.execute<StepRow>(
-      `select step_name, step_type, status, attempt, duration_ms, data_ref
-         from step_views where run_id = ? order by position, step_name`,
-      [id],
+  /**
+   * Several runs with their steps (as `getRun`), in the order of `ids`, in three queries whatever
+   * their number: the runs, their steps, their payloads. Ids that are not this project's runs are
+   * left out. For pages of an export.
+   */
+  async getRuns(projectId: string, ids: readonly string[]): Promise<FlowRunWithSteps[]> {
+    if (ids.length === 0) return [];
+    const runs = await this.sql.execute<RunDetailRow>(
+      `select ${LIST_COLUMNS}, logs_file_id, trigger_data_ref from run_views where id in (?) and project_id = ?`,
+      [[...ids], projectId],
     );
-    const refs = steps.flatMap((s) => (s.data_ref ? [s.data_ref] : []));
-    if (run.trigger_data_ref) refs.push(run.trigger_data_ref);
+    const withData = runs.filter((r) => r.purged_at_iso === null);
+    const steps = withData.length
+      ? await this.sql.execute<StepRow & { run_id: string }>(
+          `select run_id, step_name, step_type, status, attempt, duration_ms, data_ref
+             from step_views where run_id in (?) order by run_id, position, step_name`,
+          [withData.map((r) => r.id)],
+        )
+      : [];
+    const refs = [
+      ...steps.flatMap((s) => (s.data_ref ? [s.data_ref] : [])),
+      ...withData.flatMap((r) => (r.trigger_data_ref ? [r.trigger_data_ref] : [])),
+    ];
     const data = await this.executionData.getMany(refs);
+    const stepsOf = new Map<string, StepRow[]>();
+    for (const s of steps) stepsOf.set(s.run_id, [...(stepsOf.get(s.run_id) ?? []), s]);
 
-    const out: Record<string, StepResult> = {};
-    // A flow step that is itself named "trigger" keeps its name; the trigger entry yields to it.
-    const triggerRecord = run.trigger_data_ref ? data.get(run.trigger_data_ref) : undefined;
-    if (triggerRecord && !steps.some((s) => s.step_name === TRIGGER_STEP_NAME)) {
-      out[TRIGGER_STEP_NAME] = { type: 'TRIGGER', output: triggerRecord.output };
-    }
-    for (const s of steps) {
-      const record = s.data_ref ? data.get(s.data_ref) : undefined;
-      out[s.step_name] = compact({
-        type: s.step_type,
-        status: s.status,
-        input: record?.input,
-        output: record?.output,
-        error: record?.error,
-        duration: s.duration_ms ?? undefined,
-        attempt: s.attempt,
-      });
-    }
-    return { ...base, steps: out, logsFileId: run.logs_file_id };
+    const byId = new Map(
+      runs.map((run): [string, FlowRunWithSteps] => {
+        const base = toFlowRun(run);
+        if (run.purged_at_iso !== null) return [run.id, { ...base, steps: {}, logsFileId: null }];
+        const runSteps = stepsOf.get(run.id) ?? [];
+        const out: Record<string, StepResult> = {};
+        // A flow step that is itself named "trigger" keeps its name; the trigger entry yields to it.
+        const triggerRecord = run.trigger_data_ref ? data.get(run.trigger_data_ref) : undefined;
+        if (triggerRecord && !runSteps.some((s) => s.step_name === TRIGGER_STEP_NAME)) {
+          out[TRIGGER_STEP_NAME] = { type: 'TRIGGER', output: triggerRecord.output };
+        }
+        for (const s of runSteps) {
+          const record = s.data_ref ? data.get(s.data_ref) : undefined;
+          out[s.step_name] = compact({
+            type: s.step_type,
+            status: s.status,
+            input: record?.input,
+            output: record?.output,
+            error: record?.error,
+            duration: s.duration_ms ?? undefined,
+            attempt: s.attempt,
+          });
+        }
+        return [run.id, { ...base, steps: out, logsFileId: run.logs_file_id }];
+      }),
+    );
+    return ids.flatMap((id) => byId.get(id) ?? []);
   }
 }
 
