@@ -107,6 +107,20 @@ describe('retention, end to end', () => {
     await expect(cli('retention:run', '--now', 'tomorrow')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('--now') });
   });
 
+  it('projects:set gives a project its own window; none goes back to the default', async () => {
+    const flow = await flowId([{ name: 'shape', type: 'transform', settings: { value: 1 } }]);
+    await api.waitForRun(await trigger(flow, {}), 'SUCCEEDED');
+    const later = new Date(Date.now() + 31 * DAY).toISOString();
+    const count = async () => Number(/: (\d+) runs/.exec((await cli('retention:run', '--dry-run', '--now', later)).stdout)?.[1]);
+    expect(await count()).toBeGreaterThanOrEqual(1);
+    expect((await cli('projects:set', projectId, '--retention-days', '400')).stdout).toContain(`project ${projectId}: retention 400 days`);
+    expect(await count()).toBe(0);
+    expect((await cli('projects:set', projectId, '--retention-days', 'none')).stdout).toContain('retention default days');
+    expect(await count()).toBeGreaterThanOrEqual(1);
+    await expect(cli('projects:set', projectId, '--retention-days', '0')).rejects.toMatchObject({ code: 2 });
+    await expect(cli('projects:set', projectId)).rejects.toMatchObject({ code: 2 });
+  });
+
   it('export streams each run with its steps as NDJSON; erase removes one finished run’s data now, recorded like a purge', async () => {
     const flow = await flowId([{ name: 'shape', type: 'transform', settings: { value: { n: '{{trigger.n}}' } } }]);
     const ids = [];

@@ -87,6 +87,46 @@ program
     console.log(`revoked ${keyId}`);
   });
 
+/**
+ * `--retention-days` / `--monthly-run-quota`: a positive integer, or `none` to remove the setting
+ * (kept as the string: commander turns a parser's null into '').
+ */
+const limitOption = (name: string) => (value: string): number | 'none' => {
+  if (value === 'none') return 'none';
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1_000_000_000) {
+    throw new CommanderError(2, 'invalid-option', `${name}: "${value}" must be a positive integer or "none"`);
+  }
+  return Number(value);
+};
+
+program
+  .command('projects:set')
+  .description("set a project's own limits: its execution-data retention window and its monthly run quota")
+  .argument('<projectId>', 'the project')
+  .option('--retention-days <days|none>', 'days a finished run keeps its execution data (none: AP_EXECUTION_DATA_RETENTION_DAYS)', limitOption('--retention-days'))
+  .option('--monthly-run-quota <runs|none>', 'runs the project may start per calendar month, UTC (none: unlimited)', limitOption('--monthly-run-quota'))
+  .action(async (projectId: string, opts: { retentionDays?: number | 'none'; monthlyRunQuota?: number | 'none' }) => {
+    const value = (v: number | 'none' | undefined) => (typeof v === 'number' ? v : null);
+    if (opts.retentionDays === undefined && opts.monthlyRunQuota === undefined) {
+      throw new CommanderError(2, 'nothing-to-set', 'give --retention-days and/or --monthly-run-quota');
+    }
+    const { DATABASE_URL } = loadConfig(DatabaseConfigSchema);
+    const orm = await MikroORM.init(ormOptions({ url: DATABASE_URL, entities: [], poolMax: 1 }));
+    try {
+      const [row] = await orm.em.fork().execute<{ id: string; retention_days: number | null; monthly_run_quota: number | null }[]>(
+        `insert into projects (id, retention_days, monthly_run_quota) values (?, ?, ?)
+         on conflict (id) do update set
+           retention_days = case when ? then excluded.retention_days else projects.retention_days end,
+           monthly_run_quota = case when ? then excluded.monthly_run_quota else projects.monthly_run_quota end
+         returning id, retention_days, monthly_run_quota`,
+        [projectId, value(opts.retentionDays), value(opts.monthlyRunQuota), opts.retentionDays !== undefined, opts.monthlyRunQuota !== undefined],
+      );
+      console.log(`project ${row.id}: retention ${row.retention_days ?? 'default'} days, monthly run quota ${row.monthly_run_quota ?? 'unlimited'}`);
+    } finally {
+      await orm.close(true);
+    }
+  });
+
 program
   .command('retention:run')
   .description(
