@@ -61,7 +61,15 @@ export class ExecutionDataStore {
       output: unknown;
       error: unknown;
       bytes: number;
-    }>('select * from execution_data where ref in (?)', [refs]);
+      has_input: boolean;
+      has_output: boolean;
+      has_error: boolean;
+    }>(
+      // A JSON null (stored as jsonb 'null') and no value (SQL NULL) both arrive as null: the flags tell them apart.
+      `select *, input is not null as has_input, output is not null as has_output, error is not null as has_error
+         from execution_data where ref in (?)`,
+      [refs],
+    );
     for (const r of rows) {
       out.set(r.ref, {
         ref: r.ref,
@@ -69,9 +77,9 @@ export class ExecutionDataStore {
         kind: r.kind,
         stepName: r.step_name,
         attempt: r.attempt,
-        input: r.input ?? undefined,
-        output: r.output ?? undefined,
-        error: r.error ?? undefined,
+        input: r.has_input ? r.input : undefined,
+        output: r.has_output ? r.output : undefined,
+        error: r.has_error ? r.error : undefined,
         bytes: r.bytes,
       });
     }

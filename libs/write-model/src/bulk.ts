@@ -83,8 +83,9 @@ export async function* selectBulkPages(
   };
   if (filter.flowId !== undefined) and('flow_id = ?', filter.flowId);
   if (filter.failedStepName !== undefined) and(`state->>'failedStepName' = ?`, filter.failedStepName);
-  if (filter.createdAfter !== undefined) and('created_at >= ?', new Date(filter.createdAfter));
-  if (filter.createdBefore !== undefined) and('created_at <= ?', new Date(filter.createdBefore));
+  // Passed as written: a Date would drop the microseconds the list filters honour.
+  if (filter.createdAfter !== undefined) and('created_at >= ?::timestamptz', filter.createdAfter);
+  if (filter.createdBefore !== undefined) and('created_at <= ?::timestamptz', filter.createdBefore);
   if (filter.excludeFlowRunIds?.length) and('run_id not in (?)', filter.excludeFlowRunIds);
 
   let after = '';
