@@ -18,7 +18,7 @@ import {
   type CommandServicePort,
   type DriveResult,
 } from '@flowruns/engine';
-import { ensureTopics, KafkaBatchConsumer, type Admin, type Kafka, type MessageBatch } from '@flowruns/messaging';
+import { ResilientConsumer, type Admin, type Kafka, type MessageBatch } from '@flowruns/messaging';
 import { componentLogger } from '@flowruns/platform';
 import { claimIntervalOf, FLOW_WORKER_CONFIG, type FlowWorkerConfig } from './config';
 import { DrivePool, type DriveRequest } from './drive-pool';
@@ -85,18 +85,14 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   private readonly parents = new ParentCache();
   private readonly drain = new AbortController();
   private readonly abort = new AbortController();
-  private consumer?: KafkaBatchConsumer;
-  private starting?: Promise<void>;
+  private readonly consumer: ResilientConsumer;
   private claimTimer?: NodeJS.Timeout;
   private claiming?: Promise<void>;
-  private running = false;
   private stopping = false;
-  private lastError: string | null = null;
-  private wake?: () => void;
 
   constructor(
     @Inject(FLOW_WORKER_CONFIG) private readonly config: FlowWorkerConfig,
-    @Inject(KAFKA) private readonly kafka: Kafka,
+    @Inject(KAFKA) kafka: Kafka,
     @Inject(KAFKA_ADMIN) private readonly admin: Admin,
     @Inject(COMMAND_CLIENT) private readonly client: CommandServicePort,
   ) {
@@ -118,14 +114,24 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
       m.drivesActive.set(active);
       m.drivesQueued.set(queued);
     });
+    this.consumer = new ResilientConsumer(kafka, {
+      name: 'flow-worker',
+      admin,
+      groupId: config.FLOW_WORKER_GROUP_ID,
+      topics: [config.KAFKA_TOPIC],
+      ensureTopics: [{ topic: config.KAFKA_TOPIC, numPartitions: config.KAFKA_TOPIC_PARTITIONS }],
+      // A new group starts from the first event: a run triggered before any worker existed is
+      // still driven. Events of runs long finished cost one read each and do nothing.
+      fromBeginning: true,
+      handleBatch: (batch) => this.handleBatch(batch),
+    });
   }
 
   status(): WorkerStatus {
     return {
       workerId: this.workerId,
-      running: this.running && !this.consumer?.crashed,
+      ...this.consumer.status(),
       groupId: this.config.FLOW_WORKER_GROUP_ID,
-      lastError: this.consumer?.crashed ?? this.lastError,
       active: this.pool.active,
       queued: this.pool.queued,
     };
@@ -134,7 +140,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   onApplicationBootstrap(): void {
     this.log.info({ workerId: this.workerId, concurrency: this.config.FLOW_WORKER_CONCURRENCY }, 'flow worker starting');
     // In the background: the HTTP side (health, metrics) is up while Kafka is not.
-    this.starting = this.startWithRetry();
+    this.consumer.start();
     this.claimTimer = setInterval(() => {
       this.claiming ??= this.claimExpired().finally(() => (this.claiming = undefined));
     }, claimIntervalOf(this.config));
@@ -149,15 +155,8 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
    */
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
-    this.wake?.();
     clearInterval(this.claimTimer);
-    await this.starting;
-    if (this.consumer) {
-      this.log.info({ groupId: this.config.FLOW_WORKER_GROUP_ID }, 'stopping: finishing the batch in hand, then leaving the group');
-      await this.consumer.stop().catch((e: Error) => this.log.warn({ err: e.message }, 'consumer stop failed'));
-      this.consumer = undefined;
-    }
-    this.running = false;
+    await this.consumer.stop();
     await this.claiming;
     await this.handOver(this.pool.close().map((r) => r.runId));
     this.drain.abort();
@@ -175,37 +174,6 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   }
 
   // ---- consuming ----
-
-  private async startWithRetry(): Promise<void> {
-    let backoff = 500;
-    while (!this.stopping) {
-      try {
-        await this.admin.connect();
-        // Topics are never auto-created; this is idempotent and lets the worker start first.
-        await ensureTopics(this.admin, [{ topic: this.config.KAFKA_TOPIC, numPartitions: this.config.KAFKA_TOPIC_PARTITIONS }]);
-        const consumer = new KafkaBatchConsumer(this.kafka, {
-          groupId: this.config.FLOW_WORKER_GROUP_ID,
-          topics: [this.config.KAFKA_TOPIC],
-          // A new group starts from the first event: a run triggered before any worker existed is
-          // still driven. Events of runs long finished cost one read each and do nothing.
-          fromBeginning: true,
-          handleBatch: (batch) => this.handleBatch(batch),
-        });
-        this.consumer = consumer;
-        await consumer.start();
-        this.running = true;
-        this.lastError = null;
-        return;
-      } catch (e) {
-        this.lastError = (e as Error).message;
-        this.log.warn({ err: this.lastError, retryInMs: backoff }, 'worker could not start consuming; retrying');
-        await this.consumer?.stop().catch(() => undefined);
-        this.consumer = undefined;
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, 10000);
-      }
-    }
-  }
 
   /**
    * One partition batch: decide what each event asks, finish the waiting steps of parents whose
@@ -335,15 +303,5 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
         (e: Error) => this.log.warn({ runId, err: e.message }, 'could not hand the lease over; it expires on its own'),
       ),
     );
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
   }
 }

@@ -8,8 +8,7 @@ import {
 import { MikroORM } from '@mikro-orm/postgresql';
 import {
   consumerLag,
-  ensureTopics,
-  KafkaBatchConsumer,
+  ResilientConsumer,
   type Admin,
   type EventPublisher,
   type Kafka,
@@ -43,17 +42,12 @@ export interface ConsumerStatus {
 export class ProjectorService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly log = componentLogger('projector');
   private readonly handler: ProjectionBatchHandler;
-  private consumer?: KafkaBatchConsumer;
-  private running = false;
-  private stopping = false;
-  private lastError: string | null = null;
-  private starting?: Promise<void>;
-  private wake?: () => void;
+  private readonly consumer: ResilientConsumer;
   private lagTimer?: NodeJS.Timeout;
 
   constructor(
     @Inject(PROJECTOR_CONFIG) private readonly config: ProjectorConfig,
-    @Inject(KAFKA) private readonly kafka: Kafka,
+    @Inject(KAFKA) kafka: Kafka,
     @Inject(KAFKA_ADMIN) private readonly admin: Admin,
     @Inject(DEAD_LETTER_PUBLISHER) private readonly deadLetters: EventPublisher,
     private readonly orm: MikroORM,
@@ -64,16 +58,25 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
       deadLetterTopic: dlqTopicOf(config),
       consumerGroup: config.PROJECTOR_GROUP_ID,
     });
+    this.consumer = new ResilientConsumer(kafka, {
+      name: 'projector',
+      admin,
+      groupId: config.PROJECTOR_GROUP_ID,
+      topics: [config.KAFKA_TOPIC],
+      ensureTopics: [
+        { topic: config.KAFKA_TOPIC, numPartitions: config.KAFKA_TOPIC_PARTITIONS },
+        { topic: dlqTopicOf(config), numPartitions: 1 },
+      ],
+      // A new group (or a rebuild into a fresh schema) starts from the first event ever published.
+      fromBeginning: true,
+      // The projector never migrates; it waits for the explicit migrate step instead of failing later.
+      prepare: () => this.assertSchema(),
+      handleBatch: (batch) => this.handleBatch(batch),
+    });
   }
 
   status(): ConsumerStatus {
-    return {
-      // A consumer that crashed is not consuming, whatever it was before.
-      running: this.running && !this.consumer?.crashed,
-      groupId: this.config.PROJECTOR_GROUP_ID,
-      topic: this.config.KAFKA_TOPIC,
-      lastError: this.consumer?.crashed ?? this.lastError,
-    };
+    return { ...this.consumer.status(), groupId: this.config.PROJECTOR_GROUP_ID, topic: this.config.KAFKA_TOPIC };
   }
 
   /** The group's lag over the topic; also feeds the gauge. */
@@ -85,7 +88,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
 
   onApplicationBootstrap(): void {
     // In the background: the HTTP side (health, metrics) is up while Kafka or the schema is not.
-    this.starting = this.startWithRetry();
+    this.consumer.start();
     this.lagTimer = setInterval(() => {
       this.lag().catch((e: Error) => this.log.debug({ err: e.message }, 'lag refresh failed'));
     }, this.config.PROJECTOR_LAG_INTERVAL_MS);
@@ -94,55 +97,13 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
 
   /** Before the ORM closes (it closes in `onApplicationShutdown`): the batch in hand still needs it. */
   async beforeApplicationShutdown(): Promise<void> {
-    this.stopping = true;
-    this.wake?.();
     clearInterval(this.lagTimer);
-    await this.starting;
-    if (this.consumer) {
-      this.log.info({ groupId: this.config.PROJECTOR_GROUP_ID }, 'stopping: finishing the batch in hand, then leaving the group');
-      await this.consumer.stop();
-      this.consumer = undefined;
-    }
-    this.running = false;
+    await this.consumer.stop();
   }
 
   async onApplicationShutdown(): Promise<void> {
     await this.deadLetters.close();
     await this.admin.disconnect();
-  }
-
-  private async startWithRetry(): Promise<void> {
-    let backoff = 500;
-    while (!this.stopping) {
-      try {
-        await this.assertSchema();
-        await this.admin.connect();
-        // Topics are never auto-created; this is idempotent and lets the projector start first.
-        await ensureTopics(this.admin, [
-          { topic: this.config.KAFKA_TOPIC, numPartitions: this.config.KAFKA_TOPIC_PARTITIONS },
-          { topic: dlqTopicOf(this.config), numPartitions: 1 },
-        ]);
-        const consumer = new KafkaBatchConsumer(this.kafka, {
-          groupId: this.config.PROJECTOR_GROUP_ID,
-          topics: [this.config.KAFKA_TOPIC],
-          // A new group (or a rebuild into a fresh schema) starts from the first event ever published.
-          fromBeginning: true,
-          handleBatch: (batch) => this.handleBatch(batch),
-        });
-        this.consumer = consumer;
-        await consumer.start();
-        this.running = true;
-        this.lastError = null;
-        return;
-      } catch (e) {
-        this.lastError = (e as Error).message;
-        this.log.warn({ err: this.lastError, retryInMs: backoff }, 'projector could not start consuming; retrying');
-        await this.consumer?.stop().catch(() => undefined);
-        this.consumer = undefined;
-        await this.sleep(backoff);
-        backoff = Math.min(backoff * 2, 10000);
-      }
-    }
   }
 
   /** The projector never migrates; it waits for the explicit migrate step instead of failing later. */
@@ -180,15 +141,5 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     m.events.inc({ outcome: 'unknown' }, out.unknown);
     m.events.inc({ outcome: 'dead_lettered' }, out.deadLettered);
     for (const s of out.stalls) m.stalledRuns.inc({ reason: s.reason });
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
   }
 }

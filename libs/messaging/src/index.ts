@@ -1,3 +1,4 @@
 export type { Admin, Kafka } from 'kafkajs';
 export * from './kafka';
 export * from './ports';
+export * from './resilient-consumer';
