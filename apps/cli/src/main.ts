@@ -3,7 +3,7 @@ import { ApiKeyStore } from '@flowruns/access';
 import { migrate, ormOptions, sqlRunner } from '@flowruns/database';
 import { createKafka, ensureTopics } from '@flowruns/messaging';
 import { DatabaseConfigSchema, KafkaConfigSchema, dlqTopicOf, loadConfig } from '@flowruns/platform';
-import { RetentionClient, RetentionPassConfigSchema, retentionClientOptions, runRetentionPass } from '@flowruns/retention';
+import { RetentionClient, RetentionPassConfigSchema, retentionClientOptions, runRetentionPass } from '@flowruns/retention-runner';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Command, CommanderError } from 'commander';
 import { v7 as uuidv7 } from 'uuid';

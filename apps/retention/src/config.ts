@@ -1,5 +1,5 @@
 import { DatabaseConfigSchema, KafkaConfigSchema, LogConfigSchema, env, loadConfig } from '@flowruns/platform';
-import { RetentionPassConfigSchema } from '@flowruns/retention';
+import { RetentionPassConfigSchema } from '@flowruns/retention-runner';
 import { z } from 'zod';
 
 export const RetentionAppConfigSchema = z.object({

@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { componentLogger } from '@flowruns/platform';
-import { RetentionClient, retentionClientOptions, runRetentionPass, type RetentionPassResult } from '@flowruns/retention';
+import { RetentionClient, retentionClientOptions, runRetentionPass, type RetentionPassResult } from '@flowruns/retention-runner';
 import { RETENTION_CONFIG, type RetentionAppConfig } from './config';
 import { retentionMetrics } from './metrics';
 
