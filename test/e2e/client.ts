@@ -13,7 +13,7 @@ export function createApiKey(databaseUrl: string, projectId: string): string {
     env: { ...process.env, DATABASE_URL: databaseUrl },
     encoding: 'utf8',
   });
-  return out.trim().split('\n').pop()!;
+  return out.trim().split('\n').pop() ?? '';
 }
 
 /** A client of the public API, as a user's code would be. */
