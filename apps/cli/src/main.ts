@@ -1,12 +1,15 @@
 import 'reflect-metadata';
 import { ApiKeyStore } from '@flowruns/access';
 import { migrate, ormOptions, sqlRunner } from '@flowruns/database';
-import { createKafka, ensureTopics } from '@flowruns/messaging';
+import { createKafka, ensureTopics, type Kafka } from '@flowruns/messaging';
 import { DatabaseConfigSchema, KafkaConfigSchema, dlqTopicOf, loadConfig } from '@flowruns/platform';
 import { RetentionClient, RetentionPassConfigSchema, retentionClientOptions, runRetentionPass } from '@flowruns/retention-runner';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Command, CommanderError } from 'commander';
 import { v7 as uuidv7 } from 'uuid';
+import { z } from 'zod';
+import { readDeadLetters, replayMessage } from './dead-letters';
+import { prepareRebuild } from './projection-rebuild';
 
 /** The operator CLI: `npm run cli -- <command>`. Output meant for scripts goes last, on its own line. */
 const program = new Command('flow-runs')
@@ -151,6 +154,84 @@ program
     const r = await runRetentionPass(client, { window, batchSize: cfg.RETENTION_BATCH_SIZE, pauseMs: cfg.RETENTION_BATCH_PAUSE_MS });
     console.log(`purged at ${now.toISOString()} (default window ${window.defaultDays} days): ${r.runs} runs, ${r.records} records, ${r.bytes} bytes in ${r.batches} batches`);
   });
+
+const withKafka = async <T>(work: (kafka: Kafka, cfg: ReturnType<typeof kafkaConfig>) => Promise<T>): Promise<T> => {
+  const cfg = kafkaConfig();
+  return work(createKafka({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-cli` }), cfg);
+};
+const kafkaConfig = () => loadConfig(KafkaConfigSchema.extend({ PROJECTOR_GROUP_ID: z.string().min(1).default('flow-runs-projector') }));
+
+program
+  .command('projection:rebuild')
+  .description(
+    'rebuild the views from the beginning of the topic: with every projector stopped, move the projector group back to the first event ' +
+      'and empty run_views/step_views/projection_stalls; the next projector start replays everything',
+  )
+  .option('--yes', 'confirm: the views are empty until the projector has replayed the topic')
+  .action(async (opts: { yes?: boolean }) => {
+    if (!opts.yes) throw new CommanderError(2, 'not-confirmed', 'add --yes: the views stay empty until a projector has replayed the topic');
+    const { DATABASE_URL } = loadConfig(DatabaseConfigSchema);
+    await withKafka(async (kafka, cfg) => {
+      const admin = kafka.admin();
+      const orm = await MikroORM.init(ormOptions({ url: DATABASE_URL, entities: [], poolMax: 1 }));
+      await admin.connect();
+      try {
+        const { events } = await prepareRebuild({
+          admin,
+          groupId: cfg.PROJECTOR_GROUP_ID,
+          topic: cfg.KAFKA_TOPIC,
+          execute: (sql) => orm.em.fork().execute(sql),
+        });
+        console.log(`views emptied and group ${cfg.PROJECTOR_GROUP_ID} moved to the start of ${cfg.KAFKA_TOPIC}: start the projector to replay ${events} events`);
+      } finally {
+        await admin.disconnect();
+        await orm.close(true);
+      }
+    });
+  });
+
+program
+  .command('dead-letters:list')
+  .description('list the messages on the dead-letter topic: where each came from, why, and the start of its value')
+  .action(() =>
+    withKafka(async (kafka, cfg) => {
+      const letters = await readDeadLetters(kafka, dlqTopicOf(cfg));
+      for (const d of letters) {
+        const preview = d.value === null ? '(null)' : JSON.stringify(d.value.toString('utf8').slice(0, 120));
+        console.log(`${d.partition}:${d.offset}\tfrom ${d.origin.topic}/${d.origin.partition}@${d.origin.offset} (${d.origin.consumerGroup})\tkey ${d.key ?? '-'}\t${d.reason.slice(0, 200)}\t${preview}`);
+      }
+      console.log(`${letters.length} dead letter(s) on ${dlqTopicOf(cfg)}`);
+    }),
+  );
+
+program
+  .command('dead-letters:replay')
+  .description('publish dead letters back to the topic they came from (after the consumer was fixed); they stay on the dead-letter topic')
+  .option('--all', 'every dead letter')
+  .option('--at <partition:offset...>', 'only these dead letters (as dead-letters:list shows them)')
+  .action((opts: { all?: boolean; at?: string[] }) =>
+    withKafka(async (kafka, cfg) => {
+      if (!opts.all && !opts.at?.length) throw new CommanderError(2, 'nothing-selected', 'give --all or --at <partition:offset>...');
+      const wanted = new Set(opts.at ?? []);
+      for (const at of wanted) if (!/^\d+:\d+$/.test(at)) throw new CommanderError(2, 'invalid-at', `--at: "${at}" is not partition:offset`);
+      const letters = (await readDeadLetters(kafka, dlqTopicOf(cfg))).filter((d) => opts.all || wanted.has(`${d.partition}:${d.offset}`));
+      const missing = [...wanted].filter((at) => !letters.some((d) => `${d.partition}:${d.offset}` === at));
+      if (missing.length) throw new CommanderError(1, 'not-found', `no dead letter at ${missing.join(', ')}`);
+      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      try {
+        const byTopic = new Map<string, ReturnType<typeof replayMessage>[]>();
+        for (const d of letters) {
+          const topic = d.origin.topic === '?' ? cfg.KAFKA_TOPIC : d.origin.topic;
+          byTopic.set(topic, [...(byTopic.get(topic) ?? []), replayMessage(d)]);
+        }
+        for (const [topic, messages] of byTopic) await producer.send({ topic, acks: -1, messages });
+      } finally {
+        await producer.disconnect();
+      }
+      console.log(`replayed ${letters.length} dead letter(s)`);
+    }),
+  );
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof CommanderError) {

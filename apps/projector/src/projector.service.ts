@@ -6,6 +6,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/postgresql';
+import { READ_MODEL_TABLES } from '@flowruns/database';
 import {
   consumerLag,
   ResilientConsumer,
@@ -23,7 +24,6 @@ export const KAFKA = Symbol('KAFKA');
 export const KAFKA_ADMIN = Symbol('KAFKA_ADMIN');
 export const DEAD_LETTER_PUBLISHER = Symbol('DEAD_LETTER_PUBLISHER');
 
-const READ_MODEL_TABLES = ['run_views', 'step_views', 'projection_stalls'] as const;
 
 /** What readiness reports about the consumer. */
 export interface ConsumerStatus {

@@ -3,3 +3,4 @@ export * from './events';
 export * from './status';
 export * from './api';
 export * from './internal';
+export * from './dead-letter';

@@ -1,2 +1,5 @@
 export * from './database';
 export * from './orm';
+
+/** The projector's tables (the read model): what it checks at start and what a rebuild empties. */
+export const READ_MODEL_TABLES = ['run_views', 'step_views', 'projection_stalls'] as const;

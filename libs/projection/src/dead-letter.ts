@@ -1,19 +1,7 @@
+import { DEAD_LETTER_HEADERS, type DeadLetterValueEncoding } from '@flowruns/contracts';
 import type { IncomingMessage, OutgoingMessage } from '@flowruns/messaging';
 
-/** Headers a dead-lettered message carries, next to the original message's own headers. */
-export const DEAD_LETTER_HEADERS = {
-  reason: 'dlq-reason',
-  topic: 'dlq-original-topic',
-  partition: 'dlq-original-partition',
-  offset: 'dlq-original-offset',
-  /** Absent when the original message had no key. */
-  key: 'dlq-original-key',
-  consumerGroup: 'dlq-consumer-group',
-  /** How the value is written: `utf8` (as received), `base64` (bytes that are not UTF-8), `null`. */
-  valueEncoding: 'dlq-value-encoding',
-} as const;
-
-export type DeadLetterValueEncoding = 'utf8' | 'base64' | 'null';
+export { DEAD_LETTER_HEADERS, type DeadLetterValueEncoding };
 
 /** Kafka headers are small by convention; a zod report on a large bad envelope is not. */
 const MAX_REASON_LENGTH = 2000;
