@@ -114,6 +114,18 @@ describe('retention purge and erase (real Postgres)', () => {
     }
   });
 
+  it('a failed run whose data is purged cannot be retried: 410 EXECUTION_DATA_PURGED for both strategies', async () => {
+    const p = await project();
+    const failed = await runEnded(p, 45, 'fail');
+    await purgeAll();
+    expect(await dataRecords(failed.id)).toBe(0);
+    for (const strategy of ['FROM_FAILED_STEP', 'ON_LATEST_VERSION'] as const) {
+      const r = await commands.retry(failed.id, { projectId: p.projectId, strategy });
+      expect(isDomainError(r) && r).toMatchObject({ code: 'EXECUTION_DATA_PURGED', params: { entityId: failed.id } });
+    }
+    expect(await stream(failed.id)).toMatchObject({ status: 'FAILED' });
+  });
+
   it('counts from the finish, not the start, and a later --now expires what is inside the window today', async () => {
     const p = await project();
     // Started 40 days ago, finished 29 days ago: inside the window.
