@@ -42,6 +42,27 @@ export const GatewayConfigSchema = z.object({
   GATEWAY_READ_WAIT_MS: millis(2_000, 0, 30_000),
   /** Runs read per page by an export (memory stays at one page of runs with their steps). */
   GATEWAY_EXPORT_PAGE_SIZE: z.coerce.number().int().min(1).max(5_000).default(200),
+  /**
+   * How long an `Idempotency-Key`'s first answer is kept and replayed (from when it was answered).
+   * Keys live in Postgres (`idempotency_keys`), so every gateway instance sees them.
+   */
+  GATEWAY_IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(86_400),
+  /**
+   * How long a key stays claimed by a request that has not been answered yet. Only matters when a
+   * gateway dies mid-request: the key is free again after this. Longer than any request may last
+   * (Node ends a request after 300 s), so a slow bulk operation is never run twice.
+   */
+  GATEWAY_IDEMPOTENCY_LOCK_SECONDS: z.coerce.number().int().min(1).max(3_600).default(330),
+  /** How often a gateway deletes expired keys (in bounded batches, skipping rows another gateway holds). 0: never. */
+  GATEWAY_IDEMPOTENCY_SWEEP_INTERVAL_MS: millis(60_000, 0, 86_400_000),
+  /**
+   * Sustained requests per second allowed per API key (per client address on the resume routes,
+   * which take no key), counted in each gateway instance's memory: with N instances behind a
+   * balancer a key gets up to N times this. 0 turns rate limiting off.
+   */
+  GATEWAY_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000).default(1000),
+  /** Most requests a key may send at once: the limit is this many per window of BURST / PER_SECOND seconds. */
+  GATEWAY_RATE_LIMIT_BURST: z.coerce.number().int().min(1).max(10_000_000).default(2000),
 });
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 

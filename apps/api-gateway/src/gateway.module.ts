@@ -13,6 +13,7 @@ import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import { GatewayErrorFilter } from './error-filter';
 import { FlowRunsController } from './flow-runs.controller';
 import { FlowsController } from './flows.controller';
+import { RequestControlModule } from './request-control.module';
 import { ResumeController } from './resume.controller';
 import { RunDataController } from './run-data.controller';
 import { RunQueries } from './run-queries';
@@ -71,6 +72,8 @@ export class GatewayModule {
           registerRequestContext: false,
         }),
         MetricsModule,
+        // Rate limit, then Idempotency-Key, on every /api route (after the guards).
+        RequestControlModule,
         HealthModule.forProbes({
           provide: READINESS_PROBES,
           inject: [MikroORM, KafkaProbe, CommandClient],

@@ -20,6 +20,12 @@ export const ERROR_CODES = [
   'QUOTA_EXCEEDED',
   'FLOW_DEFINITION_INVALID',
   'PAYLOAD_TOO_LARGE',
+  /** An `Idempotency-Key` was sent again with another request (method, path or body). */
+  'IDEMPOTENCY_KEY_REUSED',
+  /** The first request with this `Idempotency-Key` has not been answered yet. */
+  'IDEMPOTENCY_KEY_IN_PROGRESS',
+  /** The API key (or, without one, the client address) sent more requests than its rate allows. */
+  'RATE_LIMITED',
   'SERVICE_UNAVAILABLE',
   'INTERNAL_ERROR',
 ] as const;
@@ -59,6 +65,9 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   QUOTA_EXCEEDED: 429,
   FLOW_DEFINITION_INVALID: 400,
   PAYLOAD_TOO_LARGE: 413,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  IDEMPOTENCY_KEY_IN_PROGRESS: 409,
+  RATE_LIMITED: 429,
   SERVICE_UNAVAILABLE: 503,
   INTERNAL_ERROR: 500,
 };

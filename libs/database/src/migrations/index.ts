@@ -2,6 +2,7 @@ import { Migration20261128000000Initial } from './Migration20261128000000Initial
 import { Migration20261128140000RunControl } from './Migration20261128140000RunControl';
 import { Migration20261128180000BulkSelection } from './Migration20261128180000BulkSelection';
 import { Migration20261128190000Retention } from './Migration20261128190000Retention';
+import { Migration20261129000000IdempotencyKeys } from './Migration20261129000000IdempotencyKeys';
 
 /** Every migration, in order. Listed explicitly so the same list works from sources and from dist. */
 export const MIGRATIONS = [
@@ -9,4 +10,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261128140000RunControl', class: Migration20261128140000RunControl },
   { name: 'Migration20261128180000BulkSelection', class: Migration20261128180000BulkSelection },
   { name: 'Migration20261128190000Retention', class: Migration20261128190000Retention },
+  { name: 'Migration20261129000000IdempotencyKeys', class: Migration20261129000000IdempotencyKeys },
 ];
