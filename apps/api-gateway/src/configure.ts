@@ -4,13 +4,15 @@ import type { NextFunction, Request, Response } from 'express';
 import { bodyParserErrors } from '@flowruns/platform';
 import type { GatewayConfig } from './config';
 import { httpMetricsMiddleware } from './http-metrics';
+import { serveOpenApi } from './openapi/openapi.setup';
 import { continueTrace, type TracedRequest } from './traceparent';
 
 /**
  * The HTTP pipeline in front of Nest's router, in order: timing (first, so 413s and 404s are
  * measured too), trace context, the JSON body parser with its size limit, and the translation of
- * body-parser errors into envelopes. Used by main.ts and by tests that boot the app in-process.
- * Call before `listen`/`init`; the app must be created with `bodyParser: false`.
+ * body-parser errors into envelopes; then the API docs (`/api/docs`). Used by main.ts and by
+ * tests that boot the app in-process. Call before `listen`/`init`; the app must be created with
+ * `bodyParser: false`.
  */
 export function configureGateway(app: INestApplication, config: GatewayConfig): void {
   const express = app as NestExpressApplication;
@@ -26,4 +28,5 @@ export function configureGateway(app: INestApplication, config: GatewayConfig): 
     strict: false,
   });
   express.use(bodyParserErrors);
+  serveOpenApi(app);
 }
