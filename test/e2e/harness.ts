@@ -35,11 +35,14 @@ const APP_PORT_VAR: Record<string, string> = {
   'flow-worker': 'FLOW_WORKER_PORT',
 };
 
-/** Starts a built app (`npm run build` first) as its own process and waits for /health/ready. */
-export async function startApp(name: string, env: Record<string, string>): Promise<RunningApp> {
+/**
+ * Starts a built app (`npm run build` first) as its own process and waits for /health/ready.
+ * `opts.port` reuses a known port (a restarted command service must keep the address its callers have).
+ */
+export async function startApp(name: string, env: Record<string, string>, opts: { port?: number } = {}): Promise<RunningApp> {
   const main = path.join(root, 'dist/apps', name, 'src/main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` before the e2e tests`);
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   let out = '';
   const child = spawn(process.execPath, [main], {
     cwd: root,
