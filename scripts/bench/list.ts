@@ -1,0 +1,167 @@
+import { ApiKeyStore } from '@flowruns/access';
+import { buildListQuery, decodeCursor, type ListRunsQuery } from '@flowruns/run-views';
+import { toPositional } from './db';
+import { fnLoad, httpLoad, type LoadResult } from './load';
+import type { Profile } from './profiles';
+import { seed } from './seed';
+import { BenchSystem } from './system';
+import { log, round } from './util';
+
+const PROJECT = 'bench_list';
+const SPACING_MS = 200;
+const FLOWS = 20;
+const STEPS = 3;
+
+interface Scenario {
+  readonly name: string;
+  readonly query: Record<string, string>;
+}
+
+/**
+ * 2 + 3. Lists and one run's detail, over bulk-loaded views: for each size, each scenario through
+ * the gateway (p50/p99 at a fixed rate, then req/s closed-loop) and the same SQL straight on
+ * Postgres; for page 1 000, also OFFSET pagination and the anchor's pattern (order by `created`
+ * only, the cursor compared per second).
+ */
+export async function benchList(profile: Profile) {
+  const p = profile.list;
+  const sys = await BenchSystem.create('list');
+  try {
+    const baseMs = Date.UTC(2026, 0, 1);
+    // The one run with 20 steps, with its execution data, for GET /flow-runs/:id.
+    await seed(sys.db, { projectId: PROJECT, from: 10_000_000, to: 10_000_001, baseMs, spacingMs: 0, flows: FLOWS, steps: 20, status: 'SUCCEEDED', writeModel: true, events: false, published: true, views: true });
+    const [{ id: bigRunId }] = await sys.db.q<{ id: string }>(`select id from run_views where steps_count = 20`);
+    await sys.start('command-service');
+    await sys.start('projector');
+    const gw = await sys.start('api-gateway');
+    const { key } = await new ApiKeyStore(sys.db.runner()).create(PROJECT, 'key_bench_list');
+    const auth = { authorization: `Bearer ${key}` };
+    const url = (q: Record<string, string>) => `${gw.url}/api/v1/flow-runs?${new URLSearchParams({ projectId: PROJECT, ...q })}`;
+
+    const sizes: unknown[] = [];
+    let loaded = 0;
+    let get: unknown = null;
+    for (const [i, size] of p.sizes.entries()) {
+      const t = Date.now();
+      await seed(sys.db, { projectId: PROJECT, from: loaded, to: size, baseMs, spacingMs: SPACING_MS, flows: FLOWS, steps: STEPS, writeModel: false, events: false, published: true, views: true, chunk: 100_000 });
+      loaded = size;
+      log(`list: ${size} runs loaded in ${round((Date.now() - t) / 1000, 1)} s`);
+      const last = i === p.sizes.length - 1;
+
+      // Page N by cursors: follow `next` from page 1, as a client would.
+      let cursor = '';
+      for (let page = 1; page < p.page; page++) {
+        const r = await fetch(url(cursor ? { cursor } : {}), { headers: auth });
+        const body = (await r.json()) as { next: string | null };
+        if (!body.next) throw new Error(`no page ${page + 1} at ${size} runs`);
+        cursor = body.next;
+      }
+      const midMs = baseMs + Math.floor(size / 2) * SPACING_MS;
+      const scenarios: Scenario[] = [
+        { name: 'first page', query: {} },
+        { name: `page ${p.page} (cursor)`, query: { cursor } },
+        { name: 'flowId', query: { flowId: 'flow_bench_007' } },
+        { name: 'status=FAILED', query: { status: 'FAILED' } },
+        { name: 'status=RUNNING+PAUSED', query: {} },
+        { name: 'tags=critical', query: { tags: 'critical' } },
+        { name: 'created window (1 h)', query: { createdAfter: new Date(midMs - 3_600_000).toISOString(), createdBefore: new Date(midMs).toISOString() } },
+        { name: 'failedStepName', query: { failedStepName: `step_${STEPS}` } },
+      ];
+      const results: Record<string, unknown>[] = [];
+      for (const s of scenarios) {
+        // Two statuses: the parameter repeated.
+        const target = s.name === 'status=RUNNING+PAUSED' ? `${url({})}&status=RUNNING&status=PAUSED` : url(s.query);
+        const q: ListRunsQuery = toListQuery(s);
+        const built = buildListQuery(q);
+        const { text, values } = toPositional(built.sql, built.params);
+        const apiFixed = await httpLoad({ url: target, headers: auth, connections: 8, durationS: p.fixedS, rate: p.rateRps });
+        const row: Record<string, unknown> = { scenario: s.name, api: apiFixed };
+        if (last) {
+          row.apiMax = await httpLoad({ url: target, headers: auth, connections: p.connections, durationS: p.maxS });
+          row.sql = await fnLoad(() => sys.db.pool.query(text, values), { concurrency: 8, durationS: p.sqlS, rate: p.rateRps });
+          row.sqlMax = await fnLoad(() => sys.db.pool.query(text, values), { concurrency: 8, durationS: p.sqlS });
+          row.plan = await planOf(sys, text, values);
+        }
+        log(`list ${size} ${s.name}: api p50 ${apiFixed.p50Ms} p99 ${apiFixed.p99Ms} ms (${apiFixed.errors} errors)`);
+        results.push(row);
+      }
+      const alternatives = last ? await alternativesAt(sys, cursor, p) : null;
+      sizes.push({ runs: size, scenarios: results, alternatives });
+      if (last) {
+        const target = `${gw.url}/api/v1/flow-runs/${bigRunId}`;
+        get = {
+          steps: 20,
+          api: await httpLoad({ url: target, headers: auth, connections: 8, durationS: p.fixedS, rate: p.rateRps }),
+          apiMax: await httpLoad({ url: target, headers: auth, connections: p.connections, durationS: p.maxS }),
+        };
+      }
+    }
+    await sys.stop();
+    return { config: { ...p, flows: FLOWS, steps: STEPS, limit: 10, project: 'one project holds every run' }, sizes, get };
+  } catch (e) {
+    await sys.stop().catch(() => undefined);
+    throw e;
+  }
+
+  function toListQuery(s: Scenario): ListRunsQuery {
+    const q = s.query;
+    return {
+      projectId: PROJECT,
+      limit: 10,
+      includeArchived: false,
+      cursor: q.cursor ?? null,
+      flowId: q.flowId,
+      status: s.name === 'status=RUNNING+PAUSED' ? ['RUNNING', 'PAUSED'] : q.status ? [q.status as 'FAILED'] : undefined,
+      tags: q.tags ? [q.tags] : undefined,
+      createdAfter: q.createdAfter,
+      createdBefore: q.createdBefore,
+      failedStepName: q.failedStepName,
+    };
+  }
+}
+
+async function planOf(sys: BenchSystem, text: string, values: unknown[]): Promise<string> {
+  const rows = await sys.db.q<{ 'QUERY PLAN': string }>(`explain (analyze, buffers) ${text}`, values);
+  return rows.map((r) => r['QUERY PLAN']).join('\n');
+}
+
+/** Page N three ways, straight on Postgres: keyset (what the API runs), OFFSET, and the anchor's pattern. */
+async function alternativesAt(sys: BenchSystem, cursor: string, p: Profile['list']) {
+  const base: ListRunsQuery = { projectId: PROJECT, limit: 10, includeArchived: false };
+  const first = buildListQuery(base);
+  const keyset = buildListQuery({ ...base, cursor });
+  const offset = { sql: `${first.sql} offset ${(p.page - 1) * 10}`, params: first.params };
+  // The anchor: `order by created desc` alone, and the boundary truncated to the second.
+  const anchorSql = (sql: string) => {
+    const out = sql
+      .replace('order by run_views.created desc, run_views.id desc', 'order by run_views.created desc')
+      .replace('(created, id) < (?::timestamptz, ?)', "created < date_trunc('second', ?::timestamptz)");
+    if (out === sql) throw new Error('the list query changed shape: update the anchor variant');
+    return out;
+  };
+  const boundary = decodeCursor(cursor);
+  if (!boundary) throw new Error('undecodable cursor');
+  const anchorFirst = { sql: anchorSql(first.sql), params: first.params };
+  const anchorPage = {
+    sql: anchorSql(keyset.sql),
+    params: keyset.params.filter((v) => v !== boundary.id),
+  };
+  const variants = {
+    'keyset page 1': first,
+    [`keyset page ${p.page}`]: keyset,
+    [`OFFSET page ${p.page}`]: offset,
+    'anchor page 1': anchorFirst,
+    [`anchor page ${p.page}`]: anchorPage,
+  };
+  const out: Record<string, { fixed: LoadResult; max: LoadResult; plan: string }> = {};
+  for (const [name, v] of Object.entries(variants)) {
+    const { text, values } = toPositional(v.sql, v.params);
+    out[name] = {
+      fixed: await fnLoad(() => sys.db.pool.query(text, values), { concurrency: 8, durationS: p.sqlS, rate: p.rateRps }),
+      max: await fnLoad(() => sys.db.pool.query(text, values), { concurrency: 8, durationS: p.sqlS }),
+      plan: await planOf(sys, text, values),
+    };
+    log(`list sql ${name}: p50 ${out[name].fixed.p50Ms} p99 ${out[name].fixed.p99Ms} ms, ${out[name].max.rps} q/s`);
+  }
+  return out;
+}

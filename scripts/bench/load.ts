@@ -1,0 +1,116 @@
+import autocannon from 'autocannon';
+import { performance } from 'node:perf_hooks';
+import { percentile, round } from './util';
+
+/** What every load measurement reports: latency percentiles (ms) and the achieved rate. */
+export interface LoadResult {
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  readonly rps: number;
+  readonly requests: number;
+  readonly errors: number;
+  /** Requests per second asked for (null: closed loop, as fast as the connections go). */
+  readonly targetRps: number | null;
+  readonly connections: number;
+  readonly durationS: number;
+  readonly tool: string;
+}
+
+/**
+ * HTTP load with autocannon: at a fixed rate (`rate`, latencies corrected for coordinated
+ * omission by autocannon) or closed-loop over `connections`. Any answer but 2xx counts as an error,
+ * and a run with errors is reported as such, never silently averaged in.
+ */
+export async function httpLoad(opts: {
+  url: string;
+  headers?: Record<string, string>;
+  connections: number;
+  durationS: number;
+  rate?: number;
+}): Promise<LoadResult> {
+  const r = await autocannon({
+    url: opts.url,
+    headers: opts.headers,
+    connections: opts.connections,
+    duration: opts.durationS,
+    overallRate: opts.rate,
+    timeout: 30,
+  });
+  return {
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    maxMs: r.latency.max,
+    rps: round(r.requests.total / r.duration, 1),
+    requests: r.requests.total,
+    errors: r.errors + r.timeouts + r.non2xx,
+    targetRps: opts.rate ?? null,
+    connections: opts.connections,
+    durationS: opts.durationS,
+    tool: 'autocannon 8 (ms resolution)',
+  };
+}
+
+/**
+ * The same two shapes of load for anything asynchronous (a SQL query on a pool): `rate` per second
+ * on a fixed schedule, each latency measured from the instant the request was due (so a stall
+ * counts against every request it delayed), at most `concurrency` in flight; or closed-loop with
+ * `concurrency` workers.
+ */
+export async function fnLoad(
+  work: () => Promise<unknown>,
+  opts: { concurrency: number; durationS: number; rate?: number },
+): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const start = performance.now();
+  const end = start + opts.durationS * 1000;
+  const one = async (due: number) => {
+    try {
+      await work();
+      latencies.push(performance.now() - due);
+    } catch {
+      errors++;
+    }
+  };
+  if (opts.rate) {
+    const interval = 1000 / opts.rate;
+    let inFlight = 0;
+    const waiters: (() => void)[] = [];
+    const pending: Promise<void>[] = [];
+    for (let n = 0; ; n++) {
+      const due = start + n * interval;
+      if (due >= end) break;
+      const now = performance.now();
+      if (due > now) await new Promise((r) => setTimeout(r, due - now));
+      while (inFlight >= opts.concurrency) await new Promise<void>((r) => waiters.push(r));
+      inFlight++;
+      pending.push(
+        one(due).finally(() => {
+          inFlight--;
+          waiters.shift()?.();
+        }),
+      );
+    }
+    await Promise.all(pending);
+  } else {
+    await Promise.all(
+      Array.from({ length: opts.concurrency }, async () => {
+        while (performance.now() < end) await one(performance.now());
+      }),
+    );
+  }
+  const elapsed = (performance.now() - start) / 1000;
+  return {
+    p50Ms: round(percentile(latencies, 50), 3),
+    p99Ms: round(percentile(latencies, 99), 3),
+    maxMs: round(Math.max(...latencies), 3),
+    rps: round(latencies.length / elapsed, 1),
+    requests: latencies.length,
+    errors,
+    targetRps: opts.rate ?? null,
+    connections: opts.concurrency,
+    durationS: opts.durationS,
+    tool: 'harness (performance.now, µs resolution)',
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * `npm run bench [-- --profile quick|full] [--only ingest,list,bulk,purge,rebuild] [--scale F]`
+ *
+ * Runs the benchmarks of issue 6 against the built apps (dist/), each with its own database and
+ * topic, writes `bench/results/<timestamp>-<profile>.json` (and `latest-<profile>.json`), and
+ * regenerates BENCHMARKS.md from the latest results. `--scale` shrinks every dataset (a smoke
+ * run of the harness itself; such results are not written as `latest`).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { benchIngest } from './ingest';
+import { benchList } from './list';
+import { machineInfo } from './machine';
+import { benchBulk, benchPurge, benchRebuild } from './ops';
+import { PROFILES, type Profile } from './profiles';
+import { renderBenchmarks } from './report';
+import { ROOT } from './system';
+import { log, round } from './util';
+
+const ALL = ['ingest', 'list', 'bulk', 'purge', 'rebuild'] as const;
+type Name = (typeof ALL)[number];
+
+function parseArgs(argv: string[]) {
+  const get = (flag: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const profileName = get('--profile') ?? 'quick';
+  if (profileName !== 'quick' && profileName !== 'full') throw new Error(`--profile: quick or full, not ${profileName}`);
+  const only = (get('--only')?.split(',') ?? [...ALL]) as Name[];
+  for (const o of only) if (!ALL.includes(o)) throw new Error(`--only: one of ${ALL.join(', ')}, not ${o}`);
+  const scale = Number(get('--scale') ?? '1');
+  if (!(scale > 0 && scale <= 1)) throw new Error('--scale: a number in (0, 1]');
+  return { profile: scaled(PROFILES[profileName], scale), only, scale };
+}
+
+function scaled(p: Profile, f: number): Profile {
+  if (f === 1) return p;
+  const s = (n: number) => Math.max(100, Math.round(n * f));
+  return {
+    ...p,
+    ingest: { ...p.ingest, durationS: Math.max(3, Math.round(p.ingest.durationS * f)) },
+    list: { ...p.list, sizes: p.list.sizes.map(s), page: Math.max(2, Math.round(p.list.page * f)), fixedS: 1, maxS: 1, sqlS: 1 },
+    bulk: { runs: s(p.bulk.runs) },
+    purge: { ...p.purge, runs: s(p.purge.runs), windowS: 1 },
+    rebuild: { runs: s(p.rebuild.runs) },
+  };
+}
+
+async function main() {
+  const { profile, only, scale } = parseArgs(process.argv.slice(2));
+  const command = `npm run bench${profile.name === 'quick' ? '' : ` -- --profile ${profile.name}`}`;
+  const started = new Date();
+  const machine = await machineInfo();
+  log(`profile ${profile.name}${scale !== 1 ? ` (scale ${scale})` : ''}: ${only.join(', ')}; load average ${machine.loadAverage.join(' ')}`);
+  const runners: Record<Name, (p: Profile) => Promise<unknown>> = {
+    ingest: benchIngest,
+    list: benchList,
+    bulk: benchBulk,
+    purge: benchPurge,
+    rebuild: benchRebuild,
+  };
+  const results: Record<string, unknown> = {};
+  const timings: Record<string, number> = {};
+  let failed = false;
+  for (const name of only) {
+    const t = Date.now();
+    try {
+      results[name] = await runners[name](profile);
+      // A failed check of the loader against the pipeline fails the run (the figures are kept in its JSON).
+      if ((results[name] as { viewsEqualLoader?: boolean }).viewsEqualLoader === false) {
+        failed = true;
+        log(`${name}: the projector's views differ from the bulk loader's (see verification in the JSON)`);
+      }
+    } catch (e) {
+      failed = true;
+      results[name] = { error: (e as Error).message.slice(0, 4000) };
+      log(`${name} FAILED: ${(e as Error).message.slice(0, 2000)}`);
+    }
+    timings[name] = round((Date.now() - t) / 1000, 1);
+    log(`${name}: ${timings[name]} s`);
+  }
+  const result = {
+    profile: profile.name,
+    scale,
+    command,
+    startedAt: started.toISOString(),
+    totalS: round((Date.now() - started.getTime()) / 1000, 1),
+    timingsS: timings,
+    machine: { ...machine, loadAverageAfter: (await machineInfo()).loadAverage },
+    settings: profile,
+    results,
+  };
+  const dir = path.join(ROOT, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = started.toISOString().replace(/[:.]/g, '-');
+  const file = path.join(dir, `${stamp}-${profile.name}${scale !== 1 ? `-scale${scale}` : ''}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  log(`wrote ${path.relative(ROOT, file)}`);
+  if (scale === 1 && !failed && only.length === ALL.length) {
+    writeFileSync(path.join(dir, `latest-${profile.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
+    writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), renderBenchmarks(dir));
+    log('BENCHMARKS.md regenerated');
+  } else {
+    log('partial, scaled or failed run: latest result and BENCHMARKS.md left as they were');
+  }
+  if (failed) process.exitCode = 1;
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

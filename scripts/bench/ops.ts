@@ -1,0 +1,176 @@
+import { ApiKeyStore } from '@flowruns/access';
+import { performance } from 'node:perf_hooks';
+import { httpLoad, type LoadResult } from './load';
+import type { Profile } from './profiles';
+import { seed } from './seed';
+import { BenchSystem, MemorySampler, pidsOf } from './system';
+import { log, round, waitFor } from './util';
+import { compareViews, verifySample } from './verify';
+
+const count = async (sys: BenchSystem, sql: string): Promise<number> => Number((await sys.db.one<{ n: string }>(sql)).n);
+
+/**
+ * 4. Bulk retry (FROM_FAILED_STEP) → cancel → archive of N runs through the gateway, over a
+ * bulk-loaded write model, views and history. Wall time of the request, time until the views show
+ * every change, and the resident memory of each process (baseline and peak during the operation).
+ * First, a sample of the loaded runs is checked against the decider and the projection.
+ */
+export async function benchBulk(profile: Profile) {
+  const n = profile.bulk.runs;
+  const project = 'bench_bulk';
+  const sys = await BenchSystem.create('bulk');
+  try {
+    const t = Date.now();
+    await seed(sys.db, { projectId: project, from: 0, to: n, baseMs: Date.now() - 86_400_000, spacingMs: 50, flows: 20, steps: 3, status: 'FAILED', writeModel: true, events: true, published: true, views: true });
+    log(`bulk: ${n} runs loaded in ${round((Date.now() - t) / 1000, 1)} s`);
+    const sample = (await sys.db.q<{ run_id: string }>('select run_id from run_streams order by md5(run_id) limit 200')).map((r) => r.run_id);
+    const verified = await verifySample(sys.db, sample);
+    await sys.start('command-service');
+    await sys.start('projector');
+    const gw = await sys.start('api-gateway');
+    const { key } = await new ApiKeyStore(sys.db.runner()).create(project, 'key_bench_bulk');
+    const ops = [
+      { action: 'retry', body: { strategy: 'FROM_FAILED_STEP' }, projected: `select count(*)::text as n from run_views where status = 'RUNNING'` },
+      { action: 'cancel', body: {}, projected: `select count(*)::text as n from run_views where status = 'STOPPED'` },
+      { action: 'archive', body: {}, projected: `select count(*)::text as n from run_views where archived_at is not null` },
+    ];
+    const results: unknown[] = [];
+    for (const op of ops) {
+      const mem = new MemorySampler(pidsOf(sys));
+      const t0 = performance.now();
+      const r = await fetch(`${gw.url}/api/v1/flow-runs/${op.action}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(op.body),
+      });
+      const body = await r.text();
+      const wallS = (performance.now() - t0) / 1000;
+      if (!r.ok) throw new Error(`bulk ${op.action}: ${r.status} ${body}`);
+      await waitFor(async () => (await count(sys, op.projected)) >= n, { timeoutMs: 600000, intervalMs: 250, what: `views after ${op.action}` });
+      const projectedS = (performance.now() - t0) / 1000;
+      const memory = mem.stop();
+      log(`bulk ${op.action}: ${body} in ${round(wallS, 2)} s, projected after ${round(projectedS, 2)} s`);
+      results.push({ action: op.action, answer: JSON.parse(body), wallS: round(wallS, 2), runsPerS: round(n / wallS), projectedS: round(projectedS, 2), memoryMiB: memory });
+    }
+    const batchSize = sys.env.COMMAND_BULK_BATCH_SIZE ?? '200 (default)';
+    await sys.stop();
+    return { runs: n, commandBulkBatchSize: batchSize, verifiedSample: verified, operations: results };
+  } catch (e) {
+    await sys.stop().catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * 5. Retention purge of N finished runs (90 days old) by the retention app, while the gateway
+ * serves the first list page at a fixed rate. Runs/s from the purge timestamps the command service
+ * wrote (first to last batch); list latency before the purge and during it.
+ */
+export async function benchPurge(profile: Profile) {
+  const n = profile.purge.runs;
+  const project = 'bench_purge';
+  const sys = await BenchSystem.create('purge');
+  try {
+    const t = Date.now();
+    await seed(sys.db, { projectId: project, from: 0, to: n, baseMs: Date.now() - 90 * 86_400_000, spacingMs: 20, flows: 20, steps: 3, status: 'SUCCEEDED', writeModel: true, events: true, published: true, views: true });
+    log(`purge: ${n} runs loaded in ${round((Date.now() - t) / 1000, 1)} s`);
+    await sys.start('command-service');
+    await sys.start('projector');
+    const gw = await sys.start('api-gateway');
+    const { key } = await new ApiKeyStore(sys.db.runner()).create(project, 'key_bench_purge');
+    const listUrl = `${gw.url}/api/v1/flow-runs?projectId=${project}`;
+    const headers = { authorization: `Bearer ${key}` };
+    const rate = profile.list.rateRps;
+    const before = await httpLoad({ url: listUrl, headers, connections: 8, durationS: 2 * profile.purge.windowS, rate });
+    const retention = await sys.start('retention', { RETENTION_INTERVAL_MS: '3600000' });
+    const mem = new MemorySampler(pidsOf(sys));
+    const windows: LoadResult[] = [];
+    const t0 = performance.now();
+    while ((await count(sys, 'select count(*)::text as n from run_streams where purged_at is null')) > 0) {
+      if (performance.now() - t0 > 900_000) throw new Error(`purge not done after 900 s:\n${retention.output()}`);
+      windows.push(await httpLoad({ url: listUrl, headers, connections: 8, durationS: profile.purge.windowS, rate }));
+    }
+    const memory = mem.stop();
+    const span = await sys.db.one<{ s: number; records: string }>(
+      `select extract(epoch from max(purged_at) - min(purged_at))::float8 as s,
+         (select count(*) from execution_data)::text as records from run_streams`,
+    );
+    // The last batch's own duration is not in the span: add one average batch.
+    const batch = Number(sys.env.RETENTION_BATCH_SIZE ?? 500);
+    const seconds = span.s * (n / batch) / Math.max(1, n / batch - 1);
+    const worst = windows.reduce<LoadResult | null>((w, x) => (!w || x.p99Ms > w.p99Ms ? x : w), null);
+    log(`purge: ${n} runs in ${round(seconds, 2)} s (${round(n / seconds)} runs/s), list p99 before ${before.p99Ms} ms, worst during ${worst?.p99Ms} ms`);
+    await sys.stop();
+    return {
+      runs: n,
+      settings: { RETENTION_BATCH_SIZE: batch, RETENTION_BATCH_PAUSE_MS: sys.env.RETENTION_BATCH_PAUSE_MS ?? '50 (default)' },
+      purgeSeconds: round(seconds, 2),
+      runsPerS: round(n / seconds),
+      executionDataLeft: Number(span.records),
+      listBefore: before,
+      listDuring: windows,
+      listDuringWorstP99Ms: worst?.p99Ms ?? null,
+      memoryMiB: memory,
+    };
+  } catch (e) {
+    await sys.stop().catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * 6. Rebuild: the relay publishes a bulk-loaded history to an empty topic, then a projector in a
+ * new consumer group builds the views from the beginning of the topic. Events/s of each, and the
+ * views it built compared with the bulk loader's, row by row (the check that the loader's views
+ * are the pipeline's).
+ */
+export async function benchRebuild(profile: Profile) {
+  const n = profile.rebuild.runs;
+  const project = 'bench_rebuild';
+  const sys = await BenchSystem.create('rebuild');
+  try {
+    await sys.db.q('create table expected_run_views (like run_views including all); create table expected_step_views (like step_views including all)');
+    await seed(sys.db, { projectId: project, from: 0, to: n, baseMs: Date.now() - 86_400_000, spacingMs: 50, flows: 20, steps: 3, writeModel: true, events: true, published: false, views: true, viewTables: { runs: 'expected_run_views', steps: 'expected_step_views' } });
+    const events = await count(sys, 'select count(*)::text as n from run_events');
+    log(`rebuild: ${n} runs, ${events} events loaded; relay publishing`);
+    const t0 = performance.now();
+    await sys.start('command-service');
+    await waitFor(async () => (await count(sys, 'select count(*)::text as n from run_events where published_at is null')) === 0, { timeoutMs: 900000, intervalMs: 250, what: 'the relay to publish' });
+    const relayWallS = (performance.now() - t0) / 1000;
+    const relay = await sys.db.one<{ s: number }>('select extract(epoch from max(published_at) - min(published_at))::float8 as s from run_events');
+    await sys.stopApp('command-service');
+
+    const t1 = performance.now();
+    const projector = await sys.start('projector');
+    const ready = performance.now();
+    const mem = new MemorySampler(pidsOf(sys));
+    await waitFor(async () => (await count(sys, 'select coalesce(sum(version), 0)::text as n from run_views')) >= events, { timeoutMs: 900000, intervalMs: 250, what: 'the projector to catch up' });
+    const done = performance.now();
+    const memory = mem.stop();
+    const span = await sys.db.one<{ s: number }>('select extract(epoch from max(updated_at) - min(updated_at))::float8 as s from run_views');
+    const stalls = await count(sys, 'select count(*)::text as n from projection_stalls');
+    const verification = await compareViews(sys.db);
+    const eventsPerS = events / ((done - ready) / 1000);
+    log(`rebuild: ${round(eventsPerS)} events/s; views vs loader: ${JSON.stringify(verification)}`);
+    void projector;
+    await sys.stop();
+    return {
+      runs: n,
+      events,
+      relay: { wallS: round(relayWallS, 2), eventsPerS: round(events / relay.s), batchSize: sys.env.RELAY_BATCH_SIZE ?? '500 (default)' },
+      projector: {
+        startS: round((ready - t1) / 1000, 2),
+        catchUpS: round((done - ready) / 1000, 2),
+        eventsPerS: round(eventsPerS),
+        eventsPerSFromViewTimestamps: round(events / span.s),
+        memoryMiB: memory,
+      },
+      stalls,
+      viewsEqualLoader: verification.runRowsDiffering === 0 && verification.stepRowsDiffering === 0 && stalls === 0,
+      verification,
+    };
+  } catch (e) {
+    await sys.stop().catch(() => undefined);
+    throw e;
+  }
+}

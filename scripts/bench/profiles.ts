@@ -1,0 +1,50 @@
+/** The sizes and durations of one `npm run bench` run. */
+export interface Profile {
+  readonly name: 'quick' | 'full';
+  readonly ingest: { readonly durationS: number; readonly concurrency: number; readonly steps: number; readonly flows: number };
+  readonly list: {
+    /** Runs in the listed project, growing through these sizes (cost against size). */
+    readonly sizes: readonly number[];
+    readonly rateRps: number;
+    readonly fixedS: number;
+    readonly maxS: number;
+    readonly sqlS: number;
+    readonly connections: number;
+    readonly page: number;
+  };
+  readonly bulk: { readonly runs: number };
+  readonly purge: { readonly runs: number; readonly windowS: number };
+  readonly rebuild: { readonly runs: number };
+}
+
+export const PROFILES: Record<Profile['name'], Profile> = {
+  quick: {
+    name: 'quick',
+    ingest: { durationS: 30, concurrency: 32, steps: 3, flows: 20 },
+    list: { sizes: [10_000, 100_000], rateRps: 200, fixedS: 4, maxS: 3, sqlS: 2, connections: 16, page: 1000 },
+    bulk: { runs: 100_000 },
+    purge: { runs: 100_000, windowS: 3 },
+    rebuild: { runs: 20_000 },
+  },
+  full: {
+    name: 'full',
+    ingest: { durationS: 120, concurrency: 64, steps: 3, flows: 20 },
+    list: { sizes: [100_000, 1_000_000], rateRps: 200, fixedS: 15, maxS: 10, sqlS: 5, connections: 16, page: 1000 },
+    bulk: { runs: 100_000 },
+    purge: { runs: 1_000_000, windowS: 5 },
+    rebuild: { runs: 250_000 },
+  },
+};
+
+/** The issue's targets, checked against the measured figures in BENCHMARKS.md. */
+export const TARGETS = {
+  ingestEventsPerS: 5000,
+  ingestLagP99Ms: 1000,
+  listP99Ms: 15,
+  listRateRps: 200,
+  page1000Ratio: 1.2,
+  bulkWallS: 10,
+  purgeRunsPerS: 20000,
+  purgeListP99Factor: 2,
+  rebuildEventsPerS: 20000,
+} as const;

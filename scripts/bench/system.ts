@@ -1,0 +1,231 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { createKafka, ensureTopics } from '@flowruns/messaging';
+import { BenchDatabase } from './db';
+import { uniqueName, waitFor } from './util';
+
+/** The repository root (this file runs from dist/scripts/bench/). */
+export const ROOT = path.resolve(__dirname, '../../..');
+
+export const benchEnv = () => ({
+  serverUrl: process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  kafkaBrokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
+});
+
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+
+const APP_PORT_VAR: Record<string, string> = {
+  'api-gateway': 'GATEWAY_PORT',
+  'command-service': 'COMMAND_SERVICE_PORT',
+  projector: 'PROJECTOR_PORT',
+  retention: 'RETENTION_PORT',
+  'flow-worker': 'FLOW_WORKER_PORT',
+};
+
+export interface RunningApp {
+  readonly name: string;
+  readonly url: string;
+  readonly process: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts a built app (`dist/apps/<name>/src/main.js`) as a child process and waits for /health/ready. */
+export async function startApp(name: string, env: Record<string, string>): Promise<RunningApp> {
+  const main = path.join(ROOT, 'dist/apps', name, 'src/main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
+  const port = await freePort();
+  let out = '';
+  const child = spawn(process.execPath, [main], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, [APP_PORT_VAR[name]]: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20000));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const url = `http://127.0.0.1:${port}`;
+  const app: RunningApp = {
+    name,
+    url,
+    process: child,
+    output: () => out,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const force = setTimeout(() => child.kill('SIGKILL'), 20000);
+        child.once('exit', () => {
+          clearTimeout(force);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${out}`);
+      const r = await fetch(`${url}/health/ready`).catch(() => null);
+      return r?.ok === true;
+    },
+    { timeoutMs: 90000, intervalMs: 200, what: `${name} ready` },
+  ).catch((e) => {
+    child.kill('SIGKILL');
+    throw new Error(`${(e as Error).message}\n--- ${name} output ---\n${out}`);
+  });
+  return app;
+}
+
+/**
+ * One isolated system for one benchmark: its own database, topic, consumer groups and ports. Apps
+ * are started on demand (`start`), so a benchmark can load data before the projector sees it.
+ */
+export class BenchSystem {
+  readonly apps = new Map<string, RunningApp>();
+  readonly env: Record<string, string>;
+
+  private constructor(
+    readonly db: BenchDatabase,
+    readonly topic: string,
+    extraEnv: Record<string, string>,
+  ) {
+    this.env = {
+      DATABASE_URL: db.url,
+      KAFKA_BROKERS: benchEnv().kafkaBrokers.join(','),
+      KAFKA_TOPIC: topic,
+      KAFKA_TOPIC_PARTITIONS: '12',
+      PROJECTOR_GROUP_ID: uniqueName('bench-projector'),
+      FLOW_WORKER_GROUP_ID: uniqueName('bench-worker'),
+      INTERNAL_API_TOKEN: uniqueName('bench-internal-token'),
+      // Measured, not limited: the gateway's per-key rate limit would cap a load test.
+      GATEWAY_RATE_LIMIT_PER_SECOND: '0',
+      // Bulk-loaded RUNNING runs (up to 90 days old) have no worker: keep the supervisor from timing
+      // them out mid-benchmark (it did, with one day: the rebuild's views then differed from the loader's).
+      AP_ORPHAN_RUN_SECONDS: String(365 * 86400),
+      AP_FLOW_TIMEOUT_SECONDS: String(365 * 86400),
+      // On demand only, unless a benchmark starts the retention app itself.
+      RETENTION_INTERVAL_MS: '0',
+      ...extraEnv,
+    };
+  }
+
+  static async create(label: string, extraEnv: Record<string, string> = {}): Promise<BenchSystem> {
+    const db = await BenchDatabase.create(benchEnv().serverUrl, label);
+    const topic = uniqueName(`bench-${label}`);
+    const sys = new BenchSystem(db, topic, extraEnv);
+    await createTopic(topic, Number(sys.env.KAFKA_TOPIC_PARTITIONS));
+    return sys;
+  }
+
+  async start(name: string, overrides: Record<string, string> = {}): Promise<RunningApp> {
+    const cs = this.apps.get('command-service');
+    const env = { ...this.env, ...(cs ? { COMMAND_SERVICE_URL: cs.url } : {}), ...overrides };
+    const app = await startApp(name, env);
+    this.apps.set(name, app);
+    return app;
+  }
+
+  app(name: string): RunningApp {
+    const a = this.apps.get(name);
+    if (!a) throw new Error(`${name} is not running`);
+    return a;
+  }
+
+  async stopApp(name: string): Promise<void> {
+    await this.apps.get(name)?.stop();
+    this.apps.delete(name);
+  }
+
+  async stop(): Promise<void> {
+    for (const name of [...this.apps.keys()].reverse()) await this.stopApp(name);
+    await deleteTopics([this.topic, `${this.topic}.dlq`]);
+    await this.db.drop();
+  }
+}
+
+export async function createTopic(topic: string, partitions: number): Promise<void> {
+  const admin = createKafka({ brokers: benchEnv().kafkaBrokers, clientId: 'flow-runs-bench' }).admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, [
+      { topic, numPartitions: partitions },
+      { topic: `${topic}.dlq`, numPartitions: 1 },
+    ]);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Benchmark topics are deleted after their benchmark (they can hold millions of messages). */
+export async function deleteTopics(topics: string[]): Promise<void> {
+  const admin = createKafka({ brokers: benchEnv().kafkaBrokers, clientId: 'flow-runs-bench' }).admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics, timeout: 10000 }).catch(() => undefined);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Resident memory of a process in MiB, from /proc (Linux). */
+export function rssMiB(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Samples the resident memory of some processes every `intervalMs` until stopped: the baseline
+ * (first sample) and the peak of each, in MiB. VmHWM would be the lifetime peak, including start-up;
+ * the peak over the window is what an operation costs.
+ */
+export class MemorySampler {
+  private readonly first = new Map<string, number>();
+  private readonly peak = new Map<string, number>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly procs: readonly { name: string; pid: number }[],
+    intervalMs = 100,
+  ) {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), intervalMs);
+  }
+
+  private sample() {
+    for (const p of this.procs) {
+      const v = rssMiB(p.pid);
+      if (v === null) continue;
+      if (!this.first.has(p.name)) this.first.set(p.name, v);
+      this.peak.set(p.name, Math.max(this.peak.get(p.name) ?? 0, v));
+    }
+  }
+
+  stop(): Record<string, { baselineMiB: number; peakMiB: number; growthMiB: number }> {
+    clearInterval(this.timer);
+    this.sample();
+    const out: Record<string, { baselineMiB: number; peakMiB: number; growthMiB: number }> = {};
+    for (const p of this.procs) {
+      const b = this.first.get(p.name) ?? NaN;
+      const k = this.peak.get(p.name) ?? NaN;
+      out[p.name] = { baselineMiB: Math.round(b), peakMiB: Math.round(k), growthMiB: Math.round(k - b) };
+    }
+    return out;
+  }
+}
+
+export const pidsOf = (sys: BenchSystem) =>
+  [...sys.apps.values()].map((a) => ({ name: a.name, pid: a.process.pid ?? -1 }));
