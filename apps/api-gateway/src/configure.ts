@@ -1,11 +1,9 @@
 import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication, NestExpressBodyParserOptions } from '@nestjs/platform-express';
-import type { NextFunction, Request, Response } from 'express';
-import { bodyParserErrors } from '@flowruns/platform';
+import { bodyParserErrors, httpTracing, startTracing } from '@flowruns/platform';
 import type { GatewayConfig } from './config';
 import { httpMetricsMiddleware } from './http-metrics';
 import { serveOpenApi } from './openapi/openapi.setup';
-import { continueTrace, type TracedRequest } from './traceparent';
 
 /**
  * The HTTP pipeline in front of Nest's router, in order: timing (first, so 413s and 404s are
@@ -18,10 +16,10 @@ export function configureGateway(app: INestApplication, config: GatewayConfig): 
   const express = app as NestExpressApplication;
   express.disable('x-powered-by');
   express.use(httpMetricsMiddleware);
-  express.use((req: Request, _res: Response, next: NextFunction) => {
-    (req as unknown as TracedRequest).trace = continueTrace(req.headers.traceparent);
-    next();
-  });
+  // A span per request (bootstrapHttpApp mounts it too; the second mount is a no-op), so that
+  // tests booting the app in-process trace like the real process.
+  startTracing('api-gateway');
+  express.use(httpTracing());
   // `strict: false`: a trigger payload may be any JSON value, not only an object or array.
   express.useBodyParser<NestExpressBodyParserOptions & { strict: boolean }>('json', {
     limit: config.GATEWAY_BODY_LIMIT,

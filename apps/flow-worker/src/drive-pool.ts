@@ -2,6 +2,8 @@
 export interface DriveRequest {
   readonly runId: string;
   readonly runningSince?: string;
+  /** The asking event's `traceparent`: the drive continues that trace. */
+  readonly traceparent?: string;
 }
 
 export type SubmitResult = 'started' | 'queued' | 'coalesced' | 'closed';

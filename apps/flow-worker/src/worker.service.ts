@@ -7,7 +7,7 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { parseEnvelope } from '@flowruns/contracts';
+import { EVENT_HEADERS, parseEnvelope } from '@flowruns/contracts';
 import {
   CommandServiceError,
   HAND_OVER_TTL_MS,
@@ -19,7 +19,7 @@ import {
   type DriveResult,
 } from '@flowruns/engine';
 import { ResilientConsumer, type Admin, type Kafka, type MessageBatch } from '@flowruns/messaging';
-import { componentLogger } from '@flowruns/platform';
+import { componentLogger, withSpan } from '@flowruns/platform';
 import { claimIntervalOf, FLOW_WORKER_CONFIG, type FlowWorkerConfig } from './config';
 import { DrivePool, type DriveRequest } from './drive-pool';
 import { routeEvent, type WorkerAction } from './event-router';
@@ -190,7 +190,11 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
       if (action.kind === 'drive') {
         if (action.parentRunId !== undefined) this.parents.set(action.runId, action.parentRunId);
         const prior = drives.get(action.runId);
-        drives.set(action.runId, { runId: action.runId, runningSince: action.runningSince ?? prior?.runningSince });
+        drives.set(action.runId, {
+          runId: action.runId,
+          runningSince: action.runningSince ?? prior?.runningSince,
+          traceparent: msg.headers[EVENT_HEADERS.traceparent] ?? prior?.traceparent,
+        });
       } else if (action.kind === 'child-ended') {
         // A run never seen with a parent is looked up (cache miss); one seen without is skipped.
         if (this.parents.get(action.runId) !== null) ended.push(action.runId);
@@ -266,7 +270,13 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   private async runDrive(req: DriveRequest): Promise<void> {
     let result: DriveResult;
     try {
-      result = await this.driver.drive(req.runId, { runningSince: req.runningSince, drain: this.drain.signal, abort: this.abort.signal });
+      // One span per drive, a child of the event that asked for it (a new trace when it had none).
+      result = await withSpan('flow-worker.drive', { parent: req.traceparent ?? null, attributes: { 'run.id': req.runId } }, (span) =>
+        this.driver.drive(req.runId, { runningSince: req.runningSince, drain: this.drain.signal, abort: this.abort.signal }).then((r) => {
+          span.setAttribute('drive.outcome', r.outcome);
+          return r;
+        }),
+      );
     } catch (e) {
       this.log.error({ err: e, runId: req.runId }, 'drive failed unexpectedly');
       m.drives.inc({ outcome: 'crashed' });

@@ -1,5 +1,5 @@
 import type { FlowStep } from '@flowruns/contracts';
-import { componentLogger } from '@flowruns/platform';
+import { componentLogger, withSpan } from '@flowruns/platform';
 import type { Logger } from 'pino';
 import {
   CommandServiceError,
@@ -262,7 +262,15 @@ export class RunDriver {
       if (options.drain?.aborted) return 'interrupted';
       if (leaseLost.aborted) throw leaseLost.reason;
 
-      const outcome = await this.runStep(view, step, ctx, deadline, options, leaseLost, state, log);
+      const outcome = await withSpan(
+        `step ${step.name}`,
+        { attributes: { 'run.id': runId, 'step.name': step.name, 'step.type': step.type } },
+        async (span) => {
+          const o = await this.runStep(view, step, ctx, deadline, options, leaseLost, state, log);
+          span.setAttribute('step.outcome', o.kind);
+          return o;
+        },
+      );
       switch (outcome.kind) {
         case 'succeeded':
           ctx.steps[step.name] = { output: outcome.output };

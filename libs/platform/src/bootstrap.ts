@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { Logger as PinoNestLogger, LoggerModule } from 'nestjs-pino';
 import { Lifecycle } from './health';
 import { rootLogger } from './logger';
+import { httpTracing, startTracing } from './tracing';
 
 /** Request headers that carry credentials: never written to a log. */
 const SECRET_HEADERS = ['authorization', 'cookie', 'x-internal-token', 'x-api-key'];
@@ -29,17 +30,20 @@ export const loggerModule = () =>
   });
 
 /**
- * Starts a Nest HTTP app: JSON logs, shutdown hooks (SIGTERM drains: readiness goes false, then
+ * Starts a Nest HTTP app: tracing (a span per request), JSON logs, shutdown hooks (SIGTERM drains: readiness goes false, then
  * modules' `onApplicationShutdown` finish their work), and listening on the given port.
  */
 export async function bootstrapHttpApp(
   module: Type<unknown>,
   opts: { name: string; port: number; host?: string; configure?: (app: INestApplication) => void },
 ): Promise<INestApplication> {
+  startTracing(opts.name);
   const log = rootLogger();
   const app = await NestFactory.create(module, { bufferLogs: true, bodyParser: false });
   app.useLogger(app.get(PinoNestLogger));
   app.enableShutdownHooks();
+  // First, so that every request (and its log lines) runs inside its span.
+  app.use(httpTracing());
   opts.configure?.(app);
   const lifecycle = app.get(Lifecycle, { strict: false });
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {

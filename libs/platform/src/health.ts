@@ -1,4 +1,4 @@
-import { Controller, Get, Inject, Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { Controller, Get, Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import {
   HealthCheck,
   HealthCheckService,
@@ -6,6 +6,7 @@ import {
   TerminusModule,
   type HealthIndicatorResult,
 } from '@nestjs/terminus';
+import { stopTracing } from './tracing';
 
 /**
  * One dependency a process needs before it can do useful work. `check` throws when it is down; what
@@ -74,6 +75,14 @@ export class HealthController {
  * `/health/live` and `/health/ready` with @nestjs/terminus. The app supplies its probes as a
  * provider of `READINESS_PROBES` (an array), built from whatever clients it already holds.
  */
+/** Exports the spans still buffered when the app shuts down (every app has a HealthModule). */
+@Injectable()
+class TracingFlush implements OnApplicationShutdown {
+  onApplicationShutdown(): Promise<void> {
+    return stopTracing();
+  }
+}
+
 @Module({})
 export class HealthModule {
   static forProbes(probes: Provider): DynamicModule {
@@ -81,7 +90,7 @@ export class HealthModule {
       module: HealthModule,
       imports: [TerminusModule.forRoot({ errorLogStyle: 'json', gracefulShutdownTimeoutMs: 0 })],
       controllers: [HealthController],
-      providers: [probes, Lifecycle],
+      providers: [probes, Lifecycle, TracingFlush],
       exports: [Lifecycle],
     };
   }

@@ -5,3 +5,4 @@ export * from './logger';
 export * from './metrics';
 export * from './http-errors';
 export * from './internal-client';
+export * from './tracing';

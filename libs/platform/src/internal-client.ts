@@ -1,5 +1,11 @@
 import { INTERNAL_TOKEN_HEADER, type ErrorCode } from '@flowruns/contracts';
 import type { z } from 'zod';
+import { currentTraceparent } from './tracing';
+
+const traceHeader = (): Record<string, string> => {
+  const tp = currentTraceparent();
+  return tp ? { traceparent: tp } : {};
+};
 
 /** The command service refused a request: its status and error envelope. */
 export class CommandServiceError extends Error {
@@ -87,6 +93,8 @@ export class InternalApiClient {
           headers: {
             [INTERNAL_TOKEN_HEADER]: this.opts.token,
             ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+            // The caller's active span (a worker's step, a retention pass) parents the command.
+            ...traceHeader(),
           },
           body: method === 'POST' ? JSON.stringify(body ?? {}) : undefined,
           signal: AbortSignal.timeout(timeoutMs),

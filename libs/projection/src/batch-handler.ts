@@ -1,6 +1,6 @@
-import { parseEnvelope } from '@flowruns/contracts';
+import { EVENT_HEADERS, parseEnvelope } from '@flowruns/contracts';
 import type { EventPublisher, MessageBatch, OutgoingMessage } from '@flowruns/messaging';
-import { componentLogger } from '@flowruns/platform';
+import { beginSpan, componentLogger, SpanKind, tracingExports } from '@flowruns/platform';
 import { applyBatch, type TransactionalEm } from './apply-batch';
 import { deadLetterMessage } from './dead-letter';
 import type { ProjectableEnvelope, RunProjectionStats } from './fold';
@@ -33,12 +33,18 @@ export class ProjectionBatchHandler {
   async handle(batch: MessageBatch): Promise<BatchOutcome> {
     const items: ProjectableEnvelope[] = [];
     const poison: OutgoingMessage[] = [];
+    const traced = tracingExports() ? new Map<ProjectableEnvelope, string>() : null;
+    const startedAt = Date.now();
     for (const m of batch.messages) {
       const parsed = parseEnvelope(m.value);
       switch (parsed.kind) {
-        case 'known':
-          items.push({ kind: 'known', envelope: parsed.envelope });
+        case 'known': {
+          const item: ProjectableEnvelope = { kind: 'known', envelope: parsed.envelope };
+          items.push(item);
+          const tp = m.headers[EVENT_HEADERS.traceparent];
+          if (traced && tp) traced.set(item, tp);
           break;
+        }
         case 'unknown-type':
           this.log.debug(
             { runId: parsed.envelope.subject, eventId: parsed.envelope.id, eventType: parsed.envelope.type },
@@ -62,7 +68,25 @@ export class ProjectionBatchHandler {
     // The database first: if the dead-letter publish then fails, the redelivered batch finds its
     // events already applied (duplicates) and only the publish is repeated.
     const stats = await applyBatch(this.opts.entityManager(), items);
+    if (traced) this.traceApplied(traced, startedAt, items.length);
     if (poison.length) await this.opts.deadLetters.publish(this.opts.deadLetterTopic, poison);
     return { ...stats, deadLettered: poison.length };
+  }
+
+  /**
+   * One span per projected event, a child of the command that appended it (its `traceparent`
+   * header), spanning the batch's transaction: the view update closes the command's trace.
+   * Only when spans are exported (the projector is the hottest path).
+   */
+  private traceApplied(traced: Map<ProjectableEnvelope, string>, startedAt: number, batchSize: number): void {
+    for (const [item, traceparent] of traced) {
+      const { span } = beginSpan(`projector.apply ${item.envelope.type}`, {
+        kind: SpanKind.CONSUMER,
+        parent: traceparent,
+        startTime: startedAt,
+        attributes: { 'run.id': item.envelope.subject, 'event.id': item.envelope.id, 'event.type': item.envelope.type, 'batch.size': batchSize },
+      });
+      span.end();
+    }
   }
 }

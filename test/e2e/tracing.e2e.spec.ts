@@ -1,0 +1,145 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { waitFor } from '@flowruns/testing';
+import { createApiKey, gatewayClient } from './client';
+import { startSystem } from './harness';
+
+interface CollectedSpan {
+  service: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  attributes: Record<string, unknown>;
+}
+
+interface OtlpAttribute {
+  key: string;
+  value: Record<string, unknown>;
+}
+interface OtlpExport {
+  resourceSpans: {
+    resource: { attributes: OtlpAttribute[] };
+    scopeSpans: { spans: { traceId: string; spanId: string; parentSpanId?: string; name: string; attributes?: OtlpAttribute[] }[] }[];
+  }[];
+}
+
+const attrs = (list: OtlpAttribute[] = []) => Object.fromEntries(list.map((a) => [a.key, Object.values(a.value)[0]]));
+
+/** A stand-in OpenTelemetry collector: OTLP/HTTP with JSON bodies on /v1/traces, kept in memory. */
+async function startCollector() {
+  const spans: CollectedSpan[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      if (req.url === '/v1/traces' && (req.headers['content-type'] ?? '').includes('json')) {
+        const payload = JSON.parse(body) as OtlpExport;
+        for (const rs of payload.resourceSpans) {
+          const service = String(attrs(rs.resource.attributes)['service.name']);
+          for (const ss of rs.scopeSpans)
+            for (const s of ss.spans)
+              spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, attributes: attrs(s.attributes) });
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** One trace follows a command from the gateway through the command service, Kafka, the projector and the worker. */
+describe('tracing: one trace from a trigger to its view update and the steps it ran', () => {
+  let collector: Awaited<ReturnType<typeof startCollector>>;
+  let system: Awaited<ReturnType<typeof startSystem>>;
+  let api: ReturnType<typeof gatewayClient>;
+  const projectId = 'proj_tracing';
+
+  beforeAll(async () => {
+    collector = await startCollector();
+    system = await startSystem(['command-service', 'projector', 'api-gateway', 'flow-worker'], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      LOG_LEVEL: 'info',
+    });
+    api = gatewayClient(system.apps['api-gateway'].url, createApiKey(system.db.url, projectId));
+  });
+  afterAll(async () => {
+    await system?.stop();
+    await collector?.close();
+  });
+
+  it('parents every hop on the one before it, and puts the trace id on the log lines of each app', async () => {
+    const flow = await api.post('/api/v1/flows', {
+      projectId,
+      displayName: 'Traced',
+      steps: [
+        { name: 'first', type: 'transform', settings: { value: 1 } },
+        { name: 'second', type: 'transform', settings: { value: 2 } },
+      ],
+    });
+    expect(flow.status).toBe(201);
+    const traceId = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+    const callerSpan = '1122334455667788';
+    const run = await api.post(`/api/v1/flows/${flow.body.id}/run`, { hello: 'trace' }, { traceparent: `00-${traceId}-${callerSpan}-01` });
+    expect(run.status).toBe(201);
+    await api.waitForRun(run.body.id as string, 'SUCCEEDED');
+
+    const inTrace = () => collector.spans.filter((s) => s.traceId === traceId);
+    const spans = await waitFor(
+      async () => {
+        const s = inTrace();
+        const done =
+          s.some((x) => x.service === 'projector' && x.attributes['event.type'] === 'flowrun.succeeded.v1') &&
+          s.some((x) => x.service === 'flow-worker' && x.name === 'step second') &&
+          s.some((x) => x.service === 'flow-worker' && x.name === 'flow-worker.drive') &&
+          s.filter((x) => x.service === 'command-service').length >= 5;
+        return done ? s : undefined;
+      },
+      { timeoutMs: 20000, what: `the spans of trace ${traceId} (have ${inTrace().map((x) => `${x.service}:${x.name}`).join(', ')})` },
+    );
+    const byId = new Map(spans.map((s) => [s.spanId, s]));
+    const parentOf = (s: CollectedSpan) => byId.get(s.parentSpanId);
+
+    // The gateway's request span is a child of the caller's span.
+    const gateway = spans.find((s) => s.service === 'api-gateway' && s.name === 'POST /api/v1/flows/:flowId/run');
+    expect(gateway?.parentSpanId).toBe(callerSpan);
+    expect(gateway?.attributes['http.response.status_code']).toBe(201);
+    // The command service's span for the trigger is a child of the gateway's.
+    const trigger = spans.find((s) => s.service === 'command-service' && parentOf(s) === gateway);
+    expect(trigger?.name).toMatch(/^POST \/internal\/flows\/:flowId\/runs$/);
+    // The projector applied the trigger's events as children of that command.
+    const projected = spans.filter((s) => s.service === 'projector' && parentOf(s) === trigger);
+    expect(projected.map((s) => s.attributes['event.type'])).toContain('flowrun.triggered.v1');
+    expect(projected.every((s) => s.attributes['run.id'] === run.body.id)).toBe(true);
+    // The worker's drive continues from an event of this run; each step is a span in it, and the
+    // command service's handling of the step's reports is a child of the step.
+    const drive = spans.find((s) => s.service === 'flow-worker' && s.name === 'flow-worker.drive');
+    expect(parentOf(drive!)?.service).toBe('command-service');
+    for (const name of ['first', 'second']) {
+      const step = spans.find((s) => s.service === 'flow-worker' && s.name === `step ${name}`);
+      expect(parentOf(step!)).toBe(drive);
+      const reports = spans.filter((s) => s.service === 'command-service' && parentOf(s) === step).map((s) => s.name);
+      expect(reports).toEqual(expect.arrayContaining([expect.stringMatching(/\/start$/), expect.stringMatching(/\/finish$/)]));
+    }
+
+    // Log lines written while handling a request carry its trace id as a field: a last command
+    // (archive) with a trace of its own, found in the request logs of the gateway and the command service.
+    const archiveTrace = 'f0e1d2c3b4a5968778695a4b3c2d1e0f';
+    const archived = await api.post('/api/v1/flow-runs/archive', { flowRunIds: [run.body.id] }, { traceparent: `00-${archiveTrace}-${callerSpan}-01` });
+    expect(archived.body).toEqual({ archived: 1 });
+    for (const app of ['api-gateway', 'command-service'] as const) {
+      await waitFor(
+        () =>
+          system.apps[app]
+            .output()
+            .split('\n')
+            .filter((l) => l.startsWith('{') && l.includes(archiveTrace))
+            .map((l) => JSON.parse(l) as Record<string, unknown>)
+            .some((l) => l.traceId === archiveTrace && typeof l.spanId === 'string' && typeof l.req === 'object'),
+        { timeoutMs: 5000, what: `a request log line of ${app} with traceId ${archiveTrace}` },
+      );
+    }
+  });
+});
