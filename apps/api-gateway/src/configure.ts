@@ -1,8 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import type { NestExpressApplication, NestExpressBodyParserOptions } from '@nestjs/platform-express';
-import { bodyParserErrors, httpTracing, startTracing } from '@flowruns/platform';
+import { bodyParserErrors, httpMetrics, httpTracing, startTracing } from '@flowruns/platform';
 import type { GatewayConfig } from './config';
-import { httpMetricsMiddleware } from './http-metrics';
 import { serveOpenApi } from './openapi/openapi.setup';
 
 /**
@@ -15,7 +14,7 @@ import { serveOpenApi } from './openapi/openapi.setup';
 export function configureGateway(app: INestApplication, config: GatewayConfig): void {
   const express = app as NestExpressApplication;
   express.disable('x-powered-by');
-  express.use(httpMetricsMiddleware);
+  express.use(httpMetrics());
   // A span per request (bootstrapHttpApp mounts it too; the second mount is a no-op), so that
   // tests booting the app in-process trace like the real process.
   startTracing('api-gateway');

@@ -993,8 +993,8 @@ describe('api-gateway over HTTP', () => {
       await call('GET', '/api/v1/flow-runs/run_a1');
       await call('GET', '/api/v1/flow-runs/definitely-missing');
       const metrics = await fetch(`${base}/metrics`).then((r) => r.text());
-      expect(metrics).toMatch(/flowruns_gateway_http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/flow-runs\/:id",status="200"\} \d+/);
-      expect(metrics).toMatch(/flowruns_gateway_http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/flow-runs\/:id",status="404"\} \d+/);
+      expect(metrics).toMatch(/flowruns_http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/flow-runs\/:id",status="200"\} \d+/);
+      expect(metrics).toMatch(/flowruns_http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/flow-runs\/:id",status="404"\} \d+/);
       expect(metrics).not.toContain('definitely-missing');
     });
   });

@@ -1,5 +1,5 @@
 import { Global, Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { ormOptions, probePostgres, sqlRunner } from '@flowruns/database';
@@ -13,6 +13,7 @@ import {
   type ReadinessProbe,
 } from '@flowruns/platform';
 import { RunCommands, RunSupervisor, type Transactor } from '@flowruns/write-model';
+import { CommandMetricsInterceptor } from './command-metrics.interceptor';
 import { COMMAND_SERVICE_CONFIG, loadCommandServiceConfig, type CommandServiceConfig } from './config';
 import { InternalTokenGuard } from './internal-token.guard';
 import { EVENT_PUBLISHER, KAFKA_ADMIN, RelayService } from './relay.service';
@@ -78,6 +79,7 @@ class CommandInfraModule {}
   controllers: [RunsController],
   providers: [
     { provide: APP_FILTER, useClass: ErrorEnvelopeFilter },
+    { provide: APP_INTERCEPTOR, useClass: CommandMetricsInterceptor },
     {
       provide: TRANSACTOR,
       inject: [MikroORM],

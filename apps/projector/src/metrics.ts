@@ -26,4 +26,9 @@ export const projectorMetrics = {
     name: 'flowruns_projector_consumer_lag',
     help: 'Messages on the run-events topic not yet committed by the projector group',
   }),
+  partitionLag: new Gauge({
+    name: 'flowruns_projector_partition_lag',
+    help: 'Messages not yet committed by the projector group, per partition of the run-events topic',
+    labelNames: ['partition'] as const,
+  }),
 };

@@ -145,6 +145,7 @@ describe('projector app', () => {
     expect(at(after, 'duplicate') - at(before, 'duplicate')).toBe(0);
     expect(metric(after, 'flowruns_projector_batch_apply_seconds_count{result="committed"}')).toBeGreaterThan(0);
     expect(after).toMatch(/^flowruns_projector_consumer_lag \d+$/m);
+    expect(after).toMatch(/^flowruns_projector_partition_lag\{partition="0"\} \d+$/m);
 
     // Graceful shutdown: the group is left (no member waits out a session timeout) and committed.
     await app.close();

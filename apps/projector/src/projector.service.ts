@@ -8,7 +8,7 @@ import {
 import { MikroORM } from '@mikro-orm/postgresql';
 import { READ_MODEL_TABLES } from '@flowruns/database';
 import {
-  consumerLag,
+  consumerLagByPartition,
   ResilientConsumer,
   type Admin,
   type EventPublisher,
@@ -81,7 +81,12 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
 
   /** The group's lag over the topic; also feeds the gauge. */
   async lag(): Promise<number> {
-    const lag = await consumerLag(this.admin, this.config.PROJECTOR_GROUP_ID, this.config.KAFKA_TOPIC);
+    const byPartition = await consumerLagByPartition(this.admin, this.config.PROJECTOR_GROUP_ID, this.config.KAFKA_TOPIC);
+    let lag = 0;
+    for (const [partition, n] of byPartition) {
+      m.partitionLag.set({ partition: String(partition) }, n);
+      lag += n;
+    }
     m.lag.set(lag);
     return lag;
   }

@@ -188,17 +188,24 @@ export async function ensureTopics(
 
 /** Total lag of a consumer group over a topic: end offsets minus committed offsets. */
 export async function consumerLag(admin: Admin, groupId: string, topic: string): Promise<number> {
+  let lag = 0;
+  for (const n of (await consumerLagByPartition(admin, groupId, topic)).values()) lag += n;
+  return lag;
+}
+
+/** The group's lag on each partition of the topic (messages after its committed offset). */
+export async function consumerLagByPartition(admin: Admin, groupId: string, topic: string): Promise<Map<number, number>> {
   const [ends, committed] = await Promise.all([
     admin.fetchTopicOffsets(topic),
     admin.fetchOffsets({ groupId, topics: [topic] }),
   ]);
   const done = new Map<number, bigint>();
   for (const t of committed) for (const p of t.partitions) done.set(p.partition, BigInt(p.offset));
-  let lag = 0n;
+  const lag = new Map<number, number>();
   for (const p of ends) {
     const c = done.get(p.partition) ?? -1n;
     const end = BigInt(p.high);
-    lag += c < 0n ? end - BigInt(p.low) : end - c;
+    lag.set(p.partition, Number(c < 0n ? end - BigInt(p.low) : end - c));
   }
-  return Number(lag);
+  return lag;
 }

@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { Logger as PinoNestLogger, LoggerModule } from 'nestjs-pino';
 import { Lifecycle } from './health';
 import { rootLogger } from './logger';
+import { httpMetrics } from './http-metrics';
 import { httpTracing, startTracing } from './tracing';
 
 /** Request headers that carry credentials: never written to a log. */
@@ -42,7 +43,8 @@ export async function bootstrapHttpApp(
   const app = await NestFactory.create(module, { bufferLogs: true, bodyParser: false });
   app.useLogger(app.get(PinoNestLogger));
   app.enableShutdownHooks();
-  // First, so that every request (and its log lines) runs inside its span.
+  // First, so that every request is timed (404s and 413s too) and runs inside its span.
+  app.use(httpMetrics());
   app.use(httpTracing());
   opts.configure?.(app);
   const lifecycle = app.get(Lifecycle, { strict: false });

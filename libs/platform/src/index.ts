@@ -1,6 +1,7 @@
 export * from './bootstrap';
 export * from './config';
 export * from './health';
+export * from './http-metrics';
 export * from './logger';
 export * from './metrics';
 export * from './http-errors';

@@ -50,7 +50,7 @@ async function startCollector() {
 }
 
 /** One trace follows a command from the gateway through the command service, Kafka, the projector and the worker. */
-describe('tracing: one trace from a trigger to its view update and the steps it ran', () => {
+describe('observability: one trace from a trigger to its view update; metrics on every app', () => {
   let collector: Awaited<ReturnType<typeof startCollector>>;
   let system: Awaited<ReturnType<typeof startSystem>>;
   let api: ReturnType<typeof gatewayClient>;
@@ -68,6 +68,23 @@ describe('tracing: one trace from a trigger to its view update and the steps it 
   afterAll(async () => {
     await system?.stop();
     await collector?.close();
+  });
+
+  it('every app serves HTTP latency by route and status; the command service counts commands by type and outcome', async () => {
+    const flow = await api.post('/api/v1/flows', { projectId, displayName: 'Metered', steps: [{ name: 'a', type: 'transform', settings: { value: 1 } }] });
+    const run = await api.post(`/api/v1/flows/${flow.body.id}/run`, {});
+    await api.waitForRun(run.body.id as string, 'SUCCEEDED');
+    expect((await api.post(`/api/v1/flow-runs/${run.body.id}/retry`, { projectId, strategy: 'FROM_FAILED_STEP' })).status).toBe(409);
+    const metrics = async (app: string) => (await fetch(`${system.apps[app].url}/metrics`)).text();
+    const command = await metrics('command-service');
+    expect(command).toMatch(/^flowruns_http_request_duration_seconds_count\{method="POST",route="\/internal\/flows\/:flowId\/runs",status="201"\} [1-9]/m);
+    expect(command).toMatch(/^flowruns_commands_total\{command="trigger",outcome="ok"\} [1-9]/m);
+    expect(command).toMatch(/^flowruns_commands_total\{command="startStep",outcome="ok"\} [1-9]/m);
+    expect(command).toMatch(/^flowruns_commands_total\{command="retry",outcome="INVALID_TRANSITION"\} 1$/m);
+    expect(command).toMatch(/^flowruns_command_duration_seconds_count\{command="trigger"\} [1-9]/m);
+    expect(await metrics('api-gateway')).toMatch(/^flowruns_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/flows\/:flowId\/run",status="201"\} [1-9]/m);
+    expect(await metrics('flow-worker')).toMatch(/^flowruns_worker_step_duration_seconds_count\{[^}]*\} [1-9]/m);
+    expect(await metrics('projector')).toMatch(/^flowruns_projector_partition_lag\{partition="\d+"\} \d+$/m);
   });
 
   it('parents every hop on the one before it, and puts the trace id on the log lines of each app', async () => {
