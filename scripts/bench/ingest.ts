@@ -1,9 +1,10 @@
 import { INTERNAL_TOKEN_HEADER } from '@flowruns/contracts';
 import { createKafka } from '@flowruns/messaging';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { BenchDatabase } from './db';
 import type { Profile } from './profiles';
-import { BenchSystem, benchEnv, createTopic, deleteTopics, MemorySampler, pidsOf } from './system';
+import { BenchSystem, benchEnv, CpuMeter, createTopic, deleteTopics, MemorySampler, pidsOf } from './system';
 import { log, percentile, round, uniqueName, waitFor } from './util';
 
 /**
@@ -51,6 +52,7 @@ export async function benchIngest(profile: Profile) {
       return r;
     };
     const mem = new MemorySampler(pidsOf(sys));
+    const cpu = await CpuMeter.start(sys);
     const startedAt = Date.now();
     const deadline = startedAt + p.durationS * 1000;
     log(`ingest: ${p.concurrency} engines for ${p.durationS} s`);
@@ -92,6 +94,7 @@ export async function benchIngest(profile: Profile) {
       { timeoutMs: 300000, intervalMs: 200, what: 'the views to show every run' },
     );
     const memory = mem.stop();
+    const cpuS = await cpu.stop();
     const visible = await sys.db.q<{ id: string; ms: string }>(
       `select id, (extract(epoch from updated_at) * 1000)::text as ms from run_views`,
     );
@@ -116,6 +119,9 @@ export async function benchIngest(profile: Profile) {
       projectionLagMs: { p50: round(percentile(lags, 50), 1), p99: round(percentile(lags, 99), 1), samples: lags.length },
       lagMeasuredAs: "run_views.updated_at of each run's last event (the projector's transaction time) minus the moment the command service answered it",
       memoryMiB: memory,
+      // Load plus catch-up, per accepted event: robust to the machine's other load, unlike events/s.
+      cpuMsPerEvent: Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round((v * 1000) / Math.max(events, 1), 3)])),
+      loadAverage: loadavg().map((x) => round(x, 2)),
       raw,
       ratioToSlowerRaw: round(e2eEventsPerS / slower, 3),
     };

@@ -127,7 +127,9 @@ export async function benchPurge(profile: Profile) {
 export async function benchRebuild(profile: Profile) {
   const n = profile.rebuild.runs;
   const project = 'bench_rebuild';
-  const sys = await BenchSystem.create('rebuild');
+  // The comparison with the loader needs the write model to stay as loaded: no supervisor tick
+  // (the first would come after an hour) may time out a loaded RUNNING run, whatever its age.
+  const sys = await BenchSystem.create('rebuild', { SUPERVISOR_INTERVAL_MS: '3600000' });
   try {
     await sys.db.q('create table expected_run_views (like run_views including all); create table expected_step_views (like step_views including all)');
     await seed(sys.db, { projectId: project, from: 0, to: n, baseMs: Date.now() - 86_400_000, spacingMs: 50, flows: 20, steps: 3, writeModel: true, events: true, published: false, views: true, viewTables: { runs: 'expected_run_views', steps: 'expected_step_views' } });

@@ -28,6 +28,10 @@ export function renderBenchmarks(dir: string): string {
     }
     out.push(...renderProfile(JSON.parse(readFileSync(file, 'utf8')) as Json));
   }
+  // Hand-written findings (profiles, before/after figures of a change) live in a committed file
+  // beside the results, so that regenerating this page keeps them.
+  const notes = path.join(dir, '..', 'notes.md');
+  if (existsSync(notes)) out.push('## Profiling notes: before/after', '', readFileSync(notes, 'utf8').trim(), '');
   return `${out.join('\n')}\n`;
 }
 
@@ -119,6 +123,9 @@ function renderIngest(r: Json): string[] {
     `| raw limit: Postgres inserting the view rows | ${f(r.raw.postgresRowsPerS)} rows/s (${f(r.raw.postgresRows, 0)} rows) |`,
     `| **ratio to the slower raw limit** | **${f(r.ratioToSlowerRaw, 3)}** |`,
     `| peak RSS (MiB) | ${Object.entries(r.memoryMiB).map(([k, v]: [string, Json]) => `${k} ${v.peakMiB}`).join(', ')} |`,
+    ...(r.cpuMsPerEvent
+      ? [`| CPU per accepted event (ms, load and catch-up) | ${Object.entries(r.cpuMsPerEvent).map(([k, v]) => `${k} ${f(v as number, 2)}`).join(', ')} |`]
+      : []),
     '',
     `Lag is ${r.lagMeasuredAs}. Kafka: ${r.raw.kafkaHow}. Postgres: ${r.raw.postgresHow}.`,
   ];

@@ -47,7 +47,9 @@ export async function startApp(name: string, env: Record<string, string>): Promi
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
   const port = await freePort();
   let out = '';
-  const child = spawn(process.execPath, [main], {
+  // BENCH_APP_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) profiles the apps; NODE_OPTIONS refuses --cpu-prof.
+  const nodeArgs = (process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, main], {
     cwd: ROOT,
     env: { ...process.env, ...env, [APP_PORT_VAR[name]]: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -223,6 +225,57 @@ export class MemorySampler {
       const k = this.peak.get(p.name) ?? NaN;
       out[p.name] = { baselineMiB: Math.round(b), peakMiB: Math.round(k), growthMiB: Math.round(k - b) };
     }
+    return out;
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc; null when it is gone. */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    // Fields after the command name (which may contain spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU used during a window by the apps, this harness process and the Postgres backends serving
+ * the benchmark's database: what each event costs, which the machine's other load does not
+ * change much (unlike throughput). Backends that did not exist at the start count from zero.
+ */
+export class CpuMeter {
+  private readonly start = new Map<string, number>();
+  private readonly harness = process.cpuUsage();
+
+  private constructor(
+    private readonly sys: BenchSystem,
+    private readonly procs: readonly { name: string; pid: number }[],
+  ) {}
+
+  static async start(sys: BenchSystem): Promise<CpuMeter> {
+    const m = new CpuMeter(sys, pidsOf(sys));
+    for (const p of m.procs) m.start.set(`app:${p.pid}`, cpuSeconds(p.pid) ?? 0);
+    for (const pid of await m.backends()) m.start.set(`pg:${pid}`, cpuSeconds(pid) ?? 0);
+    return m;
+  }
+
+  private async backends(): Promise<number[]> {
+    const rows = await this.sys.db.q<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
+    return rows.map((r) => r.pid);
+  }
+
+  /** CPU seconds per process name since `start` (`postgres` = the backends, `harness` = this process). */
+  async stop(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const p of this.procs) out[p.name] = (cpuSeconds(p.pid) ?? NaN) - (this.start.get(`app:${p.pid}`) ?? 0);
+    let pg = 0;
+    for (const pid of await this.backends()) pg += (cpuSeconds(pid) ?? 0) - (this.start.get(`pg:${pid}`) ?? 0);
+    out.postgres = pg;
+    const h = process.cpuUsage(this.harness);
+    out.harness = (h.user + h.system) / 1e6;
     return out;
   }
 }

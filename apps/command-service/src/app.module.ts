@@ -2,9 +2,10 @@ import { Global, Module } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { ormOptions, probePostgres, sqlRunner } from '@flowruns/database';
+import { ormOptions, PgTransactions, probePostgres } from '@flowruns/database';
 import { createKafka, KafkaPublisher, probeKafka, type Admin } from '@flowruns/messaging';
 import {
+  componentLogger,
   ErrorEnvelopeFilter,
   HealthModule,
   MetricsModule,
@@ -56,7 +57,12 @@ class CommandInfraModule {}
 @Module({
   imports: [
     loggerModule(),
-    MikroOrmModule.forRoot(ormOptions({ url: config.DATABASE_URL, entities: [], poolMax: config.DATABASE_POOL_MAX })),
+    // No request context per request: nothing here uses the ORM's identity map (transactions go
+    // through PgTransactions, the probe forks), and the middleware forked an EntityManager per call.
+    MikroOrmModule.forRoot({
+      ...ormOptions({ url: config.DATABASE_URL, entities: [], poolMax: 2 }),
+      registerRequestContext: false,
+    }),
     CommandInfraModule,
     MetricsModule,
     HealthModule.forProbes({
@@ -82,10 +88,31 @@ class CommandInfraModule {}
     { provide: APP_INTERCEPTOR, useClass: CommandMetricsInterceptor },
     {
       provide: TRANSACTOR,
-      inject: [MikroORM],
-      useFactory: (orm: MikroORM): Transactor => ({
-        transactional: (work) => orm.em.fork().transactional((tem) => work(sqlRunner(tem))),
-      }),
+      inject: [MikroORM, RelayService],
+      useFactory: (orm: MikroORM, relay: RelayService): Transactor & { onApplicationShutdown(): Promise<void> } => {
+        // The write path's transactions skip MikroORM's per-call machinery but send its exact SQL
+        // (PgTransactions); the ORM keeps the migrations and the readiness probe.
+        const log = componentLogger('transactions');
+        const pg = new PgTransactions(
+          { url: config.DATABASE_URL, max: config.DATABASE_POOL_MAX, applicationName: 'command-service' },
+          orm.em.getPlatform(),
+          (e) => log.warn({ err: e.message }, 'idle database connection failed'),
+        );
+        return {
+          // A unit of work that appended events wakes the relay after its commit (no NOTIFY inside
+          // the transaction: see OutboxRelay.appendCommitted).
+          transactional: async (work) => {
+            let appended = false;
+            const outboxAppended = () => {
+              appended = true;
+            };
+            const result = await pg.transactional((sql) => work({ execute: sql.execute, outboxAppended }));
+            if (appended) relay.relay.appendCommitted();
+            return result;
+          },
+          onApplicationShutdown: () => pg.close(),
+        };
+      },
     },
     {
       provide: RunCommands,

@@ -18,6 +18,8 @@ export const CommandServiceConfigSchema = z.object({
   COMMAND_SERVICE_BODY_LIMIT: z.string().default('5mb'),
   RELAY_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(500),
   RELAY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60000).default(1000),
+  /** Wake-ups of the relay are coalesced to one batch (and one cross-process NOTIFY) per this many ms. */
+  RELAY_COALESCE_MS: z.coerce.number().int().min(0).max(1000).default(10),
   AP_MAX_RETRY_ATTEMPTS: z.coerce.number().int().min(1).max(1000).default(5),
   AP_PAUSE_TIMEOUT_SECONDS: z.coerce.number().positive().default(86400),
   AP_FLOW_TIMEOUT_SECONDS: z.coerce.number().positive().default(600),

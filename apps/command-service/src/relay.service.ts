@@ -27,6 +27,7 @@ export class RelayService implements OnApplicationBootstrap, OnApplicationShutdo
       publisher,
       batchSize: config.RELAY_BATCH_SIZE,
       pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
+      coalesceMs: config.RELAY_COALESCE_MS,
       onPublished: (n) => published.inc(n),
     });
   }

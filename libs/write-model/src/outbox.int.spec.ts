@@ -203,6 +203,74 @@ describe('outbox relay (real Postgres + Kafka)', () => {
     }
   });
 
+  it('is woken after the commit without any NOTIFY in the transaction: in process when it leads, by a coalesced NOTIFY from a standby', async () => {
+    const topic = await newTopic();
+    const publisher = new KafkaPublisher(kafka);
+    // A minute between polls: within the deadlines below only a wake-up can explain a publish.
+    const leader = new OutboxRelay({ databaseUrl: db.url, topic, publisher, pollIntervalMs: 60000 });
+    const standby = new OutboxRelay({ databaseUrl: db.url, topic, publisher, pollIntervalMs: 60000 });
+    const reader = await collect(kafka, topic);
+    leader.start();
+    await waitFor(() => leader.status().leader, { what: 'the leader' });
+    // Drains what earlier tests left (its first batch runs at start), then sleeps for the poll.
+    await waitFor(async () => {
+      const r = await orm.em.fork().execute('select count(*)::int as n from run_events where published_at is null');
+      return r[0].n === 0;
+    });
+    standby.start();
+    const statements: string[] = [];
+    /** The command service's wiring: the runner's hook, then the wake-up once the commit is done. */
+    const signalling = (relay: OutboxRelay) =>
+      new RunCommands({
+        transactional: async (work) => {
+          let appended = false;
+          const result = await orm.em.fork().transactional((tem) => {
+            const sql = sqlRunner(tem);
+            return work({
+              execute: (text, params) => {
+                statements.push(text);
+                return sql.execute(text, params);
+              },
+              outboxAppended: () => {
+                appended = true;
+              },
+            });
+          });
+          if (appended) relay.appendCommitted();
+          return result;
+        },
+      });
+    const runWith = async (c: RunCommands) => {
+      const run = await c.trigger(flowId, {
+        projectId,
+        payload: null,
+        environment: 'PRODUCTION',
+        triggeredBy: null,
+        parentRunId: null,
+        failParentOnFailure: false,
+      });
+      if ('code' in run) throw new Error(run.code);
+      const step = await c.startStep(run.id, 'a', 'transform');
+      if ('code' in step) throw new Error(step.code);
+      return run.id;
+    };
+    try {
+      const inProcess = await runWith(signalling(leader));
+      await waitFor(() => reader.seen.filter((e) => e.subject === inProcess).length === 2, { what: 'in-process wake-up', timeoutMs: 5000 });
+
+      expect(standby.status().leader).toBe(false);
+      const viaNotify = await runWith(signalling(standby));
+      await waitFor(() => reader.seen.filter((e) => e.subject === viaNotify).length === 2, { what: 'NOTIFY from the standby', timeoutMs: 5000 });
+      expect(standby.status().published).toBe(0);
+      expect(statements.some((q) => q.includes('pg_notify'))).toBe(false);
+    } finally {
+      await standby.stop();
+      await leader.stop();
+      await reader.consumer.disconnect();
+      await publisher.close();
+    }
+  });
+
   it('lets only one relay publish at a time (advisory lock), the other takes over when it stops', async () => {
     const topic = await newTopic();
     const publisher = new KafkaPublisher(kafka);

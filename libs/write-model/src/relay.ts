@@ -9,8 +9,15 @@ export interface RelayOptions {
   readonly topic: string;
   readonly publisher: EventPublisher;
   readonly batchSize?: number;
-  /** Fallback poll when no notification arrives (lost NOTIFY, relay restart). */
+  /** Fallback poll when no wake-up arrives (lost NOTIFY, relay restart). */
   readonly pollIntervalMs?: number;
+  /**
+   * Wake-ups are coalesced: a batch that was not full is followed by the next one no sooner than
+   * this many ms after it started, and `appendCommitted` sends at most one NOTIFY per this many ms.
+   * Bounds the relay (and, downstream, the projector) to ~1000/coalesceMs small batches a second
+   * however many commands commit, at the cost of at most this much latency. Default 10.
+   */
+  readonly coalesceMs?: number;
   /** Fault injection for tests: runs after a batch was published and before it is marked. */
   readonly afterPublish?: (positions: readonly string[]) => Promise<void> | void;
   readonly onPublished?: (count: number) => void;
@@ -28,10 +35,17 @@ const RELAY_LOCK_KEY = 'flow-runs:outbox-relay';
 
 /**
  * Publishes the event log's unpublished rows to Kafka in log order (key = run id), then marks
- * them. Woken by LISTEN/NOTIFY, with a slow poll as a safety net. Several command-service
- * instances may run: a session advisory lock elects the one that publishes; the others stand by
- * and take over when its connection drops. A crash between publish and mark republishes the
- * batch: consumers see a duplicate `seq` and skip it.
+ * them. Several command-service instances may run: a session advisory lock elects the one that
+ * publishes; the others stand by and take over when its connection drops. A crash between publish
+ * and mark republishes the batch: consumers see a duplicate `seq` and skip it.
+ *
+ * Wake-ups: the process that committed an append calls `appendCommitted()` after its commit. If
+ * this relay leads, that is an in-process signal; otherwise it sends one `NOTIFY` (outside any
+ * transaction, at most one per `coalesceMs`) that the leading relay, in another process, LISTENs
+ * for. Appends made without that hook (tests, scripts) notify inside their transaction. A slow
+ * poll is the safety net for a wake-up that never arrives. Why not a NOTIFY in every transaction:
+ * Postgres serialises the commits of notifying transactions on one global lock held until each
+ * commit's WAL flush ends (docs/architecture.md, "Waking the relay").
  */
 export class OutboxRelay {
   private readonly log = componentLogger('outbox-relay');
@@ -43,6 +57,10 @@ export class OutboxRelay {
   private pending = false;
   private loop?: Promise<void>;
   private lastError: string | null = null;
+  /** When the last batch started (ms since epoch): wake-ups are spaced `coalesceMs` from it. */
+  private lastBatchAt = 0;
+  /** A cross-process NOTIFY is scheduled (appendCommitted while another relay leads). */
+  private notifyTimer?: NodeJS.Timeout;
   published = 0;
 
   constructor(private readonly opts: RelayOptions) {}
@@ -57,9 +75,37 @@ export class OutboxRelay {
     this.loop = this.run();
   }
 
+  /**
+   * A transaction that appended to the log has committed: wakes this relay if it leads (in
+   * process, nothing sent to Postgres), else schedules one NOTIFY for the relay that leads, sent
+   * at most once per `coalesceMs` for every commit in between.
+   */
+  appendCommitted(): void {
+    if (this.leader) {
+      this.pending = true;
+      this.wake?.();
+      return;
+    }
+    if (this.notifyTimer || !this.running) return;
+    this.notifyTimer = setTimeout(() => {
+      this.notifyTimer = undefined;
+      // No connection now: the leader's poll (and this relay's own, should it take over) covers it.
+      this.client?.query(`select pg_notify('${OUTBOX_CHANNEL}', '')`).catch((e: Error) => {
+        this.log.warn({ err: e.message }, 'relay wake-up notification failed; the poll will pick the events up');
+      });
+    }, this.coalesceMs);
+    this.notifyTimer.unref();
+  }
+
+  private get coalesceMs(): number {
+    return this.opts.coalesceMs ?? 10;
+  }
+
   /** Stops after the batch in hand is published and marked. */
   async stop(): Promise<void> {
     this.running = false;
+    clearTimeout(this.notifyTimer);
+    this.notifyTimer = undefined;
     this.wake?.();
     await this.loop;
     await this.disconnect();
@@ -78,7 +124,9 @@ export class OutboxRelay {
         this.leader = false;
       }
     });
-    client.on('notification', () => {
+    client.on('notification', (msg) => {
+      // Its own cross-process wake-up (sent while another relay led) is not news to this relay.
+      if (msg.processId === (client as unknown as { processID?: number }).processID) return;
       this.pending = true;
       this.wake?.();
     });
@@ -101,15 +149,23 @@ export class OutboxRelay {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      let t: NodeJS.Timeout | undefined = undefined;
       const done = () => {
         clearTimeout(t);
+        // Only this sleep's own wake: a stale one, called while a batch runs, would reset
+        // `pending` and lose the wake-up that arrived meanwhile (it then waited for the poll).
+        if (this.wake === done) this.wake = undefined;
         this.pending = false;
         resolve();
       };
-      t = setTimeout(done, ms);
+      const t: NodeJS.Timeout = setTimeout(done, ms);
       this.wake = done;
     });
+  }
+
+  /** Coalescing: after a wake-up, waits out the rest of `coalesceMs` since the last batch started. */
+  private async spaceFromLastBatch(): Promise<void> {
+    const rest = this.lastBatchAt + this.coalesceMs - Date.now();
+    if (rest > 0 && this.running) await new Promise((resolve) => setTimeout(resolve, rest));
   }
 
   private async run(): Promise<void> {
@@ -127,10 +183,14 @@ export class OutboxRelay {
           }
           this.log.info('relay is the leader');
         }
+        this.lastBatchAt = Date.now();
         const n = await this.publishBatch(client);
         this.lastError = null;
         backoff = 200;
-        if (n < (this.opts.batchSize ?? 500)) await this.sleep(poll);
+        if (n < (this.opts.batchSize ?? 500)) {
+          await this.sleep(poll);
+          await this.spaceFromLastBatch();
+        }
       } catch (e) {
         this.lastError = (e as Error).message;
         this.log.warn({ err: (e as Error).message }, 'relay batch failed; retrying');

@@ -172,11 +172,14 @@ const resultOf = (p: PendingAppend): AppendResult => ({
 
 /**
  * Writes decided appends: new stream rows, updated ones (one statement for all), the leases of
- * runs that stopped RUNNING, every event (one statement), and one notification to the relay.
+ * runs that stopped RUNNING, every event (one statement) — sent together as one statement (one
+ * round trip) — and wakes the relay.
  */
 async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: AppendOptions): Promise<void> {
   const changed = pending.filter((p) => p.events.length > 0);
   if (changed.length === 0) return;
+  const writes: Write[] = [];
+  const write = (text: string, params: unknown[]) => writes.push({ text, params });
   // The columns beside the snapshot are what other queries find runs by (supervisor, cascade, quota).
   const columns = (p: PendingAppend) => ({
     version: p.previousVersion + p.events.length,
@@ -191,7 +194,7 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
 
   for (const p of changed.filter((c) => !c.exists)) {
     const c = columns(p);
-    await sql.execute(
+    write(
       `insert into run_streams (run_id, project_id, flow_id, version, state, created_at, updated_at, status,
          parent_run_id, running_since, resume_deadline, finished_at)
        values (?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?)`,
@@ -213,7 +216,7 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
   }
   const updates = changed.filter((c) => c.exists);
   if (updates.length > 0) {
-    await sql.execute(
+    write(
       `update run_streams s set version = v.version, state = v.state, updated_at = ?, status = v.status,
          running_since = coalesce(v.running_since, s.running_since), resume_deadline = v.resume_deadline,
          finished_at = case when v.finished then coalesce(s.finished_at, ?) end,
@@ -234,15 +237,36 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
   }
   // A lease is a right to execute a RUNNING run: a run that pauses or ends gives it up.
   const leftRunning = updates.filter((p) => p.previous.status === 'RUNNING' && p.state.status !== 'RUNNING').map((p) => p.runId);
-  if (leftRunning.length > 0) await sql.execute('delete from run_leases where run_id in (?)', [leftRunning]);
+  if (leftRunning.length > 0) write('delete from run_leases where run_id in (?)', [leftRunning]);
 
   const envelopes = changed.flatMap((p) => p.events);
-  await sql.execute(
+  write(
     `insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at)
      values ${envelopes.map(() => '(?, ?, ?, ?, ?::jsonb, ?, ?)').join(', ')}`,
     envelopes.flatMap((e) => [e.id, e.subject, e.seq, e.type, JSON.stringify(e), opts.traceparent ?? null, opts.now]),
   );
-  await sql.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
+  await sql.execute(...oneStatement(writes));
+  // The relay is woken once the transaction commits: by the runner's owner when it can (the
+  // command service: an in-process signal, see OutboxRelay.appendCommitted), else by a NOTIFY that
+  // Postgres delivers at commit — which serialises the commits of all notifying transactions.
+  if (sql.outboxAppended) sql.outboxAppended();
+  else await sql.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
+}
+
+interface Write {
+  readonly text: string;
+  readonly params: unknown[];
+}
+
+/**
+ * Writes as one statement: all but the last as data-modifying CTEs (Postgres runs every one of
+ * them, referenced or not, against the same snapshot — they touch different rows, so none needs to
+ * see another's effect). One round trip instead of one per write, on the path every command takes.
+ */
+function oneStatement(writes: readonly Write[]): [string, unknown[]] {
+  const last = writes[writes.length - 1];
+  const ctes = writes.slice(0, -1).map((w, i) => `w${i} as (${w.text})`);
+  return [ctes.length > 0 ? `with ${ctes.join(', ')}\n${last.text}` : last.text, writes.flatMap((w) => w.params)];
 }
 
 /** Reads a run's stream head without locking (for answers that need the current state). */
