@@ -82,6 +82,7 @@ describe('observability: one trace from a trigger to its view update; metrics on
     expect(command).toMatch(/^flowruns_commands_total\{command="startStep",outcome="ok"\} [1-9]/m);
     expect(command).toMatch(/^flowruns_commands_total\{command="retry",outcome="INVALID_TRANSITION"\} 1$/m);
     expect(command).toMatch(/^flowruns_command_duration_seconds_count\{command="trigger"\} [1-9]/m);
+    expect(command).toMatch(/^flowruns_events_published_total [1-9]/m);
     expect(await metrics('api-gateway')).toMatch(/^flowruns_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/flows\/:flowId\/run",status="201"\} [1-9]/m);
     expect(await metrics('flow-worker')).toMatch(/^flowruns_worker_step_duration_seconds_count\{[^}]*\} [1-9]/m);
     expect(await metrics('projector')).toMatch(/^flowruns_projector_partition_lag\{partition="\d+"\} \d+$/m);
