@@ -23,14 +23,14 @@ describe('dependency outages under load', () => {
         'Kafka broker stop/start',
         async ({ load, injected }) => {
           for (let k = 0; k < REPEATS; k++) {
-            kafka.stop();
+            await kafka.stop();
             injected('Kafka broker stopped and started');
             for (const name of ['command-service', 'projector', 'flow-worker'] as AppName[]) {
               await waitFor(async () => (await readiness(sys.app(name))) === 503, { timeoutMs: 30000, what: `${name} not ready without Kafka` });
             }
             // The write path needs only Postgres: triggers are still accepted, their events wait in the outbox.
             await load.progressed(5);
-            kafka.start();
+            await kafka.start();
             for (const name of ALL) {
               await waitFor(async () => (await readiness(sys.app(name))) === 200, { timeoutMs: 90000, what: `${name} ready again with Kafka` });
             }
@@ -54,20 +54,20 @@ describe('dependency outages under load', () => {
         'Postgres stop/start',
         async ({ load, injected }) => {
           for (let k = 0; k < REPEATS; k++) {
-            pg.stop();
+            await pg.stop();
             injected('Postgres stopped and started');
             for (const name of ON_POSTGRES) {
               await waitFor(async () => (await readiness(sys.app(name))) === 503, { timeoutMs: 30000, what: `${name} not ready without Postgres` });
             }
             const unavailable = load.count('unavailable');
             await waitFor(() => load.count('unavailable') >= unavailable + 3, { timeoutMs: 30000, what: 'clean 503s during the outage' });
-            pg.start();
+            await pg.start();
             for (const name of ALL) {
               await waitFor(async () => (await readiness(sys.app(name))) === 200, { timeoutMs: 60000, what: `${name} ready again with Postgres` });
             }
             await load.progressed(5);
           }
-          pg.restart();
+          await pg.restart();
           injected('Postgres restarted (pg_ctl restart)');
           await load.progressed(10);
         },

@@ -1,9 +1,11 @@
 import type { INestApplication, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Logger as PinoNestLogger, LoggerModule } from 'nestjs-pino';
+import { loadConfig } from './config';
 import { Lifecycle } from './health';
 import { rootLogger } from './logger';
 import { httpMetrics } from './http-metrics';
+import { exitOnSignals, HttpDrain, shutdownHttpApp, ShutdownConfigSchema, type ShutdownConfig } from './shutdown';
 import { httpTracing, startTracing } from './tracing';
 
 /** Request headers that carry credentials: never written to a log. */
@@ -31,29 +33,45 @@ export const loggerModule = () =>
   });
 
 /**
- * Starts a Nest HTTP app: tracing (a span per request), JSON logs, shutdown hooks (SIGTERM drains: readiness goes false, then
- * modules' `onApplicationShutdown` finish their work), and listening on the given port.
+ * Starts a Nest HTTP app: tracing (a span per request), JSON logs, and listening on the given port.
+ * On SIGTERM/SIGINT it drains and exits by itself (`shutdown.ts`): readiness goes false, the server
+ * stops accepting and closes its keep-alive connections as their requests finish, after
+ * `SHUTDOWN_DRAIN_TIMEOUT_MS` it closes the rest, then the modules' shutdown hooks finish their work
+ * and the process exits — within `SHUTDOWN_TIMEOUT_MS` in any case.
  */
 export async function bootstrapHttpApp(
   module: Type<unknown>,
-  opts: { name: string; port: number; host?: string; configure?: (app: INestApplication) => void },
+  opts: {
+    name: string;
+    port: number;
+    host?: string;
+    configure?: (app: INestApplication) => void;
+    /** Default: read from the environment (`ShutdownConfigSchema`). */
+    shutdown?: ShutdownConfig;
+  },
 ): Promise<INestApplication> {
   startTracing(opts.name);
   const log = rootLogger();
+  const shutdown = opts.shutdown ?? loadConfig(ShutdownConfigSchema);
   const app = await NestFactory.create(module, { bufferLogs: true, bodyParser: false });
   app.useLogger(app.get(PinoNestLogger));
-  app.enableShutdownHooks();
   // First, so that every request is timed (404s and 413s too) and runs inside its span.
   app.use(httpMetrics());
   app.use(httpTracing());
   opts.configure?.(app);
+  // Not Nest's enableShutdownHooks: it closes the HTTP server only after the modules' destroy
+  // hooks, and waits on keep-alive connections without a deadline.
+  const drain = new HttpDrain(app.getHttpServer());
   const lifecycle = app.get(Lifecycle, { strict: false });
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(sig, () => {
-      lifecycle.shuttingDown = true;
-      log.info({ signal: sig }, 'draining');
-    });
-  }
+  exitOnSignals(
+    () =>
+      shutdownHttpApp(app, drain, {
+        drainTimeoutMs: shutdown.SHUTDOWN_DRAIN_TIMEOUT_MS,
+        log,
+        onDraining: () => (lifecycle.shuttingDown = true),
+      }),
+    { timeoutMs: shutdown.SHUTDOWN_TIMEOUT_MS, log },
+  );
   await app.listen(opts.port, opts.host ?? '127.0.0.1');
   log.info({ port: opts.port }, `${opts.name} listening`);
   return app;

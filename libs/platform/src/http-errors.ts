@@ -15,6 +15,7 @@ import {
 import type { Response } from 'express';
 import { z } from 'zod';
 import { componentLogger } from './logger';
+import { isConnectionError } from './unavailable';
 
 /** An HTTP answer carrying the error envelope `{ statusCode, code, params }`. */
 export class EnvelopeException extends HttpException {
@@ -105,20 +106,6 @@ export class ErrorEnvelopeFilter implements ExceptionFilter {
     return { statusCode: 500, code: 'INTERNAL_ERROR', params: { message: 'internal error' } };
   }
 }
-
-/**
- * True for errors that mean a data source is unreachable (refused, reset, Postgres shutting down or
- * not accepting connections, a pool that could not hand out a connection in time).
- */
-export const isConnectionError = (e: unknown): boolean => {
-  const err = e as { code?: string; name?: string; message?: string } | null;
-  if (!err) return false;
-  if (err.name === 'KnexTimeoutError') return true;
-  if (/Connection terminated|connect ECONNREFUSED/.test(err.message ?? '')) return true;
-  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08001', '08003'].includes(
-    err.code ?? '',
-  );
-};
 
 /**
  * Express error middleware to place right after a body parser: its errors become envelopes while
