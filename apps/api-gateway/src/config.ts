@@ -1,3 +1,4 @@
+import { DEFAULT_JSON_MAX_DEPTH } from '@flowruns/contracts';
 import {
   DatabaseConfigSchema,
   InternalApiConfigSchema,
@@ -23,6 +24,12 @@ export const GatewayConfigSchema = z.object({
     .string()
     .regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i, 'a size such as 512kb or 1mb')
     .default('1mb'),
+  /**
+   * Deepest nesting of arrays and objects a JSON body may have (trigger payloads, resume bodies,
+   * flow definitions); deeper ones answer 400 naming the body. Keep it below the command service's
+   * `COMMAND_SERVICE_JSON_MAX_DEPTH`, which sees the payload wrapped in its request.
+   */
+  GATEWAY_JSON_MAX_DEPTH: z.coerce.number().int().min(1).max(1000).default(DEFAULT_JSON_MAX_DEPTH),
   /** Deadline for one call to the command service; past it the client gets 503. */
   COMMAND_SERVICE_TIMEOUT_MS: millis(10_000, 100, 300_000),
   /** How long a verified API key is trusted without asking Postgres (so a revocation takes up to this long). */

@@ -1,11 +1,13 @@
 import {
   BulkRunFilterSchema,
   FlowRunStatusSchema,
+  IdSchema,
   MAX_BULK_IDS,
   PublishFlowVersionSchema,
   ResumeRunRequestSchema,
   RetryRunRequestSchema,
   RetryStrategySchema,
+  storableText,
 } from '@flowruns/contracts';
 import { EnvelopeException, parseOrThrow } from '@flowruns/platform';
 import { decodeCursor, MAX_LIST_LIMIT, type ListRunsQuery } from '@flowruns/run-views';
@@ -31,7 +33,8 @@ export function queryObject(params: URLSearchParams): Record<string, string | st
   return out;
 }
 
-const id = z.string().min(1).max(256);
+// No U+0000 in any id or filter: Postgres refuses it in text, and the query would answer 500.
+const id = IdSchema;
 const timestamp = z.iso.datetime({ offset: true, message: 'an ISO 8601 timestamp with a time zone, e.g. 2024-01-15T10:30:00.000Z' });
 
 /** `GET /api/v1/flow-runs` query parameters. */
@@ -39,8 +42,8 @@ export const ListRunsQuerySchema = z.object({
   projectId: id,
   flowId: id.optional(),
   status: z.array(FlowRunStatusSchema).max(8).optional(),
-  tags: z.array(z.string().min(1).max(64)).max(50).optional(),
-  failedStepName: z.string().min(1).max(128).optional(),
+  tags: z.array(storableText().min(1).max(64)).max(50).optional(),
+  failedStepName: storableText().min(1).max(128).optional(),
   createdAfter: timestamp.optional(),
   createdBefore: timestamp.optional(),
   flowRunIds: z.array(id).max(100).optional(),

@@ -1,10 +1,10 @@
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import { INTERNAL_TOKEN_HEADER } from '@flowruns/contracts';
 import { createKafka, type Kafka } from '@flowruns/messaging';
-import { bodyParserErrors } from '@flowruns/platform';
 import { createTestDatabase, testEnv, uniqueName } from '@flowruns/testing';
+import { loadCommandServiceConfig } from './config';
+import { configureCommandService } from './configure';
 
 export const TEST_TOKEN = 'test-internal-token-0123456789';
 
@@ -39,8 +39,7 @@ export async function startCommandService(env: Record<string, string> = {}): Pro
   });
   const { AppModule } = await import('./app.module');
   const app: INestApplication = await NestFactory.create(AppModule, { bodyParser: false, logger: false });
-  (app as NestExpressApplication).useBodyParser('json', { limit: '5mb', strict: false } as never);
-  (app as NestExpressApplication).use(bodyParserErrors);
+  configureCommandService(app, loadCommandServiceConfig());
   app.enableShutdownHooks();
   await app.listen(0, '127.0.0.1');
   const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');

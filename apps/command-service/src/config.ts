@@ -1,3 +1,4 @@
+import { DEFAULT_JSON_MAX_DEPTH } from '@flowruns/contracts';
 import {
   DatabaseConfigSchema,
   InternalApiConfigSchema,
@@ -16,6 +17,12 @@ export const CommandServiceConfigSchema = z.object({
   COMMAND_SERVICE_PORT: env.port(3001),
   COMMAND_SERVICE_HOST: z.string().default('127.0.0.1'),
   COMMAND_SERVICE_BODY_LIMIT: z.string().default('5mb'),
+  /**
+   * Deepest nesting of arrays and objects a request body may have; deeper ones answer 400. Twice the
+   * gateway's default: a payload the gateway accepted arrives wrapped in a request (`{ payload }`),
+   * and a worker's step results may embed it a few levels down.
+   */
+  COMMAND_SERVICE_JSON_MAX_DEPTH: z.coerce.number().int().min(1).max(1000).default(2 * DEFAULT_JSON_MAX_DEPTH),
   RELAY_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(500),
   RELAY_POLL_INTERVAL_MS: z.coerce.number().int().min(10).max(60000).default(1000),
   /** Wake-ups of the relay are coalesced to one batch (and one cross-process NOTIFY) per this many ms. */

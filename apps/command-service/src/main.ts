@@ -1,8 +1,8 @@
 import 'reflect-metadata';
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import { bodyParserErrors, bootstrapHttpApp, rootLogger } from '@flowruns/platform';
+import { bootstrapHttpApp, rootLogger } from '@flowruns/platform';
 import { AppModule } from './app.module';
 import { loadCommandServiceConfig } from './config';
+import { configureCommandService } from './configure';
 
 async function main(): Promise<void> {
   const config = loadCommandServiceConfig();
@@ -10,10 +10,7 @@ async function main(): Promise<void> {
     name: 'command-service',
     port: config.COMMAND_SERVICE_PORT,
     host: config.COMMAND_SERVICE_HOST,
-    configure: (app) => {
-      (app as NestExpressApplication).useBodyParser('json', { limit: config.COMMAND_SERVICE_BODY_LIMIT, strict: false } as never);
-      (app as NestExpressApplication).use(bodyParserErrors);
-    },
+    configure: (app) => configureCommandService(app, config),
   });
 }
 

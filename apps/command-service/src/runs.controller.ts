@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards, UsePipes } from '@nestjs/common';
 import {
   BulkRunRequestSchema,
   ClaimExpiredRequestSchema,
@@ -21,19 +21,25 @@ import {
   TimeOutRunRequestSchema,
   TRACEPARENT_HEADER,
   TriggerRunRequestSchema,
+  storableText,
 } from '@flowruns/contracts';
-import { orThrow, parseOrThrow } from '@flowruns/platform';
+import { RouteParamsPipe, orThrow, parseOrThrow } from '@flowruns/platform';
 import { RunCommands } from '@flowruns/write-model';
 import type { Response } from 'express';
 import { z } from 'zod';
 import { InternalTokenGuard } from './internal-token.guard';
 
 /** `?projectId=` of the flow reads: the project scopes them (another project's flow is not found). */
-const ProjectQuerySchema = z.object({ projectId: z.string().min(1).max(128) });
+const ProjectQuerySchema = z.object({ projectId: storableText().min(1).max(128) });
 
-/** The internal, token-protected command API: the gateway and engines send every change here. */
+/**
+ * The internal, token-protected command API: the gateway and engines send every change here. Every
+ * path parameter is an id (1 to 256 characters, no U+0000) or the call answers 400 naming it; the
+ * body was checked for depth and unstorable text before it got here (configure.ts).
+ */
 @Controller('internal')
 @UseGuards(InternalTokenGuard)
+@UsePipes(RouteParamsPipe)
 export class RunsController {
   constructor(private readonly commands: RunCommands) {}
 

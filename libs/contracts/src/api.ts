@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FlowRunStatusSchema, RunEnvironmentSchema, StepStatusSchema } from './status';
+import { IdSchema, storableText } from './text';
 
 /**
  * Shapes that cross process boundaries over HTTP: the public run representation (the reference's
@@ -49,22 +50,21 @@ export const FlowRunWithStepsSchema = FlowRunSchema.extend({
 export type FlowRunWithSteps = z.infer<typeof FlowRunWithStepsSchema>;
 
 export const FlowStepSchema = z.object({
-  name: z
-    .string()
+  name: storableText()
     .min(1)
     .max(128)
     .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only')
     // A run's `steps` show the trigger payload under this name.
     .refine((n) => n !== 'trigger', '"trigger" is reserved for the trigger payload'),
-  type: z.string().min(1).max(64),
+  type: storableText().min(1).max(64),
   settings: z.record(z.string(), z.unknown()).default({}),
 });
 export type FlowStep = z.infer<typeof FlowStepSchema>;
 
 export const CreateFlowSchema = z.object({
-  projectId: z.string().min(1).max(128),
-  displayName: z.string().min(1).max(256),
-  tags: z.array(z.string().min(1).max(64)).max(50).default([]),
+  projectId: storableText().min(1).max(128),
+  displayName: storableText().min(1).max(256),
+  tags: z.array(storableText().min(1).max(64)).max(50).default([]),
   steps: z.array(FlowStepSchema).max(200),
 });
 export type CreateFlow = z.infer<typeof CreateFlowSchema>;
@@ -91,21 +91,21 @@ export const INTERNAL_TOKEN_HEADER = 'x-internal-token';
 export const TRACEPARENT_HEADER = 'traceparent';
 
 export const TriggerRunRequestSchema = z.object({
-  projectId: z.string().min(1),
+  projectId: storableText().min(1).max(128),
   payload: z.unknown(),
   environment: RunEnvironmentSchema.default('PRODUCTION'),
-  triggeredBy: z.string().max(256).nullable().default(null),
-  parentRunId: z.string().min(1).nullable().default(null),
+  triggeredBy: storableText().max(256).nullable().default(null),
+  parentRunId: IdSchema.nullable().default(null),
   failParentOnFailure: z.boolean().default(false),
 });
 export type TriggerRunRequest = z.infer<typeof TriggerRunRequestSchema>;
 /** What a caller may send (defaults filled in by the command service). */
 export type TriggerRunRequestInput = z.input<typeof TriggerRunRequestSchema>;
 
-export const StartStepRequestSchema = z.object({ stepType: z.string().min(1).max(64), workerId: z.string().min(1).max(128).optional() });
+export const StartStepRequestSchema = z.object({ stepType: storableText().min(1).max(64), workerId: storableText().min(1).max(128).optional() });
 
 export const FinishStepRequestSchema = z.object({
-  workerId: z.string().min(1).max(128).optional(),
+  workerId: storableText().min(1).max(128).optional(),
   status: z.enum(['SUCCEEDED', 'FAILED']),
   input: z.unknown().optional(),
   output: z.unknown().optional(),
@@ -115,17 +115,17 @@ export const FinishStepRequestSchema = z.object({
 export type FinishStepRequest = z.infer<typeof FinishStepRequestSchema>;
 
 export const PauseRunRequestSchema = z.object({
-  workerId: z.string().min(1).max(128).optional(),
-  stepName: z.string().min(1),
+  workerId: storableText().min(1).max(128).optional(),
+  stepName: storableText().min(1).max(128),
   resumeDeadline: z.iso.datetime().nullable().default(null),
 });
 
 export const FailRunRequestSchema = z.object({
-  failedStepName: z.string().min(1).nullable().default(null),
-  workerId: z.string().min(1).max(128).optional(),
+  failedStepName: storableText().min(1).max(128).nullable().default(null),
+  workerId: storableText().min(1).max(128).optional(),
 });
 /** `POST /internal/runs/:runId/succeed` */
-export const SucceedRunRequestSchema = z.object({ workerId: z.string().min(1).max(128).optional() });
+export const SucceedRunRequestSchema = z.object({ workerId: storableText().min(1).max(128).optional() });
 
 /** What every internal command answers: the run's stream position after the command. */
 export const CommandResultSchema = z.object({

@@ -4,3 +4,4 @@ export * from './status';
 export * from './api';
 export * from './internal';
 export * from './dead-letter';
+export * from './text';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { FlowStepSchema } from './api';
 import { FlowRunStatusSchema, RetryStrategySchema, StepStatusSchema } from './status';
+import { IdSchema, storableText } from './text';
 
 /**
  * The command service's internal API beyond the first slice: flows, run control, resume, and the
@@ -12,8 +13,8 @@ import { FlowRunStatusSchema, RetryStrategySchema, StepStatusSchema } from './st
 
 /** `POST /internal/flows/:flowId/versions` → `Flow` (the new latest version). */
 export const PublishFlowVersionSchema = z.object({
-  projectId: z.string().min(1).max(128),
-  displayName: z.string().min(1).max(256).optional(),
+  projectId: storableText().min(1).max(128),
+  displayName: storableText().min(1).max(256).optional(),
   steps: z.array(FlowStepSchema).max(200),
 });
 export type PublishFlowVersion = z.infer<typeof PublishFlowVersionSchema>;
@@ -23,20 +24,20 @@ export type PublishFlowVersion = z.infer<typeof PublishFlowVersionSchema>;
 
 /** `POST /internal/runs/:runId/stop`: RUNNING/PAUSED → STOPPED, and every such descendant too. */
 export const StopRunRequestSchema = z.object({
-  projectId: z.string().min(1).optional(),
-  reason: z.string().max(512).default('stopped by request'),
+  projectId: storableText().min(1).max(128).optional(),
+  reason: storableText().max(512).default('stopped by request'),
 });
 /** `POST /internal/runs/:runId/time-out` */
 export const TimeOutRunRequestSchema = z.object({ reason: z.enum(['EXECUTION_TIME', 'PAUSE_TIME', 'WORKER_LOST']) });
 /** `POST /internal/runs/:runId/internal-error` */
-export const InternalErrorRequestSchema = z.object({ reason: z.string().max(512) });
+export const InternalErrorRequestSchema = z.object({ reason: storableText().max(512) });
 
 /**
  * `POST /internal/runs/:runId/retry` → `FlowRun`: the same run in a new attempt (FROM_FAILED_STEP)
  * or the new run (ON_LATEST_VERSION).
  */
 export const RetryRunRequestSchema = z.object({
-  projectId: z.string().min(1),
+  projectId: storableText().min(1).max(128),
   strategy: RetryStrategySchema,
 });
 export type RetryRunRequest = z.infer<typeof RetryRunRequestSchema>;
@@ -45,7 +46,7 @@ export type RetryRunRequest = z.infer<typeof RetryRunRequestSchema>;
  * `POST /internal/runs/:runId/resume` → `ResumeResult`. No project: the request id is the
  * capability (unguessable, single-use). Not paused → 409; unknown or used id → 404.
  */
-export const ResumeRunRequestSchema = z.object({ requestId: z.string().min(1).max(128), body: z.unknown() });
+export const ResumeRunRequestSchema = z.object({ requestId: storableText().min(1).max(128), body: z.unknown() });
 export const ResumeResultSchema = z.object({ runId: z.string(), stepName: z.string(), output: z.unknown() });
 export type ResumeResult = z.infer<typeof ResumeResultSchema>;
 
@@ -64,13 +65,13 @@ export const WORKER_ID_FIELD = 'workerId';
 
 /** `POST /internal/runs/:runId/lease` (acquire or renew) → `LeaseResult`. */
 export const LeaseRequestSchema = z.object({
-  workerId: z.string().min(1).max(128),
+  workerId: storableText().min(1).max(128),
   ttlMs: z.number().int().min(1000).max(600000),
 });
 export const LeaseResultSchema = z.object({ acquired: z.boolean(), holder: z.string().nullable(), expiresAt: z.string().nullable() });
 export type LeaseResult = z.infer<typeof LeaseResultSchema>;
 /** `POST /internal/runs/:runId/lease/release` `{ workerId }` → `{ released: boolean }`. */
-export const ReleaseLeaseRequestSchema = z.object({ workerId: z.string().min(1).max(128) });
+export const ReleaseLeaseRequestSchema = z.object({ workerId: storableText().min(1).max(128) });
 /**
  * `POST /internal/leases/claim-expired` → `{ runIds }`: RUNNING runs whose lease expired (their
  * worker died), now leased to the caller, which continues them from their recorded state.
@@ -107,7 +108,7 @@ export type RunExecution = z.infer<typeof RunExecutionSchema>;
 /** Most run ids one bulk request may name (`flowRunIds`, `excludeFlowRunIds`). */
 export const MAX_BULK_IDS = 1000;
 
-const bulkId = z.string().min(1).max(256);
+const bulkId = IdSchema;
 const bulkTimestamp = z.iso.datetime({ offset: true, message: 'an ISO 8601 timestamp with a time zone, e.g. 2024-01-15T10:30:00.000Z' });
 
 /**
@@ -120,7 +121,7 @@ export const BulkRunFilterSchema = z.strictObject({
   excludeFlowRunIds: z.array(bulkId).max(MAX_BULK_IDS).optional(),
   flowId: bulkId.optional(),
   status: z.array(FlowRunStatusSchema).min(1).max(8).optional(),
-  failedStepName: z.string().min(1).max(128).optional(),
+  failedStepName: storableText().min(1).max(128).optional(),
   createdAfter: bulkTimestamp.optional(),
   createdBefore: bulkTimestamp.optional(),
 });
@@ -135,17 +136,17 @@ export type BulkRunFilter = z.infer<typeof BulkRunFilterSchema>;
 export const BulkRunRequestSchema = z.discriminatedUnion('action', [
   z.object({
     action: z.literal('cancel'),
-    projectId: z.string().min(1).max(128),
-    reason: z.string().max(512).default('cancelled by request'),
+    projectId: storableText().min(1).max(128),
+    reason: storableText().max(512).default('cancelled by request'),
     filter: BulkRunFilterSchema,
   }),
   z.object({
     action: z.literal('retry'),
-    projectId: z.string().min(1).max(128),
+    projectId: storableText().min(1).max(128),
     strategy: RetryStrategySchema,
     filter: BulkRunFilterSchema,
   }),
-  z.object({ action: z.literal('archive'), projectId: z.string().min(1).max(128), filter: BulkRunFilterSchema }),
+  z.object({ action: z.literal('archive'), projectId: storableText().min(1).max(128), filter: BulkRunFilterSchema }),
 ]);
 export type BulkRunRequest = z.infer<typeof BulkRunRequestSchema>;
 export type BulkRunRequestInput = z.input<typeof BulkRunRequestSchema>;
@@ -182,7 +183,7 @@ export type RetentionPlan = z.infer<typeof RetentionPlanSchema>;
  * `POST /internal/runs/:runId/erase` `{ projectId }` → `CommandResult` + `PurgeOutcome`: one finished
  * run's execution data removed now (409 while it runs; `eventsAppended` 0 when already gone).
  */
-export const EraseRunRequestSchema = z.object({ projectId: z.string().min(1).max(128) });
+export const EraseRunRequestSchema = z.object({ projectId: storableText().min(1).max(128) });
 export const EraseResultSchema = PurgeOutcomeSchema.extend({
   runId: z.string(),
   version: z.number().int(),

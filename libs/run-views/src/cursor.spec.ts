@@ -30,6 +30,7 @@ describe('run list cursors', () => {
     ['an empty id', encode({ t: '2024-01-15T10:30:00.123456Z', i: '', d: 'n' })],
     ['a numeric id', encode({ t: '2024-01-15T10:30:00.123456Z', i: 7, d: 'n' })],
     ['an unknown direction', encode({ t: '2024-01-15T10:30:00.123456Z', i: 'x', d: 'sideways' })],
+    ['an id with a NUL character (Postgres cannot compare it)', encode({ t: '2024-01-15T10:30:00.123456Z', i: 'r\u0000', d: 'n' })],
     ['too long', 'A'.repeat(2000)],
   ])('rejects %s', (_what, value) => {
     expect(decodeCursor(value)).toBeNull();

@@ -8,6 +8,8 @@
  * itself is never part of the page the cursor opens.
  */
 
+import { isStorableText } from '@flowruns/contracts';
+
 export type CursorDirection = 'next' | 'previous';
 
 export interface Cursor {
@@ -49,7 +51,8 @@ export function decodeCursor(value: string): Cursor | null {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
   const { t, i, d } = parsed as Record<string, unknown>;
   if (typeof t !== 'string' || !isCursorTimestamp(t)) return null;
-  if (typeof i !== 'string' || i.length === 0 || i.length > MAX_ID_LENGTH) return null;
+  // An id Postgres cannot compare (U+0000) would fail the query instead of matching nothing.
+  if (typeof i !== 'string' || i.length === 0 || i.length > MAX_ID_LENGTH || !isStorableText(i)) return null;
   if (d !== 'n' && d !== 'p') return null;
   return { created: t, id: i, direction: d === 'n' ? 'next' : 'previous' };
 }
