@@ -50,3 +50,20 @@ install_if_needed() {
     (cd "$root" && npm ci --no-audit --no-fund)
   fi
 }
+
+# The browser the dashboard's e2e test drives: Debian's chromium package, never a downloaded one.
+# Installed when missing and running as root (CI on a fresh machine); otherwise a clear error, so
+# the e2e layer cannot pass without having opened the dashboard. CHROMIUM_PATH overrides the path.
+ensure_chromium() {
+  local path="${CHROMIUM_PATH:-/usr/bin/chromium}"
+  [ -x "$path" ] && return 0
+  if [ -z "${CHROMIUM_PATH:-}" ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium (apt-get) for the dashboard's e2e test…"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+    [ -x "$path" ] && return 0
+  fi
+  echo "error: no Chromium at $path: the dashboard's e2e test needs it." >&2
+  echo "  install Debian's package (sudo apt-get install -y chromium) or set CHROMIUM_PATH" >&2
+  return 1
+}

@@ -7,6 +7,7 @@ cd "$root"
 export NX_DAEMON=false
 
 install_if_needed
+ensure_chromium
 
 started_kafka=false
 if ! bash infra/kafka/kafka.sh status >/dev/null 2>&1; then

@@ -1,11 +1,11 @@
 import { Global, Inject, Injectable, Module, type DynamicModule, type OnApplicationShutdown, type Type } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKeyStore } from '@flowruns/access';
 import { ormOptions, sqlRunner } from '@flowruns/database';
 import { createKafka, probeKafka, type Admin } from '@flowruns/messaging';
-import { HealthModule, MetricsModule, READINESS_PROBES, loggerModule, type ReadinessProbe } from '@flowruns/platform';
+import { HealthModule, MetricsModule, READINESS_PROBES, RouteParamsPipe, loggerModule, type ReadinessProbe } from '@flowruns/platform';
 import { ApiKeyCache } from './auth/api-key-cache';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { CommandClient } from './command-client';
@@ -13,6 +13,7 @@ import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import { GatewayErrorFilter } from './error-filter';
 import { FlowRunsController } from './flow-runs.controller';
 import { FlowsController } from './flows.controller';
+import { MeController } from './me.controller';
 import { RequestControlModule } from './request-control.module';
 import { ResumeController } from './resume.controller';
 import { RunDataController } from './run-data.controller';
@@ -85,9 +86,11 @@ export class GatewayModule {
         }),
       ],
       // RunDataController first: its `export` route must match before FlowRunsController's `:id`.
-      controllers: [RunDataController, FlowRunsController, FlowsController, ResumeController],
+      controllers: [RunDataController, FlowRunsController, FlowsController, ResumeController, MeController],
       providers: [
         { provide: APP_FILTER, useClass: GatewayErrorFilter },
+        // Every path parameter is an id: 1 to 256 characters, no U+0000, or 400 naming it.
+        { provide: APP_PIPE, useClass: RouteParamsPipe },
         {
           provide: ApiKeyCache,
           inject: [MikroORM],

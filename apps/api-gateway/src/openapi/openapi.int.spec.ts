@@ -106,6 +106,8 @@ describe('the OpenAPI document, served by the gateway', () => {
       { method: 'get', template: '/api/v1/flow-runs', path: '/api/v1/flow-runs?projectId=proj_a&limit=0', status: 400 },
       { method: 'get', template: '/api/v1/flow-runs', path: '/api/v1/flow-runs?projectId=proj_b', status: 404 },
       { method: 'get', template: '/api/v1/flow-runs', path: '/api/v1/flow-runs?projectId=proj_a', key: null, status: 401 },
+      { method: 'get', template: '/api/v1/me', path: '/api/v1/me', status: 200 },
+      { method: 'get', template: '/api/v1/me', path: '/api/v1/me', key: null, status: 401 },
       {
         method: 'get',
         template: '/api/v1/flow-runs/{id}',

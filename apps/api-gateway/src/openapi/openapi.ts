@@ -50,6 +50,7 @@ export function buildOpenApiDocument(): OpenApiDocument {
       { name: 'flow-runs', description: 'Read, retry, cancel, archive and export runs' },
       { name: 'requests', description: 'Resume a paused run (no API key)' },
       { name: 'flows', description: 'Create flows, publish versions, trigger runs' },
+      { name: 'api-keys', description: 'The calling API key' },
       { name: 'operations', description: 'Health and metrics (not under /api)' },
     ],
     security: [{ apiKey: [] }],

@@ -17,7 +17,7 @@ export interface RouteDoc {
   /** OpenAPI path template: `{id}`, not `:id`. */
   path: string;
   operationId: string;
-  tag: 'flow-runs' | 'flows' | 'requests' | 'operations';
+  tag: 'flow-runs' | 'flows' | 'requests' | 'api-keys' | 'operations';
   summary: string;
   description?: string;
   /** Whether the route needs `Authorization: Bearer <API key>`. */
@@ -277,6 +277,17 @@ export const ROUTES: readonly RouteDoc[] = [
     body: anyJsonBody('The trigger payload, any JSON value (none is `{}`)', { customer: 7, email: 'ada@example.com' }),
     responses: { 201: jsonAnswer('The new run', 'FlowRun', RUNNING) },
     errors: ['VALIDATION', 'ENTITY_NOT_FOUND'],
+  },
+  {
+    method: 'get',
+    path: '/api/v1/me',
+    operationId: 'getApiKeyIdentity',
+    tag: 'api-keys',
+    summary: 'The calling API key: its id and its project',
+    description: 'For a client that holds only a key (the runs dashboard at `/ui`) to learn the `projectId` the other routes take.',
+    auth: true,
+    responses: { 200: jsonAnswer('The key and its project', 'ApiKeyIdentity', { projectId: 'project_123', keyId: 'key_01a22253-a7a8-77fa-b847-269f6d30017c' }) },
+    errors: [],
   },
   {
     method: 'get',

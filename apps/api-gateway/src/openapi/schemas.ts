@@ -11,6 +11,7 @@ import {
 import type { RunPage } from '@flowruns/run-views';
 import { z } from 'zod';
 import type { FlowRunsController } from '../flow-runs.controller';
+import type { MeController } from '../me.controller';
 import type { ResumeController } from '../resume.controller';
 import type { RunDataController } from '../run-data.controller';
 import {
@@ -76,6 +77,10 @@ export const RESPONSE_SCHEMAS = {
     records: count,
     bytes: z.number().min(0),
   }) satisfies z.ZodType<Answer<RunDataController, 'erase'>>,
+  ApiKeyIdentity: z.object({
+    projectId: z.string(),
+    keyId: z.string(),
+  }) satisfies z.ZodType<Answer<MeController, 'me'>>,
   ErrorEnvelope: ErrorEnvelopeSchema,
 } as const satisfies Record<string, z.ZodType>;
 
