@@ -7,4 +7,8 @@ main=dist/apps/cli/src/main.js
 if [ ! -f "$main" ] || [ -n "$(find apps libs -name '*.ts' -newer "$main" -print -quit 2>/dev/null)" ]; then
   npm run -s build >&2
 fi
+# The database `npm run up` chose (it may be the embedded one, on its own port), unless DATABASE_URL is set.
+if [ -z "${DATABASE_URL:-}" ] && [ -f "${FLOWRUNS_RUN_DIR:-$root/.run}/database.env" ]; then
+  export "$(cat "${FLOWRUNS_RUN_DIR:-$root/.run}/database.env")"
+fi
 exec node "$main" "$@"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `npm run down`: stop the apps `npm run up` started (SIGTERM, so they drain), then Kafka.
+# `npm run down`: stop the apps `npm run up` started (SIGTERM, so they drain), then Kafka and the
+# embedded Postgres.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$root"
@@ -27,3 +28,6 @@ for (( i=${#APPS[@]}-1; i>=0; i-- )); do
   stop_pid "${APPS[$i]}" "$run_dir/${APPS[$i]}.pid"
 done
 bash infra/kafka/kafka.sh stop
+# The embedded Postgres, if `npm run up` started one (a DATABASE_URL or local server is left alone).
+node --require ./scripts/register-swc.js scripts/local-postgres.ts stop
+rm -f "$run_dir/database.env"

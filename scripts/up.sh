@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `npm run up`: install what is missing, start Kafka, migrate, build, start the five apps in the
-# background, wait until each /health/ready answers, and print the gateway URL and a demo API key.
+# `npm run up`: install what is missing, start Kafka, choose Postgres (starting the embedded one when
+# there is none), migrate, build, start the five apps in the background, wait until each
+# /health/ready answers, and print the gateway URL and a demo API key.
 # Running it again while everything is up changes nothing.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -24,11 +25,16 @@ mkdir -p "$run_dir/logs"
 
 bash infra/kafka/kafka.sh start
 
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/flowruns}"
+# DATABASE_URL when set; else a server answering on 127.0.0.1:5432; else the embedded Postgres
+# (scripts/local-postgres.ts, data in .cache/postgres/), started here and stopped by `npm run down`.
+chosen="$(node --require ./scripts/register-swc.js scripts/local-postgres.ts choose)"
+export "${chosen?}"
 if ! postgres_reachable; then
   echo "error: Postgres is not reachable at $DATABASE_URL (set DATABASE_URL)" >&2
   exit 1
 fi
+# So that `npm run cli` (scripts/cli.sh) finds the same database afterwards.
+(umask 077 && echo "$chosen" >"$run_dir/database.env")
 
 echo "building…"
 npm run -s build

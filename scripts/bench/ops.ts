@@ -52,7 +52,7 @@ export async function benchBulk(profile: Profile) {
       log(`bulk ${op.action}: ${body} in ${round(wallS, 2)} s, projected after ${round(projectedS, 2)} s`);
       results.push({ action: op.action, answer: JSON.parse(body), wallS: round(wallS, 2), runsPerS: round(n / wallS), projectedS: round(projectedS, 2), memoryMiB: memory });
     }
-    const batchSize = sys.env.COMMAND_BULK_BATCH_SIZE ?? '200 (default)';
+    const batchSize = sys.env.COMMAND_BULK_BATCH_SIZE ?? '1000 (default)';
     await sys.stop();
     return { runs: n, commandBulkBatchSize: batchSize, verifiedSample: verified, operations: results };
   } catch (e) {
@@ -96,14 +96,14 @@ export async function benchPurge(profile: Profile) {
          (select count(*) from execution_data)::text as records from run_streams`,
     );
     // The last batch's own duration is not in the span: add one average batch.
-    const batch = Number(sys.env.RETENTION_BATCH_SIZE ?? 500);
+    const batch = Number(sys.env.RETENTION_BATCH_SIZE ?? 2000);
     const seconds = span.s * (n / batch) / Math.max(1, n / batch - 1);
     const worst = windows.reduce<LoadResult | null>((w, x) => (!w || x.p99Ms > w.p99Ms ? x : w), null);
     log(`purge: ${n} runs in ${round(seconds, 2)} s (${round(n / seconds)} runs/s), list p99 before ${before.p99Ms} ms, worst during ${worst?.p99Ms} ms`);
     await sys.stop();
     return {
       runs: n,
-      settings: { RETENTION_BATCH_SIZE: batch, RETENTION_BATCH_PAUSE_MS: sys.env.RETENTION_BATCH_PAUSE_MS ?? '50 (default)' },
+      settings: { RETENTION_BATCH_SIZE: batch, RETENTION_BATCH_PAUSE_MS: sys.env.RETENTION_BATCH_PAUSE_MS ?? '10 (default)' },
       purgeSeconds: round(seconds, 2),
       runsPerS: round(n / seconds),
       executionDataLeft: Number(span.records),

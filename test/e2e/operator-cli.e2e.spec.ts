@@ -9,6 +9,84 @@ import { startSystem } from './harness';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
+const main = path.join(root, 'dist/apps/cli/src/main.js');
+const DAY = 86_400_000;
+
+/** Every command the operator has (apps/cli/README.md). */
+const COMMANDS = [
+  'db:migrate',
+  'topics:create',
+  'api-keys:create',
+  'api-keys:list',
+  'api-keys:revoke',
+  'projects:set',
+  'projects:list',
+  'retention:plan',
+  'retention:run',
+  'projection:rebuild',
+  'dead-letters:list',
+  'dead-letters:replay',
+];
+
+/** The CLI's contract with a shell: help on every command, one clear line per mistake, exit codes by kind. */
+describe('operator CLI: help, errors and exit codes', () => {
+  const cli = (args: string[], env: Record<string, string> = {}) => run(process.execPath, [main, ...args], { env: { ...process.env, ...env } });
+  /** Exit code, stdout and stderr, whether it failed or not. */
+  const outcome = async (args: string[], env: Record<string, string> = {}) => {
+    try {
+      const { stdout, stderr } = await cli(args, env);
+      return { code: 0, stdout, stderr };
+    } catch (e) {
+      const { code, stdout, stderr } = e as { code: number; stdout: string; stderr: string };
+      return { code, stdout, stderr };
+    }
+  };
+  const noStack = (text: string) => expect(text).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
+
+  it('lists every command in its help, and every command has --help (exit 0)', async () => {
+    const { stdout } = await cli(['--help']);
+    for (const c of COMMANDS) expect(stdout).toContain(c);
+    expect(stdout).toMatch(/Exit codes: 0 ok, 1 failure, 2 usage error, 3 invalid\s+configuration/);
+    const helps = await Promise.all(COMMANDS.map((c) => outcome([c, '--help'])));
+    helps.forEach((help, i) => expect(help).toMatchObject({ code: 0, stdout: expect.stringContaining(`Usage: flow-runs ${COMMANDS[i]}`) }));
+    expect((await cli(['help', 'retention:plan'])).stdout).toContain('--now <iso>');
+  });
+
+  it.each([
+    ['no command', []],
+    ['an unknown command', ['api-keys:mint']],
+    ['a missing required option', ['api-keys:create']],
+    ['an unknown option', ['api-keys:list', '--project', 'p', '--all']],
+    ['a missing argument', ['api-keys:revoke']],
+    ['an invalid option value', ['projects:set', 'p', '--monthly-run-quota', 'lots']],
+    ['an invalid --now', ['retention:plan', '--now', 'yesterday']],
+    ['nothing to replay', ['dead-letters:replay']],
+  ])('exits 2 on a usage error: %s, without a stack trace', async (_what, args) => {
+    const r = await outcome(args, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/never_used' });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    if (args.length) expect(r.stderr).toMatch(/^error: .+/m);
+    noStack(r.stderr);
+  });
+
+  it('exits 3 on an invalid setting, naming the variable', async () => {
+    const r = await outcome(['api-keys:list', '--project', 'p'], { DATABASE_URL: 'not a url' });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('DATABASE_URL');
+    noStack(r.stderr);
+  });
+
+  it('exits 1 when a dependency cannot be reached, saying which and from which setting', async () => {
+    const db = await outcome(['api-keys:list', '--project', 'p'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/flowruns' });
+    expect(db.code).toBe(1);
+    expect(db.stderr).toMatch(/^error: cannot reach Postgres at postgres:\/\/postgres@127\.0\.0\.1:1\/flowruns \(DATABASE_URL\)/);
+    noStack(db.stderr);
+    const cs = await outcome(['retention:plan'], { COMMAND_SERVICE_URL: 'http://127.0.0.1:1' });
+    expect(cs.code).toBe(1);
+    expect(cs.stderr).toMatch(/^error: cannot reach the command service at http:\/\/127\.0\.0\.1:1 \(COMMAND_SERVICE_URL\)/);
+    noStack(cs.stderr);
+  });
+});
 
 /** The operator CLI against a running system: rebuilding the views, inspecting and replaying dead letters. */
 describe('operator CLI: projection rebuild and dead letters', () => {
@@ -28,7 +106,7 @@ describe('operator CLI: projection rebuild and dead letters', () => {
     await system?.stop();
   });
 
-  const cli = (...args: string[]) => run(process.execPath, [path.join(root, 'dist/apps/cli/src/main.js'), ...args], { env: { ...process.env, ...system.env } });
+  const cli = (...args: string[]) => run(process.execPath, [main, ...args], { env: { ...process.env, ...system.env } });
   /** The views, without the column that only says when a row was last written. */
   const views = async () => ({
     runs: (await db.query('select * from run_views order by id')).rows.map(({ updated_at: _u, ...r }) => r),
@@ -88,5 +166,55 @@ describe('operator CLI: projection rebuild and dead letters', () => {
 
     await system.add('projector');
     await waitFor(async () => JSON.stringify(await views()) === JSON.stringify(before), { timeoutMs: 30000, what: 'the rebuilt views to equal the old ones' });
+  });
+});
+
+/** retention:plan counts what a purge would take, per the projects' windows, and changes nothing. */
+describe('operator CLI: retention:plan', () => {
+  let system: Awaited<ReturnType<typeof startSystem>>;
+  let api: ReturnType<typeof gatewayClient>;
+  let db: Client;
+  const projectId = 'proj_plan';
+
+  beforeAll(async () => {
+    system = await startSystem(['command-service', 'projector', 'api-gateway', 'flow-worker']);
+    api = gatewayClient(system.apps['api-gateway'].url, createApiKey(system.db.url, projectId));
+    db = new Client({ connectionString: system.db.url });
+    await db.connect();
+  });
+  afterAll(async () => {
+    await db?.end();
+    await system?.stop();
+  });
+
+  const cli = (...args: string[]) =>
+    run(process.execPath, [main, ...args], { env: { ...process.env, ...system.env, COMMAND_SERVICE_URL: system.apps['command-service'].url } });
+  const plan = async (...args: string[]) => JSON.parse((await cli('retention:plan', '--json', ...args)).stdout) as { now: string; defaultDays: number; runs: number; bytes: number };
+
+  it('counts the expired runs and their bytes at now or --now, honours a project override, and purges nothing', async () => {
+    const flow = await api.post('/api/v1/flows', { projectId, displayName: 'Plan', steps: [{ name: 'a', type: 'transform', settings: { value: { big: 'x'.repeat(500) } } }] });
+    const old = (await api.post(`/api/v1/flows/${flow.body.id}/run`, { n: 1 })).body.id as string;
+    const young = (await api.post(`/api/v1/flows/${flow.body.id}/run`, { n: 2 })).body.id as string;
+    await api.waitForRun(old, 'SUCCEEDED');
+    await api.waitForRun(young, 'SUCCEEDED');
+    await db.query(`update run_streams set finished_at = now() - interval '31 days' where run_id = $1`, [old]);
+    const records = async () => (await db.query('select count(*)::int as n from execution_data')).rows[0].n as number;
+    const before = await records();
+
+    const now = await plan();
+    expect(now).toMatchObject({ defaultDays: 30, runs: 1 });
+    expect(now.bytes).toBeGreaterThan(500);
+    const human = (await cli('retention:plan')).stdout;
+    expect(human).toMatch(/^plan at \S+Z \(default window 30 days\): 1 runs, \d+ bytes would be purged$/m);
+
+    const later = new Date(Date.now() + 31 * DAY).toISOString();
+    expect(await plan('--now', later)).toMatchObject({ now: later, runs: 2 });
+
+    await cli('projects:set', projectId, '--retention-days', '400');
+    expect((await cli('projects:list', '--project', projectId)).stdout).toContain(`project ${projectId}: retention 400 days`);
+    expect(await plan('--now', later)).toMatchObject({ runs: 0, bytes: 0 });
+
+    expect(await records()).toBe(before);
+    expect((await api.get(`/api/v1/flow-runs/${old}`)).body).toMatchObject({ executionDataPurgedAt: null });
   });
 });

@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   @Module({ imports: [RetentionModule.forRoot(config)] })
   class RetentionAppModule {}
 
-  await bootstrapHttpApp(RetentionAppModule, { name: 'retention', port: config.RETENTION_PORT });
+  await bootstrapHttpApp(RetentionAppModule, { name: 'retention', port: config.RETENTION_PORT, host: config.RETENTION_HOST });
 }
 
 main().catch((e) => {

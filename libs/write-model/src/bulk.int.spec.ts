@@ -1,4 +1,5 @@
-import { isDomainError, type BulkRunRequest, type DomainError, type FlowStep } from '@flowruns/contracts';
+import { isDomainError, type BulkRunRequest, type DomainError, type EventEnvelope, type FlowStep, type RunEvent } from '@flowruns/contracts';
+import { fold, type RunState } from '@flowruns/run-domain';
 import { ormOptions, sqlRunner } from '@flowruns/database';
 import { createTestDatabase, uniqueName } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
@@ -230,5 +231,30 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
     expect(r).toEqual({ action: 'archive', changed: 1, examined: 2 });
     expect(await stateOf(runs[0].id)).toMatchObject({ status: 'RUNNING', archived: false });
     expect(await stateOf(runs[1].id)).toMatchObject({ status: 'FAILED', archived: true });
+  });
+
+  it('leaves every snapshot equal to the fold of its run’s events, each a version past the last, after retry, cancel and archive', async () => {
+    // The bulk path writes snapshots as patches of the locked row (`snapshotPatch`) and the events
+    // from one JSON document: the stored state must still be exactly what the history folds to.
+    const projectId = uniqueName('p_bulk');
+    const flow = await flowOf(projectId);
+    const runs = [await failed(flow.id, projectId), await failed(flow.id, projectId, 'a'), await trigger(flow.id, projectId)];
+    expect(ok(await commands.bulk({ action: 'retry', projectId, strategy: 'FROM_FAILED_STEP', filter: {} })).changed).toBe(2);
+    expect(ok(await commands.bulk({ action: 'cancel', projectId, reason: 'bulk', filter: {} })).changed).toBe(3);
+    expect(ok(await commands.bulk({ action: 'archive', projectId, filter: {} })).changed).toBe(3);
+    for (const run of runs) {
+      const [stream] = await q<{ version: number; state: RunState; status: string }>(
+        'select version, state, status from run_streams where run_id = ?',
+        [run.id],
+      );
+      const events = await q<{ seq: number; envelope: EventEnvelope }>('select seq, envelope from run_events where run_id = ? order by position', [
+        run.id,
+      ]);
+      expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+      expect(stream.version).toBe(events.length);
+      const folded = fold(events.map((e) => ({ event: { type: e.envelope.type, data: e.envelope.data } as RunEvent, time: e.envelope.time })));
+      expect(stream.state).toEqual(JSON.parse(JSON.stringify(folded)));
+      expect(stream).toMatchObject({ status: 'STOPPED', state: { archived: true } });
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { isDomainError, type DomainError } from '@flowruns/contracts';
 import { ExecutionDataStore } from '@flowruns/execution-data';
-import { appendToRuns, type AppendOptions, type AppendResult } from './run-store';
+import { appendToLockedRuns, appendToRuns, type AppendOptions, type AppendResult, type StreamRow } from './run-store';
 import type { SqlRunner } from './sql';
 
 /** `AP_EXECUTION_DATA_RETENTION_DAYS`, overridable per project (`projects.retention_days`). */
@@ -42,21 +42,18 @@ async function expiredSelection(sql: SqlRunner, window: RetentionWindow): Promis
  */
 export async function purgeExpiredBatch(sql: SqlRunner, window: RetentionWindow, limit: number, opts: AppendOptions): Promise<PurgeOutcome> {
   const { where, params } = await expiredSelection(sql, window);
-  const rows = await sql.execute<{ run_id: string }>(
-    `select s.run_id from run_streams s left join projects p on p.id = s.project_id
+  // The rows the append needs, read and locked by the statement that picks them (no second lookup).
+  const rows = await sql.execute<StreamRow>(
+    `select s.run_id, s.project_id, s.flow_id, s.version, s.state
+     from run_streams s left join projects p on p.id = s.project_id
      where ${where}
      order by s.finished_at
      limit ?
      for update of s skip locked`,
     [...params, limit],
   );
-  const { outcome } = await purgeRuns(
-    sql,
-    rows.map((r) => r.run_id),
-    'RETENTION',
-    opts,
-  );
-  return outcome;
+  const results = await appendToLockedRuns(sql, rows, () => ({ type: 'PurgeExecutionData', reason: 'RETENTION' }), opts);
+  return (await deleteDataOfPurged(sql, results)).outcome;
 }
 
 /** What a purge at `window.now` would take: runs and bytes, without changing anything. */
@@ -86,8 +83,14 @@ export async function purgeRuns(
   opts: AppendOptions,
 ): Promise<{ outcome: PurgeOutcome; results: (AppendResult | DomainError)[] }> {
   if (runIds.length === 0) return { outcome: { runs: 0, records: 0, bytes: 0 }, results: [] };
-  const results = await appendToRuns(sql, runIds, () => ({ type: 'PurgeExecutionData', reason }), opts);
-  // Only the runs that recorded the purge lose their data (an already purged run has none left).
+  return deleteDataOfPurged(sql, await appendToRuns(sql, runIds, () => ({ type: 'PurgeExecutionData', reason }), opts));
+}
+
+/** Deletes the execution data of the runs that recorded their purge (an already purged run has none left). */
+async function deleteDataOfPurged(
+  sql: SqlRunner,
+  results: (AppendResult | DomainError)[],
+): Promise<{ outcome: PurgeOutcome; results: (AppendResult | DomainError)[] }> {
   const purged = results.filter((r): r is AppendResult => !isDomainError(r) && r.events.length > 0).map((r) => r.runId);
   const { records, bytes } = await new ExecutionDataStore(sql).purgeRuns(purged);
   return { outcome: { runs: purged.length, records, bytes }, results };

@@ -93,7 +93,7 @@ export interface RunCommandsOptions {
 export const DEFAULT_RUN_COMMANDS_OPTIONS: RunCommandsOptions = {
   maxRetryAttempts: 5,
   pauseTimeoutSeconds: 86400,
-  bulkBatchSize: 200,
+  bulkBatchSize: 1000,
 };
 
 /** A fresh, unguessable resume request id (192 random bits). */

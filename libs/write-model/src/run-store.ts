@@ -40,7 +40,8 @@ export interface AppendResult {
   readonly events: readonly EventEnvelope[];
 }
 
-interface StreamRow {
+/** A run's stream row as `appendToLockedRuns` takes it (the columns of `STREAM_COLUMNS`). */
+export interface StreamRow {
   run_id: string;
   project_id: string;
   flow_id: string;
@@ -107,11 +108,24 @@ export async function appendToRuns(
      order by run_id for update`,
     opts.projectId !== undefined ? [runIds, opts.projectId] : [runIds],
   );
+  return appendToLockedRuns(sql, rows, build, opts);
+}
+
+/**
+ * `appendToRuns` for stream rows the caller has already selected (`STREAM_COLUMNS`) and locked
+ * (`for update`) in this transaction — a purge batch does both in the statement that picks its runs.
+ */
+export async function appendToLockedRuns(
+  sql: SqlRunner,
+  rows: readonly StreamRow[],
+  build: (state: RunState, runId: string) => RunCommand | DomainError,
+  opts: AppendOptions,
+): Promise<(AppendResult | DomainError)[]> {
   const decided = rows.map((row) => {
     const command = build(row.state, row.run_id);
     return isDomainError(command) ? command : decideFor(row.run_id, row, command, opts);
   });
-  await persist(
+  await persistMany(
     sql,
     decided.filter((d): d is PendingAppend => !isDomainError(d)),
     opts,
@@ -249,6 +263,86 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
   // The relay is woken once the transaction commits: by the runner's owner when it can (the
   // command service: an in-process signal, see OutboxRelay.appendCommitted), else by a NOTIFY that
   // Postgres delivers at commit — which serialises the commits of all notifying transactions.
+  if (sql.outboxAppended) sql.outboxAppended();
+  else await sql.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
+}
+
+/**
+ * A large JSON document as a statement parameter: its UTF-8 bytes, read back with `JSONB_PARAM`.
+ * The runners inline parameters into the SQL text (MikroORM's `formatQuery`), which escapes a
+ * string one character at a time — for a batch's megabyte of JSON most of the append's CPU and
+ * garbage — while bytes go out as one hex literal (`Buffer.toString('hex')`, native).
+ */
+export const jsonParam = (value: unknown): Buffer => Buffer.from(JSON.stringify(value), 'utf8');
+/** The SQL that reads a `jsonParam` as jsonb. */
+export const JSONB_PARAM = `convert_from(?::bytea, 'UTF8')::jsonb`;
+
+/**
+ * What changed in a snapshot: its top-level keys whose values differ (`evolve` copies the state
+ * with spreads, so an untouched key keeps the very same value), or null when a key went away (then
+ * the whole snapshot is written). Applied to the locked row's snapshot with jsonb `||`, it gives
+ * exactly `after`: a purge, an archive, a cancel or a retry rewrites a few fields, not the steps.
+ */
+export function snapshotPatch(before: RunState, after: RunState): Record<string, unknown> | null {
+  const b = before as unknown as Record<string, unknown>;
+  const a = after as unknown as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (b[k] !== undefined && a[k] === undefined) return null;
+  const patch: Record<string, unknown> = {};
+  for (const k of Object.keys(a)) if (a[k] !== undefined && a[k] !== b[k]) patch[k] = a[k];
+  return patch;
+}
+
+/**
+ * `persist` for the existing runs of `appendToRuns` (bulk operations, purges: hundreds to thousands
+ * of runs per call): every row travels inside one JSON document per table instead of a literal per
+ * column per row, so the statement stays a few lines however large the batch — Node stringifies
+ * once and quotes one string, Postgres parses one jsonb value instead of planning a VALUES list of
+ * thousands of casts; a snapshot travels as its `snapshotPatch` when it can. The stream rows are
+ * found through their primary key (`run_id in (…)`): the join alone let the planner hash a
+ * sequential scan of the whole table, once per batch.
+ */
+async function persistMany(sql: SqlRunner, pending: readonly PendingAppend[], opts: AppendOptions): Promise<void> {
+  const changed = pending.filter((p) => p.events.length > 0);
+  if (changed.length === 0) return;
+  const rows = changed.map((p) => {
+    const patch = snapshotPatch(p.previous, p.state);
+    return {
+      run_id: p.runId,
+      version: p.previousVersion + p.events.length,
+      state: patch === null ? p.state : null,
+      patch,
+      status: p.state.status,
+      running_since: p.state.runningSince ?? null,
+      resume_deadline: p.state.pause?.resumeDeadline ?? null,
+      // Retention's clock: kept while the run stays finished (archive, a retry on the latest version).
+      finished: p.state.status !== null && isTerminal(p.state.status),
+      purged: p.state.purged,
+    };
+  });
+  const writes: Write[] = [
+    {
+      text: `update run_streams s set version = v.version, state = coalesce(v.state, s.state || v.patch), updated_at = ?,
+         status = v.status, running_since = coalesce(v.running_since, s.running_since), resume_deadline = v.resume_deadline,
+         finished_at = case when v.finished then coalesce(s.finished_at, ?) end,
+         purged_at = case when v.purged then coalesce(s.purged_at, ?) end
+       from jsonb_to_recordset(${JSONB_PARAM}) as v (run_id text, version int, state jsonb, patch jsonb, status text,
+         running_since timestamptz, resume_deadline timestamptz, finished boolean, purged boolean)
+       where s.run_id in (?) and s.run_id = v.run_id`,
+      params: [opts.now, opts.now, opts.now, jsonParam(rows), rows.map((r) => r.run_id)],
+    },
+  ];
+  // A lease is a right to execute a RUNNING run: a run that pauses or ends gives it up.
+  const leftRunning = changed.filter((p) => p.previous.status === 'RUNNING' && p.state.status !== 'RUNNING').map((p) => p.runId);
+  if (leftRunning.length > 0) writes.push({ text: 'delete from run_leases where run_id in (?)', params: [leftRunning] });
+  // Each element is the envelope itself; the columns beside it are read out of it. Ordinality keeps
+  // the log's positions in the order the events were decided.
+  writes.push({
+    text: `insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at)
+     select e->>'id', e->>'subject', (e->>'seq')::int, e->>'type', e, ?, ?
+       from jsonb_array_elements(${JSONB_PARAM}) with ordinality as x (e, i) order by i`,
+    params: [opts.traceparent ?? null, opts.now, jsonParam(changed.flatMap((p) => p.events))],
+  });
+  await sql.execute(...oneStatement(writes));
   if (sql.outboxAppended) sql.outboxAppended();
   else await sql.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
 }
