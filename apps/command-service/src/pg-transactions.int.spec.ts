@@ -55,6 +55,25 @@ describe('PgTransactions (real Postgres)', () => {
     for (let i = 0; i < 4; i++) expect(await pg.transactional((sql) => sql.execute('select 1 as one'))).toEqual([{ one: 1 }]);
   });
 
+  it('survives its connection being killed between two statements: the work fails, the process does not crash, the pool goes on', async () => {
+    // Without an 'error' listener on the checked-out client, the lost connection is an unhandled
+    // 'error' event: the process (here jest's worker) dies — what a Postgres outage did under load.
+    await expect(
+      pg.transactional(async (sql) => {
+        const [{ pid }] = await sql.execute<{ pid: number }>('select pg_backend_pid() as pid');
+        await orm.em.fork().execute('select pg_terminate_backend(?)', [pid]);
+        // The termination reaches the client while it is idle in our hands, before the next statement.
+        await waitFor(async () => (await orm.em.fork().execute('select 1 from pg_stat_activity where pid = ?', [pid])).length === 0, {
+          timeoutMs: 5000,
+          what: 'the backend gone',
+        });
+        await new Promise((r) => setImmediate(r));
+        return sql.execute('select 1 as one');
+      }),
+    ).rejects.toThrow();
+    for (let i = 0; i < 3; i++) expect(await pg.transactional((sql) => sql.execute('select 1 as one'))).toEqual([{ one: 1 }]);
+  });
+
   it('holds row locks until the commit (one transaction per unit of work)', async () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));

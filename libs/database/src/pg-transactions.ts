@@ -49,6 +49,11 @@ export class PgTransactions {
     const client = await this.pool.connect();
     let began = false;
     let broken: Error | undefined;
+    // A connection lost while the client is checked out but between queries is emitted as an
+    // 'error' event on the client (the pool listens only to idle ones): without a listener it
+    // would crash the process. Kept, it marks the client unusable; the next query rejects anyway.
+    const onError = (e: Error) => (broken = e);
+    client.on('error', onError);
     const sql: TransactionSql = {
       execute: async <R>(text: string, params: unknown[] = []): Promise<R[]> => {
         const query = this.formatter.formatQuery(text, params);
@@ -72,6 +77,7 @@ export class PgTransactions {
       }
       throw e;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
