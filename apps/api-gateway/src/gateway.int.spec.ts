@@ -1,9 +1,4 @@
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { INestApplication } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { MikroORM } from '@mikro-orm/postgresql';
+import type { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKeyStore, generateApiKey } from '@flowruns/access';
 import {
   BulkRunRequestSchema,
@@ -14,12 +9,10 @@ import {
   RetryRunRequestSchema,
   TriggerRunRequestSchema,
 } from '@flowruns/contracts';
-import { ormOptions, sqlRunner } from '@flowruns/database';
+import { sqlRunner } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
-import { createTestDatabase, testEnv, waitFor } from '@flowruns/testing';
-import { loadGatewayConfig } from './config';
-import { configureGateway } from './configure';
-import { gatewayRootModule } from './gateway.module';
+import { waitFor } from '@flowruns/testing';
+import { startTestGateway, type FakeCommandService, type Received, type Reply, type TestGateway } from './gateway.spec-helpers';
 
 /**
  * The gateway in-process over HTTP, against a real Postgres (fresh migrated database, real API
@@ -27,65 +20,13 @@ import { gatewayRootModule } from './gateway.module';
  * boundary and is played by a local HTTP server that records what it receives.
  */
 
-interface Received {
-  method: string;
-  url: string;
-  headers: IncomingMessage['headers'];
-  body: unknown;
-}
-
-type Reply = { status: number; json?: unknown; text?: string } | 'hang' | 'destroy';
-
-class FakeCommandService {
-  readonly received: Received[] = [];
-  reply: (r: Received) => Reply | Promise<Reply> = () => ({ status: 201, json: { ok: true } });
-  /** Requests received and not answered yet, and the most there ever were at once. */
-  inFlight = 0;
-  maxInFlight = 0;
-  private readonly hanging: ServerResponse[] = [];
-  private server!: Server;
-  url = '';
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const raw = Buffer.concat(chunks).toString();
-        if (req.url === '/health/live') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-        const r: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: raw ? JSON.parse(raw) : undefined };
-        this.received.push(r);
-        this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
-        void Promise.resolve(this.reply(r)).then((reply) => {
-          if (reply === 'hang') return void this.hanging.push(res);
-          this.inFlight--;
-          if (reply === 'destroy') return void req.socket.destroy();
-          if (reply.text !== undefined) return void res.writeHead(reply.status, { 'content-type': 'text/html' }).end(reply.text);
-          res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.json));
-        });
-      });
-    });
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async close(): Promise<void> {
-    for (const res of this.hanging) res.destroy();
-    this.server.closeAllConnections();
-    this.server.close();
-    await once(this.server, 'close');
-  }
-}
-
 const INTERNAL_TOKEN = 'test-internal-token-0123456789';
 
 describe('api-gateway over HTTP', () => {
-  let db: { url: string; drop: () => Promise<void> };
+  let gateway: TestGateway;
   let orm: MikroORM;
-  let app: INestApplication;
   let base: string;
-  const fake = new FakeCommandService();
+  let fake: FakeCommandService;
   const keys: Record<'a' | 'b' | 'c' | 'revoked' | 'cached', string> = { a: '', b: '', c: '', revoked: '', cached: '' };
 
   const call = async (
@@ -108,9 +49,16 @@ describe('api-gateway over HTTP', () => {
   };
 
   beforeAll(async () => {
-    process.env.LOG_LEVEL ??= 'silent';
-    db = await createTestDatabase('gateway');
-    orm = await MikroORM.init(ormOptions({ url: db.url, entities: [], poolMax: 2 }));
+    gateway = await startTestGateway({
+      INTERNAL_API_TOKEN: INTERNAL_TOKEN,
+      COMMAND_SERVICE_TIMEOUT_MS: '1000',
+      GATEWAY_BODY_LIMIT: '1mb',
+      GATEWAY_BULK_TIMEOUT_MS: '1500',
+      GATEWAY_READ_WAIT_MS: '2000',
+      // Small, so that an export of project A's three runs takes two pages.
+      GATEWAY_EXPORT_PAGE_SIZE: '2',
+    });
+    ({ orm, base, fake } = gateway);
     const store = new ApiKeyStore(sqlRunner(orm.em.fork()));
     keys.a = (await store.create('proj_a', 'key_a')).key;
     keys.b = (await store.create('proj_b', 'key_b')).key;
@@ -141,32 +89,10 @@ describe('api-gateway over HTTP', () => {
         [stepRef],
       );
     });
-
-    await fake.start();
-    const config = loadGatewayConfig({
-      DATABASE_URL: db.url,
-      DATABASE_POOL_MAX: '4',
-      KAFKA_BROKERS: testEnv().kafkaBrokers.join(','),
-      COMMAND_SERVICE_URL: fake.url,
-      INTERNAL_API_TOKEN: INTERNAL_TOKEN,
-      COMMAND_SERVICE_TIMEOUT_MS: '1000',
-      GATEWAY_BODY_LIMIT: '1mb',
-      GATEWAY_BULK_TIMEOUT_MS: '1500',
-      GATEWAY_READ_WAIT_MS: '2000',
-      // Small, so that an export of project A's three runs takes two pages.
-      GATEWAY_EXPORT_PAGE_SIZE: '2',
-    });
-    app = await NestFactory.create(gatewayRootModule(config), { bodyParser: false, logger: false });
-    configureGateway(app, config);
-    await app.listen(0, '127.0.0.1');
-    base = (await app.getUrl()).replace('[::1]', '127.0.0.1');
   });
 
   afterAll(async () => {
-    await app?.close();
-    await fake.close();
-    await orm?.close(true);
-    await db?.drop();
+    await gateway?.close();
   });
 
   beforeEach(() => {

@@ -6,6 +6,7 @@ import { NestFactory } from '@nestjs/core';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKeyStore } from '@flowruns/access';
 import { ormOptions, sqlRunner } from '@flowruns/database';
+import { observeHttp } from '@flowruns/platform';
 import { createTestDatabase, testEnv } from '@flowruns/testing';
 import { loadGatewayConfig } from './config';
 import { configureGateway } from './configure';
@@ -14,7 +15,7 @@ import { gatewayRootModule } from './gateway.module';
 /**
  * The gateway in-process over HTTP against a fresh migrated Postgres database, with the command
  * service (outside the gateway's boundary) played by a local HTTP server that records every call.
- * For the specs of one gateway feature each; `gateway.int.spec.ts` keeps its own copy.
+ * Shared by every in-process gateway spec.
  */
 
 export interface Received {
@@ -24,12 +25,16 @@ export interface Received {
   body: unknown;
 }
 
-export type Reply = { status: number; json?: unknown } | 'destroy';
+/** An answer (JSON, or `text` as HTML), a connection cut, or none at all until `close`. */
+export type Reply = { status: number; json?: unknown; text?: string } | 'hang' | 'destroy';
 
 /** The command service as a local HTTP server: records each call, answers with `reply`. */
 export class FakeCommandService {
   readonly received: Received[] = [];
   reply: (r: Received) => Reply | Promise<Reply> = () => ({ status: 201, json: { ok: true } });
+  /** Requests received and not answered yet, and the most there ever were at once. */
+  inFlight = 0;
+  maxInFlight = 0;
   private server!: Server;
   private readonly open = new Set<ServerResponse>();
   url = '';
@@ -44,9 +49,13 @@ export class FakeCommandService {
         const r: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: raw ? JSON.parse(raw) : undefined };
         this.received.push(r);
         this.open.add(res);
+        this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
         void Promise.resolve(this.reply(r)).then((reply) => {
+          if (reply === 'hang') return;
           this.open.delete(res);
+          this.inFlight--;
           if (reply === 'destroy') return void req.socket.destroy();
+          if (reply.text !== undefined) return void res.writeHead(reply.status, { 'content-type': 'text/html' }).end(reply.text);
           res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.json));
         });
       });
@@ -117,6 +126,8 @@ export async function startTestGateway(env: Record<string, string> = {}, dbUrl?:
     ...env,
   });
   const app = await NestFactory.create(gatewayRootModule(config), { bodyParser: false, logger: false });
+  // As bootstrapHttpApp does for the real process: timing and a span per request, then the gateway's pipeline.
+  observeHttp(app, 'api-gateway');
   configureGateway(app, config);
   await app.listen(0, '127.0.0.1');
   const base = (await app.getUrl()).replace('[::1]', '127.0.0.1');

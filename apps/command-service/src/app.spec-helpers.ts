@@ -2,6 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { INTERNAL_TOKEN_HEADER } from '@flowruns/contracts';
 import { createKafka, type Kafka } from '@flowruns/messaging';
+import { observeHttp } from '@flowruns/platform';
 import { createTestDatabase, testEnv, uniqueName } from '@flowruns/testing';
 import { loadCommandServiceConfig } from './config';
 import { configureCommandService } from './configure';
@@ -39,6 +40,8 @@ export async function startCommandService(env: Record<string, string> = {}): Pro
   });
   const { AppModule } = await import('./app.module');
   const app: INestApplication = await NestFactory.create(AppModule, { bodyParser: false, logger: false });
+  // As bootstrapHttpApp does for the real process.
+  observeHttp(app, 'command-service');
   configureCommandService(app, loadCommandServiceConfig());
   app.enableShutdownHooks();
   await app.listen(0, '127.0.0.1');

@@ -39,6 +39,17 @@ export const loggerModule = () =>
  * `SHUTDOWN_DRAIN_TIMEOUT_MS` it closes the rest, then the modules' shutdown hooks finish their work
  * and the process exits — within `SHUTDOWN_TIMEOUT_MS` in any case.
  */
+/**
+ * What every app's HTTP server does first: tracing started, every request timed (404s and 413s
+ * too) and run inside its span. bootstrapHttpApp calls it; specs that boot an app in-process call
+ * it the same way.
+ */
+export function observeHttp(app: INestApplication, service: string): void {
+  startTracing(service);
+  app.use(httpMetrics());
+  app.use(httpTracing());
+}
+
 export async function bootstrapHttpApp(
   module: Type<unknown>,
   opts: {
@@ -50,14 +61,11 @@ export async function bootstrapHttpApp(
     shutdown?: ShutdownConfig;
   },
 ): Promise<INestApplication> {
-  startTracing(opts.name);
   const log = rootLogger();
   const shutdown = opts.shutdown ?? loadConfig(ShutdownConfigSchema);
   const app = await NestFactory.create(module, { bufferLogs: true, bodyParser: false });
   app.useLogger(app.get(PinoNestLogger));
-  // First, so that every request is timed (404s and 413s too) and runs inside its span.
-  app.use(httpMetrics());
-  app.use(httpTracing());
+  observeHttp(app, opts.name);
   opts.configure?.(app);
   // Not Nest's enableShutdownHooks: it closes the HTTP server only after the modules' destroy
   // hooks, and waits on keep-alive connections without a deadline.

@@ -12,12 +12,9 @@ const histogram =
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   });
 
-const TIMED = Symbol('timed');
-
 interface TimedRequest {
   method: string;
   route?: { path?: unknown };
-  [TIMED]?: true;
 }
 interface TimedResponse {
   statusCode: number;
@@ -26,14 +23,12 @@ interface TimedResponse {
 
 /**
  * Express middleware timing every request until its response is finished, on every app (mounted
- * by bootstrapHttpApp; mounting it twice is harmless). The route label is the matched route
+ * by `observeHttp`). The route label is the matched route
  * template (`/api/v1/flow-runs/:id`), never the raw path, so ids and probing for unknown paths
  * cannot explode the label set.
  */
 export function httpMetrics() {
   return (req: TimedRequest, res: TimedResponse, next: () => void): void => {
-    if (req[TIMED]) return next();
-    req[TIMED] = true;
     const stop = histogram.startTimer();
     res.once('finish', () => {
       const route = req.route?.path;

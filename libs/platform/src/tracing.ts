@@ -152,8 +152,6 @@ export function failSpan(span: Span, e: unknown): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
 }
 
-const TRACED = Symbol('traced');
-
 interface TracedHttpRequest {
   method: string;
   originalUrl?: string;
@@ -176,9 +174,8 @@ interface TracedHttpResponse {
 export function httpTracing() {
   return (req: TracedHttpRequest, res: TracedHttpResponse, next: () => void): void => {
     const path = (req.originalUrl ?? req.url).split('?')[0];
-    // Probes and scrapes are not traced; a request already traced (the middleware mounted twice) neither.
-    if (path.startsWith('/health') || path === '/metrics' || (req as { [TRACED]?: true })[TRACED]) return next();
-    (req as { [TRACED]?: true })[TRACED] = true;
+    // Probes and scrapes are not traced.
+    if (path.startsWith('/health') || path === '/metrics') return next();
     const incoming = req.headers.traceparent;
     const { span, ctx } = beginSpan(`${req.method}`, {
       kind: SpanKind.SERVER,
