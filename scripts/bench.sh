@@ -10,20 +10,7 @@ export KAFKAJS_NO_PARTITIONER_WARNING=1
 
 install_if_needed
 
-started_kafka=false
-if ! bash infra/kafka/kafka.sh status >/dev/null 2>&1; then
-  bash infra/kafka/kafka.sh start
-  started_kafka=true
-fi
-cleanup() { if $started_kafka; then bash infra/kafka/kafka.sh stop || true; fi; }
-trap cleanup EXIT
-
-export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
-export BENCH_DATABASE_URL="${BENCH_DATABASE_URL:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}}"
-if ! DATABASE_URL="$BENCH_DATABASE_URL" postgres_reachable; then
-  echo "error: Postgres is not reachable at $BENCH_DATABASE_URL (set BENCH_DATABASE_URL)" >&2
-  exit 1
-fi
+use_kafka_and_postgres BENCH_DATABASE_URL
 
 echo "== build"
 npm run -s build

@@ -67,3 +67,25 @@ ensure_chromium() {
   echo "  install Debian's package (sudo apt-get install -y chromium) or set CHROMIUM_PATH" >&2
   return 1
 }
+
+# For the scripts that run against the real broker and Postgres (npm test, test:faults, bench):
+# starts the Kafka broker when none runs (and stops it again when the script exits), exports
+# KAFKA_BROKERS and TEST_DATABASE_URL, and checks that Postgres answers at the URL in the variable
+# named by $1 (default TEST_DATABASE_URL; another name defaults to TEST_DATABASE_URL's value).
+use_kafka_and_postgres() {
+  local var="${1:-TEST_DATABASE_URL}"
+  started_kafka=false
+  if ! bash "$root/infra/kafka/kafka.sh" status >/dev/null 2>&1; then
+    bash "$root/infra/kafka/kafka.sh" start
+    started_kafka=true
+  fi
+  trap 'if $started_kafka; then bash "$root/infra/kafka/kafka.sh" stop || true; fi' EXIT
+  export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
+  export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+  local url="${!var:-$TEST_DATABASE_URL}"
+  export "$var=$url"
+  if ! DATABASE_URL="$url" postgres_reachable; then
+    echo "error: Postgres is not reachable at $url (set $var)" >&2
+    exit 1
+  fi
+}
