@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { createKafka, ensureTopics } from '@flowruns/messaging';
 import { BenchDatabase } from './db';
-import { uniqueName, waitFor } from './util';
+import { freePort, uniqueName, waitFor } from './util';
 
 /** The repository root (this file runs from dist/scripts/bench/). */
 export const ROOT = path.resolve(__dirname, '../../..');
@@ -14,16 +13,7 @@ export const benchEnv = () => ({
   kafkaBrokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
 });
 
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+export { freePort };
 
 const APP_PORT_VAR: Record<string, string> = {
   'api-gateway': 'GATEWAY_PORT',

@@ -1,5 +1,5 @@
 // The test helpers' own: built with the apps (dist/libs/testing) for the harness.
-export { uniqueName, waitFor } from '@flowruns/testing';
+export { freePort, uniqueName, waitFor } from '@flowruns/testing';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

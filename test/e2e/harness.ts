@@ -1,22 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { createTestDatabase, testEnv, uniqueName, waitFor } from '@flowruns/testing';
+import { createTestDatabase, freePort, testEnv, uniqueName, waitFor } from '@flowruns/testing';
 
 const root = path.resolve(__dirname, '../..');
 
-/** A port nobody listens on right now (the OS picks it). */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+/** Re-exported for the specs that start apps on ports of their own. */
+export { freePort };
 
 export interface RunningApp {
   readonly name: string;

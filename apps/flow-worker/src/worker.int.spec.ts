@@ -7,7 +7,7 @@ import type { INestApplication } from '@nestjs/common';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { INTERNAL_TOKEN_HEADER, type RunExecution } from '@flowruns/contracts';
-import { createTestDatabase, testEnv, uniqueName, waitFor } from '@flowruns/testing';
+import { createTestDatabase, freePort, testEnv, uniqueName, waitFor } from '@flowruns/testing';
 import { Client } from 'pg';
 import { loadFlowWorkerConfig } from './config';
 import { WorkerModule } from './worker.module';
@@ -22,16 +22,6 @@ import { WorkerModule } from './worker.module';
 
 const root = path.resolve(__dirname, '../../..');
 process.env.LOG_LEVEL = 'silent';
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 
 interface Proc {
   readonly url: string;

@@ -1,5 +1,6 @@
 export * from './tcp-proxy';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { dropTestDatabase, migrate, parseDatabaseUrl } from '@flowruns/database';
 
 /** Where the test infrastructure is: from the environment (set by test/global-setup.js). */
@@ -7,6 +8,18 @@ export const testEnv = () => ({
   databaseUrl: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
   kafkaBrokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
 });
+
+/** A TCP port free on 127.0.0.1 right now (for a process a test starts). */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 
 /** A short unique suffix so every test owns its topic names, groups and databases. */
 export const uniqueName = (prefix: string): string => `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
