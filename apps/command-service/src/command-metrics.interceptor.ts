@@ -20,6 +20,14 @@ const durations =
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   });
 
+/** Counts one command handled inside a batch call (`POST /internal/reports` counts each report). */
+export const countCommand = (command: string, outcome: string): void => {
+  commands.inc({ command, outcome });
+};
+
+/** Handlers that count their commands themselves (one call, many commands): timed here, not counted. */
+const SELF_COUNTING = new Set(['reports']);
+
 /**
  * Counts and times every internal API call by its handler (`trigger`, `startStep`, `bulk`, …)
  * and outcome: `ok`, the envelope's code for a refusal (`INVALID_TRANSITION`, `VALIDATION`, …),
@@ -32,11 +40,12 @@ export class CommandMetricsInterceptor implements NestInterceptor {
     if (!ctx.switchToHttp().getRequest<{ url: string }>().url.startsWith('/internal/')) return next.handle();
     const command = ctx.getHandler().name;
     const stop = durations.startTimer({ command });
+    const counted = !SELF_COUNTING.has(command);
     return next.handle().pipe(
       tap({
         next: () => {
           stop();
-          commands.inc({ command, outcome: 'ok' });
+          if (counted) commands.inc({ command, outcome: 'ok' });
         },
         error: (e: unknown) => {
           stop();

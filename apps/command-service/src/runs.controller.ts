@@ -13,6 +13,7 @@ import {
   PurgeBatchRequestSchema,
   ReleaseLeaseRequestSchema,
   ResumeRunRequestSchema,
+  ReportBatchRequestSchema,
   RetentionWindowSchema,
   RetryRunRequestSchema,
   StartStepRequestSchema,
@@ -21,12 +22,15 @@ import {
   TimeOutRunRequestSchema,
   TRACEPARENT_HEADER,
   TriggerRunRequestSchema,
+  isDomainError,
   storableText,
+  type ReportAnswer,
 } from '@flowruns/contracts';
-import { RouteParamsPipe, orThrow, parseOrThrow } from '@flowruns/platform';
+import { EnvelopeException, RouteParamsPipe, orThrow, parseOrThrow } from '@flowruns/platform';
 import { RunCommands } from '@flowruns/write-model';
 import type { Response } from 'express';
 import { z } from 'zod';
+import { countCommand } from './command-metrics.interceptor';
 import { InternalTokenGuard } from './internal-token.guard';
 
 /** `?projectId=` of the flow reads: the project scopes them (another project's flow is not found). */
@@ -97,6 +101,30 @@ export class RunsController {
   ) {
     const req = parseOrThrow(FinishStepRequestSchema, body);
     return orThrow(await this.commands.finishStep(runId, stepName, req, { traceparent: tp, workerId: req.workerId }));
+  }
+
+  /**
+   * Many engine reports (start, finish, pause, succeed, fail; any runs, any workers) in one call and
+   * one transaction. Each report is decided as its own endpoint decides it and answered on its own:
+   * `{ results: [{ ok: <command result> } | { error: <envelope> }] }` in the order sent. A malformed
+   * batch is refused whole (400 naming `reports.<i>.<field>`).
+   */
+  @Post('reports')
+  @HttpCode(200)
+  async reports(@Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string): Promise<{ results: ReportAnswer[] }> {
+    const { reports } = parseOrThrow(ReportBatchRequestSchema, body);
+    const outcomes = orThrow(await this.commands.report(reports, { traceparent: tp }));
+    return {
+      results: outcomes.map((o, i) => {
+        if (!isDomainError(o)) {
+          countCommand(reports[i].type, 'ok');
+          return { ok: o };
+        }
+        const { envelope } = EnvelopeException.fromDomain(o);
+        countCommand(reports[i].type, envelope.code);
+        return { error: { statusCode: envelope.statusCode, code: envelope.code, params: { ...envelope.params } } };
+      }),
+    };
   }
 
   @Post('runs/:runId/pause')

@@ -135,3 +135,38 @@ export const CommandResultSchema = z.object({
   eventsAppended: z.number().int(),
 });
 export type CommandResult = z.infer<typeof CommandResultSchema>;
+
+/** How many engine reports one `POST /internal/reports` may carry. */
+export const MAX_REPORTS_PER_BATCH = 500;
+
+/** The caller's span for one report in a batch (each report keeps its own trace). */
+const ReportTraceparent = z.string().max(128).optional();
+
+/**
+ * One engine report inside a batch: the same fields as the single-report endpoint's body, plus the
+ * run (and step) its path would name.
+ */
+export const EngineReportSchema = z.discriminatedUnion('type', [
+  StartStepRequestSchema.extend({ type: z.literal('startStep'), runId: IdSchema, stepName: IdSchema, traceparent: ReportTraceparent }),
+  FinishStepRequestSchema.extend({ type: z.literal('finishStep'), runId: IdSchema, stepName: IdSchema, traceparent: ReportTraceparent }),
+  PauseRunRequestSchema.extend({ type: z.literal('pause'), runId: IdSchema, traceparent: ReportTraceparent }),
+  SucceedRunRequestSchema.extend({ type: z.literal('succeed'), runId: IdSchema, traceparent: ReportTraceparent }),
+  FailRunRequestSchema.extend({ type: z.literal('fail'), runId: IdSchema, traceparent: ReportTraceparent }),
+]);
+export type EngineReport = z.infer<typeof EngineReportSchema>;
+export type EngineReportInput = z.input<typeof EngineReportSchema>;
+
+/**
+ * `POST /internal/reports`: many engines' reports in one call and one transaction. Reports of one
+ * run are applied in the order given; each report gets its own answer.
+ */
+export const ReportBatchRequestSchema = z.object({ reports: z.array(EngineReportSchema).min(1).max(MAX_REPORTS_PER_BATCH) });
+
+/** One report's answer: its command result (a pause also names its request id), or its refusal. */
+export const ReportAnswerSchema = z.union([
+  z.object({ ok: CommandResultSchema.extend({ requestId: z.string().optional(), resumeDeadline: z.string().optional() }) }),
+  z.object({ error: z.object({ statusCode: z.number().int(), code: z.string(), params: z.record(z.string(), z.unknown()) }) }),
+]);
+
+export type ReportAnswer = z.infer<typeof ReportAnswerSchema>;
+

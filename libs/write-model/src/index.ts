@@ -8,3 +8,4 @@ export * from './run-commands';
 export * from './supervisor';
 export * from './bulk';
 export * from './retention';
+export * from './reports';

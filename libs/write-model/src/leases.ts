@@ -80,18 +80,45 @@ export class LeaseStore {
    * be taken over between this check and the append.
    */
   async checkHeld(runId: string, workerId: string, now: Date): Promise<DomainError | null> {
-    const rows = await this.sql.execute<{ worker_id: string; expires_at: Date }>(
-      'select worker_id, expires_at from run_leases where run_id = ? for share',
-      [runId],
-    );
-    const l = rows[0];
-    if (l && l.worker_id === workerId && new Date(l.expires_at).getTime() > now.getTime()) return null;
-    return domainError('LEASE_LOST', {
-      entityType: 'flow_run',
-      entityId: runId,
-      workerId,
-      holder: l && new Date(l.expires_at).getTime() > now.getTime() ? l.worker_id : null,
-      message: 'the worker does not hold the lease on this run',
-    });
+    const rows = await this.sql.execute<LeaseRow>('select run_id, worker_id, expires_at from run_leases where run_id = ? for share', [runId]);
+    return leaseLost(runId, workerId, rows[0], now);
   }
+
+  /**
+   * `checkHeld` for many runs in one statement (a batch of reports): the refusals by run id; a run
+   * whose worker holds its lease is absent. Share-locks the lease rows in run id order.
+   */
+  async checkHeldMany(holders: ReadonlyMap<string, string>, now: Date): Promise<Map<string, DomainError>> {
+    const lost = new Map<string, DomainError>();
+    if (holders.size === 0) return lost;
+    const rows = await this.sql.execute<LeaseRow>(
+      'select run_id, worker_id, expires_at from run_leases where run_id in (?) order by run_id for share',
+      [[...holders.keys()]],
+    );
+    const byRun = new Map(rows.map((r) => [r.run_id, r]));
+    for (const [runId, workerId] of holders) {
+      const refusal = leaseLost(runId, workerId, byRun.get(runId), now);
+      if (refusal) lost.set(runId, refusal);
+    }
+    return lost;
+  }
+}
+
+interface LeaseRow {
+  run_id: string;
+  worker_id: string;
+  expires_at: Date;
+}
+
+/** LEASE_LOST unless `workerId` holds an unexpired lease (the row), naming the live holder if any. */
+function leaseLost(runId: string, workerId: string, l: LeaseRow | undefined, now: Date): DomainError | null {
+  const live = l !== undefined && new Date(l.expires_at).getTime() > now.getTime();
+  if (live && l.worker_id === workerId) return null;
+  return domainError('LEASE_LOST', {
+    entityType: 'flow_run',
+    entityId: runId,
+    workerId,
+    holder: live ? l.worker_id : null,
+    message: 'the worker does not hold the lease on this run',
+  });
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   domainError,
   isDomainError,
@@ -8,6 +7,7 @@ import {
   type CommandResult,
   type CreateFlow,
   type DomainError,
+  type EngineReport,
   type FinishStepRequest,
   type Flow,
   type FlowRun,
@@ -30,6 +30,7 @@ import { appendManyWithRules, appendWithRules, fenced } from './run-rules';
 import { bulkStatuses, inStatuses, selectBulkPages } from './bulk';
 import { purgeExpiredBatch, purgeRuns, retentionPlan, type PurgeOutcome, type RetentionWindow } from './retention';
 import { readStream, readTriggered, type AppendOptions, type AppendResult, type CommandBuilder } from './run-store';
+import { applyReports, newRequestId, type ReportOutcome } from './reports';
 import type { SqlRunner } from './sql';
 
 /** Runs a unit of work in one Postgres transaction (MikroORM's `em.transactional` in the app). */
@@ -96,8 +97,7 @@ export const DEFAULT_RUN_COMMANDS_OPTIONS: RunCommandsOptions = {
   bulkBatchSize: 1000,
 };
 
-/** A fresh, unguessable resume request id (192 random bits). */
-export const newRequestId = (): string => `req_${randomBytes(24).toString('base64url')}`;
+export { newRequestId };
 
 /** What a new run starts from (a trigger, or a retry on the latest version). */
 interface NewRun {
@@ -277,6 +277,17 @@ export class RunCommands {
       if (r.events.length === 0 && dataRef) await sql.execute('delete from execution_data where ref = ?', [dataRef]);
       return this.result(r);
     });
+  }
+
+  /**
+   * Many engines' reports in one transaction (`applyReports`): each report decided exactly as its
+   * single endpoint decides it, each answered on its own.
+   */
+  report(reports: readonly EngineReport[], ctx: CommandContext = {}): Promise<ReportOutcome[] | DomainError> {
+    const now = ctx.now ?? this.clock();
+    return this.inTx((sql) =>
+      applyReports(sql, reports, { now, traceparent: ctx.traceparent, pauseTimeoutSeconds: this.options.pauseTimeoutSeconds }),
+    );
   }
 
   /** Pauses on a fresh request id; without a deadline, it expires `AP_PAUSE_TIMEOUT_SECONDS` from now. */

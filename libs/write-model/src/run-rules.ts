@@ -29,11 +29,19 @@ export async function appendManyWithRules(
   build: (state: RunState, runId: string) => RunCommand | DomainError,
   opts: AppendOptions,
 ): Promise<(AppendResult | DomainError)[]> {
-  const results = await appendToRuns(sql, runIds, build, opts);
+  return applyFailureRules(sql, await appendToRuns(sql, runIds, build, opts), opts);
+}
+
+/** The rules beyond one run for appends already written (a failing child fails its parent), run by run. */
+export async function applyFailureRules<R extends AppendResult | DomainError>(
+  sql: SqlRunner,
+  results: readonly R[],
+  opts: AppendOptions,
+): Promise<R[]> {
   for (const r of results) {
     if (!isDomainError(r) && r.events.length > 0 && enteredFailure(r.previous, r.state)) await failParentOf(sql, r.runId, opts);
   }
-  return results;
+  return [...results];
 }
 
 const enteredFailure = (before: RunState, after: RunState): boolean =>

@@ -28,6 +28,8 @@ export interface AppendOptions {
   readonly create?: StreamMeta;
   /** When set, a run of another project is answered as not found and never touched. */
   readonly projectId?: string;
+  /** Batches of many callers' commands: each run's events carry its own caller's span (else `traceparent`). */
+  readonly traceparentOf?: (runId: string) => string | null | undefined;
 }
 
 export interface AppendResult {
@@ -66,6 +68,12 @@ interface PendingAppend {
 }
 
 const STREAM_COLUMNS = 'run_id, project_id, flow_id, version, state';
+
+/** Selects and locks (`for update`) the stream rows of these runs, in run id order (the order every batch locks in). */
+export function lockStreams(sql: SqlRunner, runIds: readonly string[]): Promise<StreamRow[]> {
+  if (runIds.length === 0) return Promise.resolve([]);
+  return sql.execute<StreamRow>(`select ${STREAM_COLUMNS} from run_streams where run_id in (?) order by run_id for update`, [runIds]);
+}
 
 /**
  * The append path. Must run inside a transaction: locks the run's stream row, decides, appends the
@@ -335,13 +343,27 @@ async function persistMany(sql: SqlRunner, pending: readonly PendingAppend[], op
   const leftRunning = changed.filter((p) => p.previous.status === 'RUNNING' && p.state.status !== 'RUNNING').map((p) => p.runId);
   if (leftRunning.length > 0) writes.push({ text: 'delete from run_leases where run_id in (?)', params: [leftRunning] });
   // Each element is the envelope itself; the columns beside it are read out of it. Ordinality keeps
-  // the log's positions in the order the events were decided.
-  writes.push({
-    text: `insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at)
+  // the log's positions in the order the events were decided. With `traceparentOf` (a batch of many
+  // callers' reports) the elements are `{ e, tp }`: each run's events keep their caller's span.
+  const tpOf = opts.traceparentOf;
+  writes.push(
+    tpOf
+      ? {
+          text: `insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at)
+     select x->'e'->>'id', x->'e'->>'subject', (x->'e'->>'seq')::int, x->'e'->>'type', x->'e', x->>'tp', ?
+       from jsonb_array_elements(${JSONB_PARAM}) with ordinality as a (x, i) order by i`,
+          params: [
+            opts.now,
+            jsonParam(changed.flatMap((p) => p.events.map((e) => ({ e, tp: tpOf(p.runId) ?? opts.traceparent ?? null })))),
+          ],
+        }
+      : {
+          text: `insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at)
      select e->>'id', e->>'subject', (e->>'seq')::int, e->>'type', e, ?, ?
        from jsonb_array_elements(${JSONB_PARAM}) with ordinality as x (e, i) order by i`,
-    params: [opts.traceparent ?? null, opts.now, jsonParam(changed.flatMap((p) => p.events))],
-  });
+          params: [opts.traceparent ?? null, opts.now, jsonParam(changed.flatMap((p) => p.events))],
+        },
+  );
   await sql.execute(...oneStatement(writes));
   if (sql.outboxAppended) sql.outboxAppended();
   else await sql.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);

@@ -1,0 +1,204 @@
+import { uniqueName } from '@flowruns/testing';
+import { Client } from 'pg';
+import { startCommandService, type TestCommandService } from './app.spec-helpers';
+
+/**
+ * `POST /internal/reports` (real Postgres and Kafka): a batch of engine reports decides exactly what
+ * the single-report endpoints decide — the same events, snapshots and stored step data — and
+ * answers each report on its own: a refusal, an unknown run or a lost lease does not touch the
+ * other reports of the batch.
+ */
+describe('command service: engine reports in batches', () => {
+  let svc: TestCommandService;
+  let pg: Client;
+  const projectId = uniqueName('p_reports');
+  let flowId: string;
+  let parentFlowId: string;
+
+  beforeAll(async () => {
+    svc = await startCommandService({ AP_PAUSE_TIMEOUT_SECONDS: '600' });
+    pg = new Client({ connectionString: svc.databaseUrl });
+    await pg.connect();
+    const steps = [
+      { name: 'a', type: 'transform', settings: {} },
+      { name: 'b', type: 'transform', settings: {} },
+    ];
+    flowId = (await svc.call<{ id: string }>('POST', '/internal/flows', { projectId, displayName: 'Reports', tags: [], steps })).body.id;
+    parentFlowId = (await svc.call<{ id: string }>('POST', '/internal/flows', { projectId, displayName: 'Parent', tags: [], steps })).body.id;
+  });
+  afterAll(async () => {
+    await pg?.end();
+    await svc?.close();
+  });
+
+  const trigger = async (extra: Record<string, unknown> = {}, flow = flowId) => {
+    const r = await svc.call<{ id: string }>('POST', `/internal/flows/${flow}/runs`, { projectId, payload: { n: 1 }, ...extra });
+    expect(r.status).toBe(201);
+    return r.body.id;
+  };
+  const batch = (reports: unknown[], headers?: Record<string, string>) =>
+    headers
+      ? fetch(`${svc.url}/internal/reports`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-internal-token': 'test-internal-token-0123456789', ...headers },
+          body: JSON.stringify({ reports }),
+        }).then(async (r) => ({ status: r.status, body: (await r.json()) as { results: Record<string, unknown>[] } }))
+      : svc.call<{ results: Record<string, unknown>[] }>('POST', '/internal/reports', { reports });
+
+  /** A run's events and stored step data, with the ids, times and references that differ between twins left out. */
+  const history = async (runId: string) => {
+    const events = await pg.query<{ seq: number; type: string; envelope: { data: Record<string, unknown> } }>(
+      'select seq, type, envelope from run_events where run_id = $1 order by seq',
+      [runId],
+    );
+    const data = await pg.query(
+      `select kind, step_name, attempt, input, output, error, bytes, input is null as no_input, error is null as no_error
+         from execution_data where run_id = $1 and kind = 'step' order by step_name, attempt`,
+      [runId],
+    );
+    const stream = await pg.query<{ version: number; status: string; state: Record<string, unknown> }>(
+      'select version, status, state from run_streams where run_id = $1',
+      [runId],
+    );
+    // References and request ids are fresh per run; times (and the run's duration) are the twins' own.
+    const strip = (v: unknown): unknown =>
+      JSON.parse(JSON.stringify(v), (k, x: unknown) =>
+        ['dataRef', 'requestId', 'triggerDataRef', 'resumeDeadline'].includes(k) ? '<ref>'
+        : typeof x === 'string' && /^\d{4}-\d\d-\d\dT/.test(x) ? '<time>'
+        : x,
+      );
+    const runDuration = (type: string, data: Record<string, unknown>) =>
+      /^flowrun\.(failed|succeeded)\./.test(type) ? { ...data, durationMs: '<duration>' } : data;
+    return {
+      events: events.rows.map((e) => ({ seq: e.seq, type: e.type, data: strip(runDuration(e.type, e.envelope.data)) })),
+      data: data.rows,
+      stream: { version: stream.rows[0].version, status: stream.rows[0].status, state: strip(stream.rows[0].state) },
+    };
+  };
+
+  it('decides what the single endpoints decide: same events, snapshot and stored step data', async () => {
+    const [single, batched] = [await trigger(), await trigger()];
+    const finishA = { status: 'SUCCEEDED', input: { url: 'https://x.test', n: null }, output: { ok: true, list: [1, 'two'] }, durationMs: 7 };
+    const finishB = { status: 'FAILED', output: null, error: { message: 'boom' }, durationMs: 3 };
+    // One by one, as before.
+    expect((await svc.call('POST', `/internal/runs/${single}/steps/a/start`, { stepType: 'transform' })).status).toBe(200);
+    expect((await svc.call('POST', `/internal/runs/${single}/steps/a/finish`, finishA)).status).toBe(200);
+    expect((await svc.call('POST', `/internal/runs/${single}/steps/b/start`, { stepType: 'transform' })).status).toBe(200);
+    expect((await svc.call('POST', `/internal/runs/${single}/steps/b/finish`, finishB)).status).toBe(200);
+    expect((await svc.call('POST', `/internal/runs/${single}/fail`, { failedStepName: 'b' })).status).toBe(200);
+    // The same reports in one batch: one run several times, applied in the order sent.
+    const r = await batch([
+      { type: 'startStep', runId: batched, stepName: 'a', stepType: 'transform' },
+      { type: 'finishStep', runId: batched, stepName: 'a', ...finishA },
+      { type: 'startStep', runId: batched, stepName: 'b', stepType: 'transform' },
+      { type: 'finishStep', runId: batched, stepName: 'b', ...finishB },
+      { type: 'fail', runId: batched, failedStepName: 'b' },
+    ]);
+    expect(r.status).toBe(200);
+    expect(r.body.results.map((x) => x.ok)).toEqual([
+      { runId: batched, version: 2, status: 'RUNNING', eventsAppended: 1 },
+      { runId: batched, version: 3, status: 'RUNNING', eventsAppended: 1 },
+      { runId: batched, version: 4, status: 'RUNNING', eventsAppended: 1 },
+      { runId: batched, version: 5, status: 'RUNNING', eventsAppended: 1 },
+      { runId: batched, version: 6, status: 'FAILED', eventsAppended: 1 },
+    ]);
+    const [a, b] = [await history(single), await history(batched)];
+    expect(b).toEqual(a);
+    expect(b.data).toHaveLength(2);
+    // No input sent is no value (SQL NULL), not a JSON null; an output of null is a JSON null.
+    expect(b.data[1]).toMatchObject({ step_name: 'b', no_input: true, no_error: false, output: null });
+  });
+
+  it('answers each report on its own: unknown run, invalid transition and lost lease beside accepted reports', async () => {
+    const [ok, finished, leased, paused] = [await trigger(), await trigger(), await trigger(), await trigger()];
+    expect((await svc.call('POST', `/internal/runs/${finished}/succeed`, {})).status).toBe(200);
+    expect((await svc.call<{ acquired: boolean }>('POST', `/internal/runs/${leased}/lease`, { workerId: 'w-holder', ttlMs: 60000 })).body.acquired).toBe(
+      true,
+    );
+    const r = await batch([
+      { type: 'startStep', runId: ok, stepName: 'a', stepType: 'transform' },
+      { type: 'startStep', runId: 'run_does_not_exist', stepName: 'a', stepType: 'transform' },
+      { type: 'startStep', runId: finished, stepName: 'a', stepType: 'transform' },
+      { type: 'startStep', runId: leased, stepName: 'a', stepType: 'transform', workerId: 'w-intruder' },
+      { type: 'pause', runId: paused, stepName: 'a' },
+    ]);
+    expect(r.status).toBe(200);
+    const [first, unknown, ended, fenced, pause] = r.body.results;
+    expect(first).toEqual({ ok: { runId: ok, version: 2, status: 'RUNNING', eventsAppended: 1 } });
+    expect(unknown).toEqual({ error: { statusCode: 404, code: 'ENTITY_NOT_FOUND', params: expect.objectContaining({ entityId: 'run_does_not_exist' }) } });
+    expect(ended).toMatchObject({ error: { statusCode: 409, code: 'INVALID_TRANSITION', params: { status: 'SUCCEEDED' } } });
+    expect(fenced).toMatchObject({ error: { statusCode: 409, code: 'LEASE_LOST', params: { holder: 'w-holder', workerId: 'w-intruder' } } });
+    expect(pause).toMatchObject({ ok: { runId: paused, status: 'PAUSED', eventsAppended: 1, requestId: expect.stringMatching(/^req_[\w-]{32}$/) } });
+    const deadline = Date.parse(String((pause.ok as { resumeDeadline: string }).resumeDeadline));
+    expect(deadline - Date.now()).toBeGreaterThan(590_000);
+    // The refused reports changed nothing.
+    const versions = await pg.query<{ run_id: string; version: number }>('select run_id, version from run_streams where run_id = any($1)', [
+      [finished, leased],
+    ]);
+    expect(Object.fromEntries(versions.rows.map((v) => [v.run_id, v.version]))).toEqual({ [finished]: 2, [leased]: 1 });
+    // The lease holder's own report goes through, in a later batch.
+    const again = await batch([{ type: 'startStep', runId: leased, stepName: 'a', stepType: 'transform', workerId: 'w-holder' }]);
+    expect(again.body.results[0]).toMatchObject({ ok: { version: 2, eventsAppended: 1 } });
+    // A repeated report is accepted and appends nothing (engines retry), and stores no second record.
+    const finish = { type: 'finishStep', runId: ok, stepName: 'a', status: 'SUCCEEDED', output: 1, durationMs: 1 };
+    const twice = await batch([finish, finish]);
+    expect(twice.body.results.map((x) => (x.ok as { eventsAppended: number }).eventsAppended)).toEqual([1, 0]);
+    const records = await pg.query('select ref from execution_data where run_id = $1 and kind = $2', [ok, 'step']);
+    expect(records.rows).toHaveLength(1);
+  });
+
+  it('keeps each report’s own trace, and a failing child fails its parent', async () => {
+    const parent = await trigger({}, parentFlowId);
+    const child = await trigger({ parentRunId: parent, failParentOnFailure: true });
+    const other = await trigger();
+    const tp = (n: string) => `00-${n.repeat(32)}-${'b'.repeat(16)}-01`;
+    const r = await batch(
+      [
+        { type: 'fail', runId: child, failedStepName: null, traceparent: tp('1') },
+        { type: 'startStep', runId: other, stepName: 'a', stepType: 'transform' },
+      ],
+      { traceparent: tp('2') },
+    );
+    expect(r.status).toBe(200);
+    expect(r.body.results.every((x) => 'ok' in x)).toBe(true);
+    const rows = await pg.query<{ run_id: string; traceparent: string }>(
+      'select run_id, traceparent from run_events where run_id = any($1) and seq > 1 order by run_id',
+      [[child, other]],
+    );
+    // A report's own span is kept as sent; the others continue the call's trace (the request span, a child of its header).
+    const stored = Object.fromEntries(rows.rows.map((x) => [x.run_id, x.traceparent]));
+    expect(stored[child]).toBe(tp('1'));
+    expect(stored[other]).toMatch(/^00-2{32}-[0-9a-f]{16}-01$/);
+    const parentRow = await pg.query<{ status: string }>('select status from run_streams where run_id = $1', [parent]);
+    expect(parentRow.rows[0].status).toBe('FAILED');
+  });
+
+  it('refuses a malformed batch whole, naming the report and field', async () => {
+    const run = await trigger();
+    expect(
+      await batch([
+        { type: 'startStep', runId: run, stepName: 'a', stepType: 'transform' },
+        { type: 'startStep', runId: run, stepName: '', stepType: 'transform' },
+      ]),
+    ).toMatchObject({ status: 400, body: { code: 'VALIDATION', params: { field: 'reports.1.stepName' } } });
+    expect(await batch([{ type: 'teleport', runId: run }])).toMatchObject({ status: 400, body: { code: 'VALIDATION', params: { field: 'reports.0.type' } } });
+    expect(await batch([])).toMatchObject({ status: 400, body: { code: 'VALIDATION', params: { field: 'reports' } } });
+    const tooMany = Array.from({ length: 501 }, () => ({ type: 'succeed', runId: run }));
+    expect(await batch(tooMany)).toMatchObject({ status: 400, body: { code: 'VALIDATION', params: { field: 'reports' } } });
+    // Nothing of the refused batches was applied.
+    const v = await pg.query<{ version: number }>('select version from run_streams where run_id = $1', [run]);
+    expect(v.rows[0].version).toBe(1);
+  });
+
+  it('concurrent batches over the same runs neither deadlock nor lose a report', async () => {
+    const runs = await Promise.all(Array.from({ length: 24 }, () => trigger()));
+    // Eight batches, each starting step a of every run in a different order: each run starts once.
+    const orders = Array.from({ length: 8 }, (_, k) => [...runs].sort((x, y) => ((x.charCodeAt(x.length - 1 - (k % 3)) * (k + 1)) % 7) - ((y.charCodeAt(y.length - 1 - (k % 3)) * (k + 1)) % 7)));
+    const answers = await Promise.all(orders.map((o) => batch(o.map((runId) => ({ type: 'startStep', runId, stepName: 'a', stepType: 'transform' })))));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const appended = answers.flatMap((a) => a.body.results.map((x) => (x.ok as { eventsAppended: number }).eventsAppended));
+    expect(appended.reduce((s, n) => s + n, 0)).toBe(runs.length);
+    const versions = await pg.query<{ version: number }>('select version from run_streams where run_id = any($1)', [runs]);
+    expect(versions.rows.map((v) => v.version)).toEqual(runs.map(() => 2));
+  });
+});
