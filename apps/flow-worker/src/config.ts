@@ -14,6 +14,14 @@ export const FlowWorkerConfigSchema = z.object({
   FLOW_WORKER_GROUP_ID: z.string().min(1).default('flow-runs-worker'),
   /** Runs driven at once by one worker. */
   FLOW_WORKER_CONCURRENCY: int(1, 1000, 8),
+  /**
+   * Reports (step starts and finishes, pauses, endings) of the runs this worker drives go to the
+   * command service in batches of at most this many, one call and one transaction per batch; 0 sends
+   * each report on its own call.
+   */
+  FLOW_WORKER_REPORT_BATCH: int(0, 500, 200),
+  /** Report batches in flight at once; reports made meanwhile wait for the next batch. */
+  FLOW_WORKER_REPORT_CALLS_IN_FLIGHT: int(1, 64, 2),
   /** A run's lease lasts this long unless renewed (renewed every third of it while driving). */
   FLOW_WORKER_LEASE_TTL_MS: int(1000, 600000, 10000),
   /** How often expired leases (runs of dead workers) are claimed; default half the lease TTL. */

@@ -36,6 +36,10 @@ class WorkerCoreModule {
               baseUrl: config.COMMAND_SERVICE_URL,
               token: config.INTERNAL_API_TOKEN,
               timeoutMs: config.COMMAND_SERVICE_TIMEOUT_MS,
+              batchReports:
+                config.FLOW_WORKER_REPORT_BATCH > 0
+                  ? { maxReports: config.FLOW_WORKER_REPORT_BATCH, maxChars: 1_000_000, maxInFlight: config.FLOW_WORKER_REPORT_CALLS_IN_FLIGHT }
+                  : undefined,
             }),
         },
         WorkerService,

@@ -105,4 +105,94 @@ describe('HttpCommandClient', () => {
     answer = () => ({ status: 200, body: 'not json' });
     await expect(client().acquireLease('r1', 'w', 1000)).rejects.toBeInstanceOf(CommandServiceUnavailable);
   });
+  describe('with batchReports', () => {
+    const batchingClient = (over: Partial<ConstructorParameters<typeof HttpCommandClient>[0]> = {}) =>
+      client({ batchReports: { maxReports: 3, maxChars: 2000, maxInFlight: 1 }, ...over });
+    const okFor = (r: { runId: string; type: string }) =>
+      r.runId === 'refused'
+        ? { error: { statusCode: 409, code: 'LEASE_LOST', params: { holder: 'other' } } }
+        : { ok: { runId: r.runId, version: 2, status: r.type === 'pause' ? 'PAUSED' : 'RUNNING', eventsAppended: 1, ...(r.type === 'pause' ? { requestId: 'req_x' } : {}) } };
+    const answerBatches = () => {
+      answer = (url) => {
+        if (url !== '/internal/reports') return { status: 404, body: { statusCode: 404, code: 'ENTITY_NOT_FOUND', params: {} } };
+        const { reports } = JSON.parse(seen[seen.length - 1].body) as { reports: { runId: string; type: string }[] };
+        return { status: 200, body: { results: reports.map(okFor) } };
+      };
+    };
+
+    it('sends reports made at once together, in batches of at most maxReports, each caller getting its own answer', async () => {
+      answerBatches();
+      const c = batchingClient();
+      const answers = await Promise.allSettled([
+        c.startStep('r1', 's', { stepType: 'http', workerId: 'w' }),
+        c.finishStep('r2', 's', { status: 'SUCCEEDED', output: { a: 1 }, durationMs: 4, workerId: 'w' }),
+        c.pause('r3', { stepName: 's', workerId: 'w' }),
+        c.succeed('refused', { workerId: 'w' }),
+        c.fail('r5', { failedStepName: null }),
+      ]);
+      expect(seen.map((x) => `${x.method} ${x.url}`)).toEqual(['POST /internal/reports', 'POST /internal/reports']);
+      expect(seen.map((x) => (JSON.parse(x.body) as { reports: unknown[] }).reports)).toEqual([
+        [
+          { type: 'startStep', runId: 'r1', stepName: 's', stepType: 'http', workerId: 'w' },
+          { type: 'finishStep', runId: 'r2', stepName: 's', status: 'SUCCEEDED', output: { a: 1 }, durationMs: 4, workerId: 'w' },
+          { type: 'pause', runId: 'r3', stepName: 's', workerId: 'w' },
+        ],
+        [
+          { type: 'succeed', runId: 'refused', workerId: 'w' },
+          { type: 'fail', runId: 'r5', failedStepName: null },
+        ],
+      ]);
+      expect(answers[0]).toEqual({ status: 'fulfilled', value: { runId: 'r1', version: 2, status: 'RUNNING', eventsAppended: 1 } });
+      expect(answers[2]).toMatchObject({ status: 'fulfilled', value: { status: 'PAUSED', requestId: 'req_x' } });
+      const refused = answers[3] as PromiseRejectedResult;
+      expect(refused.reason).toBeInstanceOf(CommandServiceError);
+      expect(refused.reason).toMatchObject({ status: 409, code: 'LEASE_LOST' });
+      expect(isStopAnswer(refused.reason)).toBe(true);
+      expect(answers[4]).toMatchObject({ status: 'fulfilled', value: { runId: 'r5' } });
+    });
+
+    it('sends a report larger than maxChars alone, and cuts batches by size', async () => {
+      answerBatches();
+      const c = batchingClient();
+      const big = 'x'.repeat(3000);
+      await Promise.all([
+        c.finishStep('r1', 's', { status: 'SUCCEEDED', output: big, durationMs: 1 }),
+        c.finishStep('r2', 's', { status: 'SUCCEEDED', output: 'y'.repeat(1100), durationMs: 1 }),
+        c.finishStep('r3', 's', { status: 'SUCCEEDED', output: 'z'.repeat(1100), durationMs: 1 }),
+      ]);
+      expect(seen.map((x) => (JSON.parse(x.body) as { reports: { runId: string }[] }).reports.map((r) => r.runId))).toEqual([['r1'], ['r2'], ['r3']]);
+    });
+
+    it('retries a batch on 503 (reports are safe to repeat), and fails every report of a batch the command service cannot take', async () => {
+      let calls = 0;
+      answer = () => {
+        calls++;
+        if (calls === 1) return { status: 503, body: { statusCode: 503, code: 'SERVICE_UNAVAILABLE', params: {} } };
+        const { reports } = JSON.parse(seen[seen.length - 1].body) as { reports: { runId: string; type: string }[] };
+        return { status: 200, body: { results: reports.map(okFor) } };
+      };
+      const c = batchingClient();
+      const both = await Promise.all([c.succeed('r1', {}), c.succeed('r2', {})]);
+      expect(both.map((r) => r.runId)).toEqual(['r1', 'r2']);
+      expect(seen).toHaveLength(2);
+
+      seen.length = 0;
+      answer = () => ({ status: 200, body: { results: [] } });
+      const broken = await Promise.allSettled([c.succeed('r1', {}), c.succeed('r2', {})]);
+      expect(broken.map((b) => (b as PromiseRejectedResult).reason)).toEqual([expect.any(CommandServiceUnavailable), expect.any(CommandServiceUnavailable)]);
+      answer = () => ({ status: 400, body: { statusCode: 400, code: 'VALIDATION', params: { field: 'reports.0.stepName' } } });
+      const invalid = await Promise.allSettled([c.startStep('r1', 's', { stepType: 'http' })]);
+      expect((invalid[0] as PromiseRejectedResult).reason).toMatchObject({ status: 400, code: 'VALIDATION' });
+    });
+
+    it('keeps at most maxInFlight calls open; what arrives meanwhile goes in the next call', async () => {
+      answerBatches();
+      const c = batchingClient({ batchReports: { maxReports: 100, maxChars: 100000, maxInFlight: 1 } });
+      const first = c.startStep('r0', 's', { stepType: 'http' });
+      await new Promise((r) => setImmediate(r)); // the first call leaves alone
+      const rest = Array.from({ length: 10 }, (_, i) => c.startStep(`r${i + 1}`, 's', { stepType: 'http' }));
+      await Promise.all([first, ...rest]);
+      expect(seen.map((x) => (JSON.parse(x.body) as { reports: unknown[] }).reports.length)).toEqual([1, 10]);
+    });
+  });
 });

@@ -10,11 +10,16 @@ import {
   type TriggerRunRequestInput,
 } from '@flowruns/contracts';
 import { z } from 'zod';
-import { InternalApiClient, type InternalApiClientOptions, type RetryPolicy } from '@flowruns/platform';
+import { InternalApiClient, JsonText, type InternalApiClientOptions, type RetryPolicy } from '@flowruns/platform';
 import { CommandServiceError, type CommandServicePort, type RunExecutionView } from './command-port';
+import { ReportBatcher, type ReportBatcherOptions } from './report-batcher';
 
-/** `COMMAND_SERVICE_URL`, `INTERNAL_API_TOKEN`, the deadline and retries of one call. */
-export type HttpCommandClientOptions = InternalApiClientOptions;
+/**
+ * `COMMAND_SERVICE_URL`, `INTERNAL_API_TOKEN`, the deadline and retries of one call; with
+ * `batchReports`, step starts and finishes, pauses, successes and failures go in batches
+ * (`POST /internal/reports`, see `ReportBatcher`) instead of one call each.
+ */
+export type HttpCommandClientOptions = InternalApiClientOptions & { readonly batchReports?: ReportBatcherOptions };
 
 const LooseCommandResult = CommandResultSchema.partial().loose();
 const PauseAnswer = LooseCommandResult.extend({ requestId: z.string().optional() });
@@ -30,9 +35,14 @@ const runPath = (runId: string) => `/internal/runs/${enc(runId)}`;
  */
 export class HttpCommandClient implements CommandServicePort {
   private readonly http: InternalApiClient;
+  private readonly batcher: ReportBatcher | null;
 
   constructor(opts: HttpCommandClientOptions) {
     this.http = new InternalApiClient(opts);
+    // A batch is made of reports, each safe to repeat: the whole call is retried on transient failures.
+    this.batcher = opts.batchReports
+      ? new ReportBatcher((body) => this.http.call('POST', '/internal/reports', new JsonText(body), 'transient'), opts.batchReports)
+      : null;
   }
 
   async getExecution(runId: string): Promise<RunExecutionView | null> {
@@ -63,23 +73,28 @@ export class HttpCommandClient implements CommandServicePort {
   }
 
   startStep(runId: string, stepName: string, req: { stepType: string; workerId?: string }): Promise<CommandResult> {
+    if (this.batcher) return this.batcher.submit({ type: 'startStep', runId, stepName, ...req });
     return this.command(`${runPath(runId)}/steps/${enc(stepName)}/start`, req);
   }
 
   finishStep(runId: string, stepName: string, req: FinishStepRequest): Promise<CommandResult> {
+    if (this.batcher) return this.batcher.submit({ type: 'finishStep', runId, stepName, ...req });
     return this.command(`${runPath(runId)}/steps/${enc(stepName)}/finish`, req);
   }
 
   async pause(runId: string, req: { stepName: string; workerId?: string }): Promise<CommandResult & { requestId?: string }> {
+    if (this.batcher) return this.batcher.submit({ type: 'pause', runId, ...req });
     const body = await this.call('POST', `${runPath(runId)}/pause`, req, 'transient');
     return this.expect(PauseAnswer, body, 'pause') as CommandResult & { requestId?: string };
   }
 
   succeed(runId: string, req: { workerId?: string }): Promise<CommandResult> {
+    if (this.batcher) return this.batcher.submit({ type: 'succeed', runId, ...req });
     return this.command(`${runPath(runId)}/succeed`, req);
   }
 
   fail(runId: string, req: { failedStepName: string | null; workerId?: string }): Promise<CommandResult> {
+    if (this.batcher) return this.batcher.submit({ type: 'fail', runId, ...req });
     return this.command(`${runPath(runId)}/fail`, req);
   }
 

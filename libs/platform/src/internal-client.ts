@@ -41,6 +41,11 @@ export interface InternalApiClientOptions {
   readonly retryBaseMs?: number;
 }
 
+/** A request body already serialised to JSON (sent as is, not stringified again). */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
 /**
  * When a failed call may be sent again: `transient` for requests that are safe to repeat (any
  * transient failure), `refused-only` for those that are not (only when the connection was refused,
@@ -96,7 +101,7 @@ export class InternalApiClient {
             // The caller's active span (a worker's step, a retention pass) parents the command.
             ...traceHeader(),
           },
-          body: method === 'POST' ? JSON.stringify(body ?? {}) : undefined,
+          body: method !== 'POST' ? undefined : body instanceof JsonText ? body.text : JSON.stringify(body ?? {}),
           signal: AbortSignal.timeout(timeoutMs),
         });
       } catch (e) {
