@@ -1,4 +1,5 @@
 import { INTERNAL_TOKEN_HEADER } from '@flowruns/contracts';
+import { HttpCommandClient } from '@flowruns/engine';
 import { createKafka } from '@flowruns/messaging';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -9,9 +10,12 @@ import { log, percentile, round, uniqueName, waitFor } from './util';
 
 /**
  * 1. Ingest, end to end: virtual engines drive runs through the command service's internal API
- * (trigger, then start + finish per step, then succeed: one event per call) for `durationS`, as
- * fast as `concurrency` of them can; the relay publishes, the projector projects. Then the same
- * messages straight to the broker with kafkajs, and the same view rows straight into Postgres.
+ * (trigger, then start + finish per step, then succeed: one event per report) for `durationS`, as
+ * fast as `concurrency` of them can; the relay publishes, the projector projects. The engines
+ * live in `workers` virtual workers, each reporting through the worker's own client
+ * (`HttpCommandClient` with `batchReports`, as `FLOW_WORKER_REPORT_BATCH` sets it): the reports of
+ * one worker's runs share calls. Triggers are one call each, as the gateway sends them. Then the
+ * same messages straight to the broker with kafkajs, and the same view rows straight into Postgres.
  */
 export async function benchIngest(profile: Profile) {
   const p = profile.ingest;
@@ -39,14 +43,24 @@ export async function benchIngest(profile: Profile) {
       flows.push(String(flow.id));
     }
 
+    const workers = Array.from(
+      { length: p.workers },
+      () =>
+        new HttpCommandClient({
+          baseUrl: cs.url,
+          token: sys.env.INTERNAL_API_TOKEN,
+          timeoutMs: 30000,
+          batchReports: p.reportBatch > 0 ? { maxReports: p.reportBatch, maxChars: 1_000_000, maxInFlight: 2 } : undefined,
+        }),
+    );
     const eventsPerRun = 2 * p.steps + 2;
     const callMs: number[] = [];
     const finished: { runId: string; acceptedAt: number }[] = [];
     let events = 0;
     let errors = 0;
-    const timed = async (path: string, body: unknown) => {
+    const timed = async <T>(call: () => Promise<T>): Promise<T> => {
       const t = performance.now();
-      const r = await post(path, body);
+      const r = await call();
       callMs.push(performance.now() - t);
       events++;
       return r;
@@ -55,27 +69,32 @@ export async function benchIngest(profile: Profile) {
     const cpu = await CpuMeter.start(sys);
     const startedAt = Date.now();
     const deadline = startedAt + p.durationS * 1000;
-    log(`ingest: ${p.concurrency} engines for ${p.durationS} s`);
+    log(`ingest: ${p.concurrency} engines in ${p.workers} workers for ${p.durationS} s (report batches ≤ ${p.reportBatch})`);
     await Promise.all(
       Array.from({ length: p.concurrency }, async (_, w) => {
+        const client = workers[w % workers.length];
         let n = 0;
         while (Date.now() < deadline) {
           try {
-            const run = await timed(`/internal/flows/${flows[(w + n++) % flows.length]}/runs`, {
-              projectId: project,
-              payload: { orderId: n, customer: { id: w, email: `user${w}@example.com` } },
-            });
-            const runId = String(run.id);
+            const run = await timed(() =>
+              client.triggerRun(flows[(w + n++) % flows.length], {
+                projectId: project,
+                payload: { orderId: n, customer: { id: w, email: `user${w}@example.com` } },
+              }),
+            );
+            const runId = run.id;
             for (const s of stepNames) {
-              await timed(`/internal/runs/${runId}/steps/${s}/start`, { stepType: 'http' });
-              await timed(`/internal/runs/${runId}/steps/${s}/finish`, {
-                status: 'SUCCEEDED',
-                input: { url: 'https://api.example.com/orders' },
-                output: { status: 200, body: { ok: true } },
-                durationMs: 5,
-              });
+              await timed(() => client.startStep(runId, s, { stepType: 'http' }));
+              await timed(() =>
+                client.finishStep(runId, s, {
+                  status: 'SUCCEEDED',
+                  input: { url: 'https://api.example.com/orders' },
+                  output: { status: 200, body: { ok: true } },
+                  durationMs: 5,
+                }),
+              );
             }
-            await timed(`/internal/runs/${runId}/succeed`, {});
+            await timed(() => client.succeed(runId, {}));
             finished.push({ runId, acceptedAt: Date.now() });
           } catch (e) {
             errors++;
@@ -109,7 +128,14 @@ export async function benchIngest(profile: Profile) {
     await sys.stop();
     const slower = Math.min(raw.kafkaMessagesPerS, raw.postgresRowsPerS);
     return {
-      config: { ...p, eventsPerRun, commandBatch: 'one event per call (an engine report)' },
+      config: {
+        ...p,
+        eventsPerRun,
+        commandBatch:
+          p.reportBatch > 0
+            ? `reports batched per worker (≤ ${p.reportBatch} per call, 2 calls in flight), triggers one per call`
+            : 'one event per call (an engine report)',
+      },
       acceptedEvents: events,
       completeRuns: runs,
       errors,

@@ -1,5 +1,7 @@
 /**
- * `npm run bench [-- --profile quick|full] [--only ingest,list,bulk,purge,rebuild] [--scale F]`
+ * `npm run bench [-- --profile quick|full] [--only ingest,list,bulk,purge,rebuild] [--scale F]
+ *   [--report-batch N] [--engines N]` (the last two override the profile's ingest settings, for
+ *   before/after comparisons: `--report-batch 0` sends one call per report, as before batching)
  *
  * Runs the benchmarks of issue 6 against the built apps (dist/), each with its own database and
  * topic, writes `bench/results/<timestamp>-<profile>.json` (and `latest-<profile>.json`), and
@@ -31,7 +33,18 @@ function parseArgs(argv: string[]) {
   for (const o of only) if (!ALL.includes(o)) throw new Error(`--only: one of ${ALL.join(', ')}, not ${o}`);
   const scale = Number(get('--scale') ?? '1');
   if (!(scale > 0 && scale <= 1)) throw new Error('--scale: a number in (0, 1]');
-  return { profile: scaled(PROFILES[profileName], scale), only, scale };
+  const base = scaled(PROFILES[profileName], scale);
+  const intFlag = (flag: string, min: number, max: number): number | undefined => {
+    const v = get(flag);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${flag}: an integer from ${min} to ${max}, not ${v}`);
+    return n;
+  };
+  const reportBatch = intFlag('--report-batch', 0, 500);
+  const engines = intFlag('--engines', 1, 2000);
+  const ingest = { ...base.ingest, ...(reportBatch !== undefined ? { reportBatch } : {}), ...(engines !== undefined ? { concurrency: engines } : {}) };
+  return { profile: { ...base, ingest }, only, scale };
 }
 
 function scaled(p: Profile, f: number): Profile {

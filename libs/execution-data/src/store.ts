@@ -39,17 +39,27 @@ export class ExecutionDataStore {
 
   /** Stores one record and returns its reference. Call inside the command's transaction. */
   async put(record: NewExecutionRecord): Promise<string> {
+    const insert = ExecutionDataStore.insertOf(record);
+    await this.sql.execute(insert.text, insert.params);
+    return insert.ref;
+  }
+
+  /**
+   * The statement that stores one record, and its new reference, for a caller that sends it
+   * together with its own writes (one round trip: see `AppendOptions.alsoWrite`).
+   */
+  static insertOf(record: NewExecutionRecord): { ref: string; text: string; params: unknown[] } {
     const ref = ExecutionDataStore.newRef();
     const input = json(record.input);
     const output = json(record.output);
     const error = json(record.error);
     const bytes = (input?.length ?? 0) + (output?.length ?? 0) + (error?.length ?? 0);
-    await this.sql.execute(
-      `insert into execution_data (ref, run_id, kind, step_name, attempt, input, output, error, bytes)
+    return {
+      ref,
+      text: `insert into execution_data (ref, run_id, kind, step_name, attempt, input, output, error, bytes)
        values (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?)`,
-      [ref, record.runId, record.kind, record.stepName, record.attempt, input, output, error, bytes],
-    );
-    return ref;
+      params: [ref, record.runId, record.kind, record.stepName, record.attempt, input, output, error, bytes],
+    };
   }
 
   /**

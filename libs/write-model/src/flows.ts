@@ -20,6 +20,8 @@ export interface FlowVersionRecord {
   readonly versionId: string;
   readonly versionDisplayName: string;
   readonly steps: readonly FlowStep[];
+  /** The project's monthly run quota (null: none), read with the flow so a trigger needs no second query. */
+  readonly monthlyRunQuota: number | null;
 }
 
 const TEMPLATE = /\{\{\s*(.*?)\s*\}\}/g;
@@ -188,7 +190,11 @@ export class FlowStore {
 
   /** The flow's latest published version, only if the flow belongs to the project. */
   async latest(projectId: string, flowId: string): Promise<FlowVersionRecord | null> {
-    const rows = await this.sql.execute<FlowRow>(`${FLOW_SELECT} where f.id = ? and f.project_id = ?`, [flowId, projectId]);
+    const rows = await this.sql.execute<FlowRow & { monthly_run_quota: number | null }>(
+      `select q.*, (select monthly_run_quota from projects p where p.id = q.project_id) as monthly_run_quota
+         from (${FLOW_SELECT} where f.id = ? and f.project_id = ?) q`,
+      [flowId, projectId],
+    );
     const r = rows[0];
     if (!r) return null;
     return {
@@ -199,6 +205,7 @@ export class FlowStore {
       versionId: r.version_id,
       versionDisplayName: r.version_display_name,
       steps: r.steps,
+      monthlyRunQuota: r.monthly_run_quota,
     };
   }
 

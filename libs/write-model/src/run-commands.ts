@@ -202,8 +202,9 @@ export class RunCommands {
    * append (and fails its parent if it asked to).
    */
   private async startRun(sql: SqlRunner, run: NewRun, now: Date, ctx: CommandContext): Promise<FlowRun | DomainError> {
-    const exceededQuota = await quotaExceeded(sql, run.projectId, now);
-    const triggerDataRef = await new ExecutionDataStore(sql).put({
+    const exceededQuota = await quotaExceeded(sql, run.projectId, now, run.flow.monthlyRunQuota);
+    // The payload is stored by the statement that records the run (one round trip for both).
+    const payload = ExecutionDataStore.insertOf({
       runId: run.runId,
       kind: 'trigger',
       stepName: null,
@@ -212,6 +213,7 @@ export class RunCommands {
       output: run.payload ?? null,
       error: undefined,
     });
+    const triggerDataRef = payload.ref;
     const data: RunEventData<'flowrun.triggered.v1'> = {
       flowVersionId: run.flow.versionId,
       flowDisplayName: run.flow.versionDisplayName,
@@ -229,6 +231,7 @@ export class RunCommands {
       now,
       traceparent: ctx.traceparent,
       create: { projectId: run.projectId, flowId: run.flow.flowId },
+      alsoWrite: [payload],
     });
     if (isDomainError(appended)) return appended;
     return flowRunOf({ runId: run.runId, projectId: run.projectId, flowId: run.flow.flowId, data, created: now.toISOString() }, appended.state, now);
@@ -655,11 +658,14 @@ export const monthStartUtc = (now: Date): Date => new Date(Date.UTC(now.getUTCFu
  * transaction, so concurrent triggers count one after the other and never overshoot; projects
  * without a quota take no lock. The count stops at the quota, so it costs at most `quota` index rows.
  */
-export async function quotaExceeded(sql: SqlRunner, projectId: string, now: Date): Promise<number | null> {
-  const unlocked = await sql.execute<{ monthly_run_quota: number | null }>('select monthly_run_quota from projects where id = ?', [
-    projectId,
-  ]);
-  if (unlocked[0]?.monthly_run_quota == null) return null;
+export async function quotaExceeded(sql: SqlRunner, projectId: string, now: Date, knownQuota?: number | null): Promise<number | null> {
+  // The quota as read with the flow (`FlowStore.latest`), else read here; re-read under the lock below.
+  const unlocked =
+    knownQuota !== undefined
+      ? knownQuota
+      : (await sql.execute<{ monthly_run_quota: number | null }>('select monthly_run_quota from projects where id = ?', [projectId]))[0]
+          ?.monthly_run_quota;
+  if (unlocked == null) return null;
   const locked = await sql.execute<{ monthly_run_quota: number | null }>(
     'select monthly_run_quota from projects where id = ? for update',
     [projectId],

@@ -28,6 +28,11 @@ export interface AppendOptions {
   readonly create?: StreamMeta;
   /** When set, a run of another project is answered as not found and never touched. */
   readonly projectId?: string;
+  /**
+   * Writes that belong with this append (a new run's trigger payload), sent in the same statement
+   * as the append's own — only if the command is accepted and appends events.
+   */
+  readonly alsoWrite?: readonly { readonly text: string; readonly params: unknown[] }[];
   /** Batches of many callers' commands: each run's events carry its own caller's span (else `traceparent`). */
   readonly traceparentOf?: (runId: string) => string | null | undefined;
 }
@@ -86,7 +91,9 @@ export async function appendToRun(
   build: CommandBuilder,
   opts: AppendOptions,
 ): Promise<AppendResult | DomainError> {
-  const rows = await sql.execute<StreamRow>(`select ${STREAM_COLUMNS} from run_streams where run_id = ? for update`, [runId]);
+  // A run being created has a fresh id (uuid v7): there is no row to lock, and the insert of its row
+  // would fail on the primary key if there were.
+  const rows = opts.create ? [] : await sql.execute<StreamRow>(`select ${STREAM_COLUMNS} from run_streams where run_id = ? for update`, [runId]);
   const row = rows[0];
   if (row && opts.projectId !== undefined && row.project_id !== opts.projectId) return runNotFound(runId);
   const command = await build(row ? row.state : initialState());
@@ -200,7 +207,7 @@ const resultOf = (p: PendingAppend): AppendResult => ({
 async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: AppendOptions): Promise<void> {
   const changed = pending.filter((p) => p.events.length > 0);
   if (changed.length === 0) return;
-  const writes: Write[] = [];
+  const writes: Write[] = [...(opts.alsoWrite ?? [])];
   const write = (text: string, params: unknown[]) => writes.push({ text, params });
   // The columns beside the snapshot are what other queries find runs by (supervisor, cascade, quota).
   const columns = (p: PendingAppend) => ({
