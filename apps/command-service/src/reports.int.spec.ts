@@ -173,21 +173,38 @@ describe('command service: engine reports in batches', () => {
     expect(parentRow.rows[0].status).toBe('FAILED');
   });
 
-  it('refuses a malformed batch whole, naming the report and field', async () => {
+  it('refuses a malformed report alone (naming it), and a body without 1 to 500 reports whole', async () => {
     const run = await trigger();
-    expect(
-      await batch([
-        { type: 'startStep', runId: run, stepName: 'a', stepType: 'transform' },
-        { type: 'startStep', runId: run, stepName: '', stepType: 'transform' },
-      ]),
-    ).toMatchObject({ status: 400, body: { code: 'VALIDATION', params: { field: 'reports.1.stepName' } } });
-    expect(await batch([{ type: 'teleport', runId: run }])).toMatchObject({ status: 400, body: { code: 'VALIDATION', params: { field: 'reports.0.type' } } });
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < 200; i++) deep = { d: deep };
+    const r = await batch([
+      { type: 'startStep', runId: run, stepName: 'a', stepType: 'transform' },
+      { type: 'startStep', runId: run, stepName: '', stepType: 'transform' },
+      { type: 'teleport', runId: run },
+      { type: 'finishStep', runId: run, stepName: 'a', status: 'SUCCEEDED', output: { text: 'nul \u0000 here' }, durationMs: 1 },
+      { type: 'finishStep', runId: run, stepName: 'a', status: 'SUCCEEDED', output: deep, durationMs: 1 },
+      null,
+      { type: 'finishStep', runId: run, stepName: 'a', status: 'SUCCEEDED', output: { fine: true }, durationMs: 1 },
+    ]);
+    expect(r.status).toBe(200);
+    const [start, noName, teleport, nul, tooDeep, nothing, finish] = r.body.results;
+    expect(start).toMatchObject({ ok: { version: 2 } });
+    expect(noName).toMatchObject({ error: { statusCode: 400, code: 'VALIDATION', params: { field: 'reports.1.stepName' } } });
+    expect(teleport).toMatchObject({ error: { statusCode: 400, code: 'VALIDATION', params: { field: 'reports.2.type' } } });
+    expect(nul).toMatchObject({ error: { statusCode: 400, code: 'VALIDATION', params: { field: 'reports.3', path: 'output.text' } } });
+    expect(tooDeep).toMatchObject({ error: { statusCode: 400, code: 'VALIDATION', params: { field: 'reports.4', message: expect.stringMatching(/nested deeper/) } } });
+    expect(nothing).toMatchObject({ error: { statusCode: 400, code: 'VALIDATION', params: { field: 'reports.5' } } });
+    expect(finish).toMatchObject({ ok: { version: 3, eventsAppended: 1 } });
+    const stored = await pg.query('select output from execution_data where run_id = $1 and kind = $2', [run, 'step']);
+    expect(stored.rows).toEqual([{ output: { fine: true } }]);
+
     expect(await batch([])).toMatchObject({ status: 400, body: { code: 'VALIDATION', params: { field: 'reports' } } });
     const tooMany = Array.from({ length: 501 }, () => ({ type: 'succeed', runId: run }));
     expect(await batch(tooMany)).toMatchObject({ status: 400, body: { code: 'VALIDATION', params: { field: 'reports' } } });
-    // Nothing of the refused batches was applied.
+    expect(await svc.call('POST', '/internal/reports', { reports: 'all of them' })).toMatchObject({ status: 400, body: { params: { field: 'reports' } } });
+    // Nothing of the refused bodies was applied.
     const v = await pg.query<{ version: number }>('select version from run_streams where run_id = $1', [run]);
-    expect(v.rows[0].version).toBe(1);
+    expect(v.rows[0].version).toBe(3);
   });
 
   it('concurrent batches over the same runs neither deadlock nor lose a report', async () => {

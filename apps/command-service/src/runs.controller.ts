@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res, UseGuards, UsePipes } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Res, UseGuards, UsePipes } from '@nestjs/common';
 import {
   BulkRunRequestSchema,
   ClaimExpiredRequestSchema,
@@ -13,7 +13,9 @@ import {
   PurgeBatchRequestSchema,
   ReleaseLeaseRequestSchema,
   ResumeRunRequestSchema,
-  ReportBatchRequestSchema,
+  EngineReportSchema,
+  ReportBatchShellSchema,
+  findUnstorableJson,
   RetentionWindowSchema,
   RetryRunRequestSchema,
   StartStepRequestSchema,
@@ -24,6 +26,8 @@ import {
   TriggerRunRequestSchema,
   isDomainError,
   storableText,
+  type EngineReport,
+  type ErrorEnvelope,
   type ReportAnswer,
 } from '@flowruns/contracts';
 import { EnvelopeException, RouteParamsPipe, orThrow, parseOrThrow } from '@flowruns/platform';
@@ -31,6 +35,7 @@ import { RunCommands } from '@flowruns/write-model';
 import type { Response } from 'express';
 import { z } from 'zod';
 import { countCommand } from './command-metrics.interceptor';
+import { COMMAND_SERVICE_CONFIG, type CommandServiceConfig } from './config';
 import { InternalTokenGuard } from './internal-token.guard';
 
 /** `?projectId=` of the flow reads: the project scopes them (another project's flow is not found). */
@@ -45,7 +50,10 @@ const ProjectQuerySchema = z.object({ projectId: storableText().min(1).max(128) 
 @UseGuards(InternalTokenGuard)
 @UsePipes(RouteParamsPipe)
 export class RunsController {
-  constructor(private readonly commands: RunCommands) {}
+  constructor(
+    private readonly commands: RunCommands,
+    @Inject(COMMAND_SERVICE_CONFIG) private readonly config: CommandServiceConfig,
+  ) {}
 
   // ---- Flows ----
 
@@ -105,25 +113,49 @@ export class RunsController {
 
   /**
    * Many engine reports (start, finish, pause, succeed, fail; any runs, any workers) in one call and
-   * one transaction. Each report is decided as its own endpoint decides it and answered on its own:
-   * `{ results: [{ ok: <command result> } | { error: <envelope> }] }` in the order sent. A malformed
-   * batch is refused whole (400 naming `reports.<i>.<field>`).
+   * one transaction. Each report is checked, decided and answered on its own, as its own endpoint
+   * would: `{ results: [{ ok: <command result> } | { error: <envelope> }] }` in the order sent. A
+   * report that is malformed, nested too deep or holds unstorable text is refused alone (400 naming
+   * `reports.<i>.<field>`); only a body without 1 to 500 reports is refused whole.
    */
   @Post('reports')
   @HttpCode(200)
   async reports(@Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string): Promise<{ results: ReportAnswer[] }> {
-    const { reports } = parseOrThrow(ReportBatchRequestSchema, body);
-    const outcomes = orThrow(await this.commands.report(reports, { traceparent: tp }));
+    const { reports } = parseOrThrow(ReportBatchShellSchema, body);
+    const answers: ReportAnswer[] = new Array<ReportAnswer>(reports.length);
+    const valid: { index: number; report: EngineReport }[] = [];
+    reports.forEach((raw, index) => {
+      const refusal = this.reportRefusal(raw, index);
+      if ('error' in refusal) answers[index] = refusal;
+      else valid.push({ index, report: refusal.report });
+    });
+    if (valid.length > 0) {
+      const outcomes = orThrow(await this.commands.report(valid.map((v) => v.report), { traceparent: tp }));
+      outcomes.forEach((o, k) => {
+        answers[valid[k].index] = isDomainError(o) ? { error: envelopeOf(EnvelopeException.fromDomain(o).envelope) } : { ok: o };
+      });
+    }
+    const types = new Map(valid.map((v) => [v.index, v.report.type]));
+    answers.forEach((a, i) => countCommand(types.get(i) ?? 'malformedReport', 'ok' in a ? 'ok' : a.error.code));
+    return { results: answers };
+  }
+
+  /** One report of a batch, checked as the single endpoint checks its body: the report, or its 400. */
+  private reportRefusal(raw: unknown, index: number): { report: EngineReport } | { error: ErrorEnvelope } {
+    const field = `reports.${index}`;
+    const problem = findUnstorableJson(raw, this.config.COMMAND_SERVICE_JSON_MAX_DEPTH);
+    if (problem) {
+      return { error: { statusCode: 400, code: 'VALIDATION', params: { field, ...(problem.path ? { path: problem.path } : {}), message: problem.message } } };
+    }
+    const parsed = EngineReportSchema.safeParse(raw);
+    if (parsed.success) return { report: parsed.data };
+    const issue = parsed.error.issues[0];
     return {
-      results: outcomes.map((o, i) => {
-        if (!isDomainError(o)) {
-          countCommand(reports[i].type, 'ok');
-          return { ok: o };
-        }
-        const { envelope } = EnvelopeException.fromDomain(o);
-        countCommand(reports[i].type, envelope.code);
-        return { error: { statusCode: envelope.statusCode, code: envelope.code, params: { ...envelope.params } } };
-      }),
+      error: {
+        statusCode: 400,
+        code: 'VALIDATION',
+        params: { field: [field, ...issue.path.map(String)].join('.'), message: issue.message },
+      },
     };
   }
 
@@ -257,3 +289,5 @@ export class RunsController {
     return orThrow(await this.commands.claimExpired(workerId, ttlMs, limit));
   }
 }
+
+const envelopeOf = (e: ErrorEnvelope): ErrorEnvelope => ({ statusCode: e.statusCode, code: e.code, params: { ...e.params } });

@@ -161,6 +161,8 @@ export type EngineReportInput = z.input<typeof EngineReportSchema>;
  * run are applied in the order given; each report gets its own answer.
  */
 export const ReportBatchRequestSchema = z.object({ reports: z.array(EngineReportSchema).min(1).max(MAX_REPORTS_PER_BATCH) });
+/** The batch's shell, as the command service reads it first: each report is then checked on its own. */
+export const ReportBatchShellSchema = z.object({ reports: z.array(z.unknown()).min(1).max(MAX_REPORTS_PER_BATCH) });
 
 /** One report's answer: its command result (a pause also names its request id), or its refusal. */
 export const ReportAnswerSchema = z.union([

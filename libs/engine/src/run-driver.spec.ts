@@ -5,6 +5,7 @@ import { CommandServiceError } from './command-port';
 import { FakeCommandService } from './fake-command-service.spec-helpers';
 import { RunDriver, type RunDriverOptions, type StepExecutionOutcome } from './run-driver';
 import { defaultExecutors } from './steps';
+import type { StepOutcome } from './steps/types';
 
 process.env.LOG_LEVEL ??= 'silent';
 
@@ -325,6 +326,32 @@ describe('RunDriver', () => {
     expect((await driver().drive('run1')).outcome).toBe('failed');
     const finishes = fake.calls.filter((c) => c.op === 'finish').map((c) => c.body);
     expect(finishes[1]).toMatchObject({ status: 'FAILED', error: { message: 'step output too large to record' } });
+  });
+
+  it.each(['SUCCEEDED', 'FAILED'])('records a step whose %s result the command service refuses to store as failed, without the result', async (status) => {
+    const executors = {
+      odd: async (): Promise<StepOutcome> =>
+        status === 'SUCCEEDED' ? { kind: 'succeeded', output: { text: 'nul \u0000' } } : { kind: 'failed', error: { message: 'nul \u0000' } },
+    };
+    fake.addRun('run1', [step('x', 'odd', {}), step('y', 'transform', { value: 1 })]);
+    let refused = false;
+    fake.refuse = (c) => {
+      if (c.op === 'finish' && !refused) {
+        refused = true;
+        return new CommandServiceError(400, 'VALIDATION', { field: 'body', path: 'output.text' });
+      }
+      return undefined;
+    };
+    expect((await driver({ executors }).drive('run1')).outcome).toBe('failed');
+    const finishes = fake.calls.filter((c) => c.op === 'finish').map((c) => c.body);
+    expect(finishes).toHaveLength(2);
+    expect(finishes[1]).toEqual({
+      status: 'FAILED',
+      error: { message: expect.stringMatching(/^step result cannot be recorded/), code: 'VALIDATION' },
+      durationMs: expect.any(Number),
+      workerId: expect.any(String),
+    });
+    expect(fake.ops('run1')).not.toContain('start:y');
   });
 
   it('leaves the run for a later drive when the command service is unavailable (no INTERNAL_ERROR)', async () => {

@@ -323,10 +323,10 @@ export class RunDriver {
           await this.client.finishStep(runId, step.name, { status: 'SUCCEEDED', input, output: outcome.output, durationMs, workerId });
           return outcome;
         } catch (e) {
-          if (!(e instanceof CommandServiceError) || e.code !== 'PAYLOAD_TOO_LARGE') throw e;
-          // The output cannot be recorded: the step fails with that reason instead of the run hanging.
-          // Without the input too: it may be what made the report too large.
-          const error = { message: 'step output too large to record', ...e.params };
+          const error = unrecordable(e);
+          if (!error) throw e;
+          // The result cannot be recorded: the step fails with that reason instead of the run hanging.
+          // Without the input and output: either may be what was refused.
           await this.client.finishStep(runId, step.name, { status: 'FAILED', error, durationMs, workerId });
           return failed(error);
         }
@@ -334,14 +334,21 @@ export class RunDriver {
       case 'failed':
         hook('failed');
         log.info({ stepName: step.name, error: outcome.error.message }, 'step failed');
-        await this.client.finishStep(runId, step.name, {
-          status: 'FAILED',
-          input,
-          ...(outcome.output === undefined ? {} : { output: outcome.output }),
-          error: outcome.error,
-          durationMs,
-          workerId,
-        });
+        try {
+          await this.client.finishStep(runId, step.name, {
+            status: 'FAILED',
+            input,
+            ...(outcome.output === undefined ? {} : { output: outcome.output }),
+            error: outcome.error,
+            durationMs,
+            workerId,
+          });
+        } catch (e) {
+          const error = unrecordable(e);
+          if (!error) throw e;
+          await this.client.finishStep(runId, step.name, { status: 'FAILED', error, durationMs, workerId });
+          return failed(error);
+        }
         return outcome;
       case 'pause': {
         hook('paused');
@@ -455,4 +462,20 @@ export class RunDriver {
     timer.unref?.();
     return { stop: () => clearInterval(timer) };
   }
+}
+
+/**
+ * The error to record instead of a step result the command service refused to store: too large
+ * (413), or refused as input (400: text Postgres cannot store such as U+0000, or nested too deep).
+ * Only fixed text and the refusal's code and limit: the refused values stay out of it.
+ */
+function unrecordable(e: unknown): { message: string; code: string; limit?: unknown } | null {
+  if (!(e instanceof CommandServiceError)) return null;
+  if (e.code === 'PAYLOAD_TOO_LARGE') {
+    return { message: 'step output too large to record', code: e.code, ...(e.params.limit !== undefined ? { limit: e.params.limit } : {}) };
+  }
+  if (e.status === 400 && e.code === 'VALIDATION') {
+    return { message: 'step result cannot be recorded: it holds text that cannot be stored (U+0000, an unpaired surrogate) or is nested too deep', code: e.code };
+  }
+  return null;
 }

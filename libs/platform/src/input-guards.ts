@@ -15,10 +15,11 @@ import { EnvelopeException } from './http-errors';
  * before any interceptor, so nothing (idempotency fingerprints, logs, the forward to the command
  * service) ever serialises such a body. Iterative: a 400 000-level body costs no stack.
  */
-export function jsonBodyGuard(opts: { maxDepth: number }) {
+export function jsonBodyGuard(opts: { maxDepth: number; skip?: (req: Request) => boolean }) {
   return (req: Request, _res: Response, next: NextFunction): void => {
-    // No parsed body (no body, another content type): nothing to check.
-    if (req.body === undefined) return next();
+    // No parsed body (no body, another content type): nothing to check. `skip`: a route that checks
+    // the parts of its body one by one (a batch answering each part on its own).
+    if (req.body === undefined || opts.skip?.(req)) return next();
     const problem = findUnstorableJson(req.body, opts.maxDepth);
     if (!problem) return next();
     next(EnvelopeException.of('VALIDATION', { field: 'body', ...(problem.path ? { path: problem.path } : {}), message: problem.message }));
