@@ -6,7 +6,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { READ_MODEL_TABLES } from '@flowruns/database';
+import { PgTransactions, READ_MODEL_TABLES } from '@flowruns/database';
 import {
   consumerLagByPartition,
   ResilientConsumer,
@@ -43,6 +43,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
   private readonly log = componentLogger('projector');
   private readonly handler: ProjectionBatchHandler;
   private readonly consumer: ResilientConsumer;
+  private readonly transactions: PgTransactions;
   private lagTimer?: NodeJS.Timeout;
 
   constructor(
@@ -52,8 +53,15 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     @Inject(DEAD_LETTER_PUBLISHER) private readonly deadLetters: EventPublisher,
     private readonly orm: MikroORM,
   ) {
+    // Batches are applied on a plain pg pool with MikroORM's own SQL formatting (as the command
+    // service's write path): no entity-manager fork, knex transaction or runner per statement.
+    this.transactions = new PgTransactions(
+      { url: config.DATABASE_URL, max: config.DATABASE_POOL_MAX, applicationName: 'projector' },
+      orm.em.getPlatform(),
+      (e) => this.log.warn({ err: e.message }, 'idle database connection failed'),
+    );
     this.handler = new ProjectionBatchHandler({
-      entityManager: () => orm.em.fork(),
+      entityManager: () => this.transactions,
       deadLetters,
       deadLetterTopic: dlqTopicOf(config),
       consumerGroup: config.PROJECTOR_GROUP_ID,
@@ -107,6 +115,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.transactions.close();
     await this.deadLetters.close();
     await this.admin.disconnect();
   }

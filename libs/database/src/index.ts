@@ -4,3 +4,4 @@ export * from './pg-transactions';
 
 /** The projector's tables (the read model): what it checks at start and what a rebuild empties. */
 export const READ_MODEL_TABLES = ['run_views', 'step_views', 'projection_stalls'] as const;
+export * from './json-param';

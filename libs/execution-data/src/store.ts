@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { JSONB_PARAM, jsonParam } from '@flowruns/database';
 
 /** Raw SQL access (MikroORM's `em.execute` satisfies it, inside or outside a transaction). */
 export interface SqlRunner {
@@ -88,8 +89,8 @@ export class ExecutionDataStore {
       `insert into execution_data (ref, run_id, kind, step_name, attempt, input, output, error, bytes)
        select x->>'ref', x->>'run_id', x->>'kind', x->>'step_name', (x->>'attempt')::int, x->'input', x->'output', x->'error',
               (x->>'bytes')::int
-         from jsonb_array_elements(convert_from(?::bytea, 'UTF8')::jsonb) as a (x)`,
-      [Buffer.from(JSON.stringify(rows), 'utf8')],
+         from jsonb_array_elements(${JSONB_PARAM}) as a (x)`,
+      [jsonParam(rows)],
     );
   }
 

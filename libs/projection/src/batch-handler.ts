@@ -6,7 +6,10 @@ import { deadLetterMessage } from './dead-letter';
 import type { ProjectableEnvelope, RunProjectionStats } from './fold';
 
 export interface ProjectionHandlerOptions {
-  /** A fresh MikroORM context per batch (`orm.em.fork()`): never the global entity manager. */
+  /**
+   * Where a batch's transaction comes from: the projector's `PgTransactions` (a plain pg pool), or
+   * a fresh MikroORM context (`orm.em.fork()`), never the global entity manager.
+   */
   readonly entityManager: () => TransactionalEm;
   readonly deadLetters: EventPublisher;
   readonly deadLetterTopic: string;

@@ -1,4 +1,5 @@
 import type { FlowRunStatus, RunEnvironment, StepStatus } from '@flowruns/contracts';
+import { JSONB_PARAM, jsonParam } from '@flowruns/database';
 import type { LoadedRun, StallReport } from './fold';
 import type { RunProjection, RunView, StepView } from './view';
 
@@ -81,8 +82,8 @@ const updateList = (c: Columns, key: readonly string[]) =>
     .join(', ');
 
 /** A list of ids as one bound parameter (knex would expand a JS array into a list of bindings). */
-const idsParam = (ids: readonly string[]) => JSON.stringify(ids);
-const ANY_ID = `any(array(select jsonb_array_elements_text(?::jsonb)))`;
+const idsParam = (ids: readonly string[]) => jsonParam(ids);
+const ANY_ID = `any(array(select jsonb_array_elements_text(${JSONB_PARAM})))`;
 
 // Sorted ids lock rows in one order, so two transactions over overlapping runs cannot deadlock.
 const SELECT_RUNS = `select ${selectList(RUN_COLUMNS)} from run_views where id = ${ANY_ID} order by id for update`;
@@ -93,18 +94,18 @@ const SELECT_STALLS = `select run_id from projection_stalls where run_id = ${ANY
 // same partition during a rebalance; `returning` says which runs this transaction actually wrote.
 const UPSERT_RUNS = `
   insert into run_views (${columnList(RUN_COLUMNS)}, updated_at)
-  select ${columnList(RUN_COLUMNS)}, now() from jsonb_to_recordset(?::jsonb) as x(${recordsetSignature(RUN_COLUMNS)})
+  select ${columnList(RUN_COLUMNS)}, now() from jsonb_to_recordset(${JSONB_PARAM}) as x(${recordsetSignature(RUN_COLUMNS)})
   on conflict (id) do update set ${updateList(RUN_COLUMNS, ['id'])}, updated_at = excluded.updated_at
   where run_views.version < excluded.version
   returning id`;
 const UPSERT_STEPS = `
   insert into step_views (${columnList(STEP_COLUMNS)})
-  select ${columnList(STEP_COLUMNS)} from jsonb_to_recordset(?::jsonb) as x(${recordsetSignature(STEP_COLUMNS)})
+  select ${columnList(STEP_COLUMNS)} from jsonb_to_recordset(${JSONB_PARAM}) as x(${recordsetSignature(STEP_COLUMNS)})
   on conflict (run_id, step_name) do update set ${updateList(STEP_COLUMNS, ['run_id', 'step_name'])}`;
 const INSERT_STALLS = `
   insert into projection_stalls (run_id, expected_seq, received_seq, event_id)
   select run_id, expected_seq, received_seq, event_id
-  from jsonb_to_recordset(?::jsonb) as x(run_id text, expected_seq integer, received_seq integer, event_id text)
+  from jsonb_to_recordset(${JSONB_PARAM}) as x(run_id text, expected_seq integer, received_seq integer, event_id text)
   on conflict (run_id) do nothing`;
 
 const toRunRow = (v: RunView): RunRow => ({
@@ -236,20 +237,18 @@ export async function saveRuns(
   let runsWritten = 0;
   let stepsWritten = 0;
   if (changed.runs.length) {
-    const written = await sql.execute<{ id: string }>(UPSERT_RUNS, [
-      JSON.stringify(changed.runs.map((p) => toRunRow(p.view))),
-    ]);
+    const written = await sql.execute<{ id: string }>(UPSERT_RUNS, [jsonParam(changed.runs.map((p) => toRunRow(p.view)))]);
     runsWritten = written.length;
     const ok = new Set(written.map((r) => r.id));
     const steps = changed.steps.filter((s) => ok.has(s.runId));
     if (steps.length) {
-      await sql.execute(UPSERT_STEPS, [JSON.stringify(steps.map(toStepRow))]);
+      await sql.execute(UPSERT_STEPS, [jsonParam(steps.map(toStepRow))]);
       stepsWritten = steps.length;
     }
   }
   if (changed.stalls.length) {
     await sql.execute(INSERT_STALLS, [
-      JSON.stringify(
+      jsonParam(
         changed.stalls.map((s) => ({
           run_id: s.runId,
           expected_seq: s.expectedSeq,

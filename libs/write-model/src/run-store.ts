@@ -10,6 +10,7 @@ import {
   type RunEventData,
 } from '@flowruns/contracts';
 import { decide, evolve, initialState, type RunCommand, type RunState } from '@flowruns/run-domain';
+import { JSONB_PARAM, jsonParam } from '@flowruns/database';
 import { v7 as uuidv7 } from 'uuid';
 import type { SqlRunner } from './sql';
 
@@ -282,15 +283,6 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
   else await sql.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
 }
 
-/**
- * A large JSON document as a statement parameter: its UTF-8 bytes, read back with `JSONB_PARAM`.
- * The runners inline parameters into the SQL text (MikroORM's `formatQuery`), which escapes a
- * string one character at a time — for a batch's megabyte of JSON most of the append's CPU and
- * garbage — while bytes go out as one hex literal (`Buffer.toString('hex')`, native).
- */
-export const jsonParam = (value: unknown): Buffer => Buffer.from(JSON.stringify(value), 'utf8');
-/** The SQL that reads a `jsonParam` as jsonb. */
-export const JSONB_PARAM = `convert_from(?::bytea, 'UTF8')::jsonb`;
 
 /**
  * What changed in a snapshot: its top-level keys whose values differ (`evolve` copies the state
