@@ -1,7 +1,8 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { FlowRunWithSteps } from '@flowruns/contracts';
 import { waitFor } from '@flowruns/testing';
 
@@ -90,6 +91,34 @@ export function createApiKeyWithId(databaseUrl: string, projectId: string): { id
   if (!id || !key) throw new Error(`no key id or key in the CLI output: ${out}`);
   return { id, key };
 }
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * The operator CLI, without blocking the test's event loop. A synchronous CLI call takes seconds on
+ * a busy machine; two in a row can outlast the gateway's 5 s keep-alive timeout, which then closes
+ * the test's pooled idle socket unseen, and the next request fails with "other side closed" before
+ * it reaches the gateway (the pattern of finding 5 in docs/reliability.md).
+ */
+async function cli(databaseUrl: string, args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync(process.execPath, [path.join(root, 'dist/apps/cli/src/main.js'), ...args], {
+    env: { ...process.env, DATABASE_URL: databaseUrl },
+    encoding: 'utf8',
+  });
+  return stdout;
+}
+
+/** `createApiKeyWithId` without blocking the event loop (see `cli`). */
+export async function newApiKey(databaseUrl: string, projectId: string): Promise<{ id: string; key: string }> {
+  const out = await cli(databaseUrl, ['api-keys:create', '--project', projectId]);
+  const key = out.trim().split('\n').pop();
+  const id = /\b(key_[A-Za-z0-9-]+)\b/.exec(out)?.[1];
+  if (!id || !key) throw new Error(`no key id or key in the CLI output: ${out}`);
+  return { id, key };
+}
+
+/** `revokeApiKey` without blocking the event loop (see `cli`). */
+export const revokeKey = (databaseUrl: string, keyId: string): Promise<string> => cli(databaseUrl, ['api-keys:revoke', keyId]);
 
 /** Revokes a key with the operator CLI, as an operator would. */
 export function revokeApiKey(databaseUrl: string, keyId: string): string {

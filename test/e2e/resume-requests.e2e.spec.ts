@@ -1,6 +1,6 @@
 import { waitFor } from '@flowruns/testing';
 import { Client } from 'pg';
-import { createApiKey, gatewayClient, httpRequest, type HttpAnswer } from './client';
+import { gatewayClient, httpRequest, newApiKey, type HttpAnswer } from './client';
 import { startSystem } from './harness';
 
 /**
@@ -20,7 +20,7 @@ const steps = [
 async function setup(env: Record<string, string>) {
   const system = await startSystem(['command-service', 'projector', 'api-gateway', 'flow-worker'], env);
   const url = system.apps['api-gateway'].url;
-  const api = gatewayClient(url, createApiKey(system.db.url, projectId));
+  const api = gatewayClient(url, (await newApiKey(system.db.url, projectId)).key);
   const flow = await api.post('/api/v1/flows', { projectId, displayName: 'Needs approval', steps });
   expect(flow.status).toBe(201);
   const db = new Client({ connectionString: system.db.url });
