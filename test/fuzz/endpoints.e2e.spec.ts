@@ -1,5 +1,4 @@
 import fc from 'fast-check';
-import { waitFor } from '@flowruns/testing';
 import { assertContractAnswer, createApiKey, gatewayClient, type HttpAnswer } from '../e2e/client';
 import { startSystem } from '../e2e/harness';
 import { recordFigures } from '../faults/kit';
@@ -49,20 +48,37 @@ describe('fuzzing every endpoint (fast-check)', () => {
   let flowA: string;
   const runsA: string[] = [];
   const runsB: string[] = [];
+  let apiB: ReturnType<typeof gatewayClient>;
+  let flowOfB: string;
+  /** What anything done with A's key could change of B's runs; compared at the end. */
+  const factsOfB = async () => {
+    const r = await apiB.get('/api/v1/flow-runs?projectId=proj_fuzz_b&includeArchived=true&limit=100');
+    expect(r.status).toBe(200);
+    return (r.body.data as { id: string; status: string; archivedAt: string | null; attempt: number; executionDataPurgedAt: string | null }[])
+      .map(({ id, status, archivedAt, attempt, executionDataPurgedAt }) => ({ id, status, archivedAt, attempt, executionDataPurgedAt }))
+      .sort((x, y) => x.id.localeCompare(y.id));
+  };
+  let bBefore: Awaited<ReturnType<typeof factsOfB>>;
   const tally = { requests: 0, fiveXx: 0, headerTooLarge: 0, resentAfterClosedSocket: 0, slowest: 0, byStatus: {} as Record<number, number> };
 
   beforeAll(async () => {
-    system = await startSystem(['command-service', 'projector', 'api-gateway'], { GATEWAY_READ_WAIT_MS: '200' });
+    // No worker runs B's runs, so they stay RUNNING; a long orphan limit keeps the supervisor from
+    // timing them out while the suite runs, so that any change to them is A's doing.
+    system = await startSystem(['command-service', 'projector', 'api-gateway'], { GATEWAY_READ_WAIT_MS: '200', AP_ORPHAN_RUN_SECONDS: '3600' });
     gateway = system.apps['api-gateway'].url;
     keyA = createApiKey(system.db.url, 'proj_fuzz_a');
     const a = gatewayClient(gateway, keyA);
     const b = gatewayClient(gateway, createApiKey(system.db.url, 'proj_fuzz_b'));
+    apiB = b;
     const steps = [{ name: 'only', type: 'transform', settings: { value: 1 } }];
     flowA = (await a.post('/api/v1/flows', { projectId: 'proj_fuzz_a', displayName: 'A', steps })).body.id as string;
     const flowB = (await b.post('/api/v1/flows', { projectId: 'proj_fuzz_b', displayName: 'B', tags: ['secret'], steps })).body.id as string;
     for (let i = 0; i < 3; i++) runsA.push((await a.post(`/api/v1/flows/${flowA}/run`, { i })).body.id as string);
     for (let i = 0; i < 3; i++) runsB.push((await b.post(`/api/v1/flows/${flowB}/run`, { i })).body.id as string);
     for (const id of runsA) await a.waitForRun(id, 'RUNNING');
+    for (const id of runsB) await b.waitForRun(id, 'RUNNING');
+    bBefore = await factsOfB();
+    flowOfB = flowB;
     runsB.push(flowB);
   });
 
@@ -233,6 +249,7 @@ describe('fuzzing every endpoint (fast-check)', () => {
     );
 
     const endpoints: { name: string; arb: fc.Arbitrary<Request> }[] = [
+      { name: 'GET /me', arb: fc.tuple(query, headers).map(([q, h]) => ['GET', `/api/v1/me?${q}`, { headers: h }]) },
       { name: 'GET /flow-runs', arb: fc.tuple(query, headers).map(([q, h]) => ['GET', `/api/v1/flow-runs?${q}`, { headers: h }]) },
       { name: 'GET /flow-runs/export', arb: fc.tuple(query, headers).map(([q, h]) => ['GET', `/api/v1/flow-runs/export?${q}`, { headers: h }]) },
       { name: 'GET /flow-runs/:id', arb: fc.tuple(runId, query, headers).map(([id, q, h]) => ['GET', `/api/v1/flow-runs/${id}?${q}`, { headers: h }]) },
@@ -259,6 +276,7 @@ describe('fuzzing every endpoint (fast-check)', () => {
     return Object.fromEntries(endpoints.map((e) => [e.name, e.arb]));
   }
   const ENDPOINTS = [
+    'GET /me',
     'GET /flow-runs',
     'GET /flow-runs/export',
     'GET /flow-runs/:id',
@@ -291,7 +309,7 @@ describe('fuzzing every endpoint (fast-check)', () => {
   it('bodies over the limit answer 413 on every endpoint that takes one, even huge ones', async () => {
     const over = JSON.stringify({ pad: 'x'.repeat(1024 * 1024) });
     const huge = JSON.stringify({ pad: 'x'.repeat(16 * 1024 * 1024) });
-    for (const path of ['/api/v1/flows', `/api/v1/flows/${flowA}/run`, `/api/v1/flows/${flowA}/versions`, '/api/v1/flow-runs/cancel', '/api/v1/flow-runs/retry', '/api/v1/flow-runs/archive', `/api/v1/flow-runs/${runsA[0]}/retry`, `/api/v1/flow-runs/${runsA[0]}/requests/abc/sync`]) {
+    for (const path of ['/api/v1/flows', `/api/v1/flows/${flowA}/run`, `/api/v1/flows/${flowA}/versions`, '/api/v1/flow-runs/cancel', '/api/v1/flow-runs/retry', '/api/v1/flow-runs/archive', `/api/v1/flow-runs/${runsA[0]}/retry`, `/api/v1/flow-runs/${runsA[0]}/requests/abc/sync`, `/api/v1/flow-runs/${runsA[0]}/requests/abc`]) {
       for (const b of [over, huge]) {
         const a = await send('POST', path, { body: b });
         expect({ path, status: a.status, code: a.body?.code }).toEqual({ path, status: 413, code: 'PAYLOAD_TOO_LARGE' });
@@ -400,7 +418,7 @@ describe('fuzzing every endpoint (fast-check)', () => {
     expect({ status: found.status, code: found.body?.code }).toEqual({ status: 400, code: 'VALIDATION' });
   });
 
-  it('injection attempts in every list filter are harmless: 200 with project A’s runs only, or 400; the tables are intact', async () => {
+  it('injection attempts in every filter (list, export, bulk bodies) are harmless: project A’s runs only, or 400; B is untouched', async () => {
     const filters = ['flowId', 'status', 'tags', 'failedStepName', 'createdAfter', 'createdBefore', 'flowRunIds', 'cursor', 'limit', 'includeArchived'];
     for (const f of filters) {
       for (const v of [...SQL, ...UNICODE, ...runsB].map(noNul)) {
@@ -417,12 +435,41 @@ describe('fuzzing every endpoint (fast-check)', () => {
       const fits = new URLSearchParams({ projectId: 'proj_fuzz_a' });
       for (let i = 0; fits.toString().length < 15000; i++) fits.append(f, `${SQL[i % SQL.length]}${i}`);
       expect([200, 400]).toContain((await send('GET', `/api/v1/flow-runs?${fits}`)).status);
+      // The export takes the list's filters: NDJSON lines of project A's runs only, or 400.
+      if (f === 'cursor' || f === 'limit') continue;
+      for (const v of [...SQL, ...UNICODE, ...runsB].map(noNul)) {
+        const q = new URLSearchParams({ projectId: 'proj_fuzz_a', includeArchived: 'true' });
+        q.append(f, v);
+        const a = await send('GET', `/api/v1/flow-runs/export?${q}`);
+        expect([200, 400]).toContain(a.status);
+        if (a.status === 200) for (const line of a.text.split('\n').filter(Boolean)) expect((JSON.parse(line) as { projectId: string }).projectId).toBe('proj_fuzz_a');
+      }
     }
-    // Nothing was dropped or rewritten: project B still has its three runs, A its own.
-    const b = gatewayClient(gateway, createApiKey(system.db.url, 'proj_fuzz_b'));
-    await waitFor(async () => ((await b.get('/api/v1/flow-runs?projectId=proj_fuzz_b&limit=100')).body.data as unknown[]).length === 3, {
-      what: 'project B’s runs intact',
-    });
+    // The bulk operations' filters, in the body: no injected value selects a run (none of A's runs
+    // has such a flow, tag or step, and B's ids are not A's), so the count is 0, or the value is 400.
+    const bulk = [
+      ['cancel', 'cancelled', {}],
+      ['retry', 'retried', { strategy: 'ON_LATEST_VERSION' }],
+      ['archive', 'archived', {}],
+    ] as const;
+    const bulkFilters = ['flowId', 'status', 'tags', 'failedStepName', 'createdAfter', 'createdBefore', 'flowRunIds'];
+    for (const [op, counted, extra] of bulk) {
+      for (const f of bulkFilters) {
+        for (const v of [...SQL, ...UNICODE, ...runsB].map(noNul)) {
+          const value = ['status', 'tags', 'flowRunIds'].includes(f) ? [v] : v;
+          const a = await send('POST', `/api/v1/flow-runs/${op}`, { body: JSON.stringify({ ...extra, [f]: value }) });
+          if (a.status !== 400) expect({ op, f, v, status: a.status, body: a.body }).toEqual({ op, f, v, status: 200, body: { [counted]: 0 } });
+        }
+      }
+    }
+    // Nothing was dropped or rewritten: after every property above and this test, project B's three
+    // runs are exactly as they were. A sentinel run of B's, triggered now and projected through the
+    // same relay and projector, shows first that anything appended before it would have shown too.
+    const sentinel = await apiB.post(`/api/v1/flows/${flowOfB}/run`, { sentinel: true });
+    expect(sentinel.status).toBe(201);
+    await apiB.waitForRun(sentinel.body.id as string, 'RUNNING');
+    expect((await factsOfB()).filter((r) => r.id !== sentinel.body.id)).toEqual(bBefore);
+    expect(bBefore.map((r) => r.status)).toEqual(['RUNNING', 'RUNNING', 'RUNNING']);
     for (const id of runsA) expect((await send('GET', `/api/v1/flow-runs/${id}`)).status).toBe(200);
   });
 });
