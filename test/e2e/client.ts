@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -7,15 +7,6 @@ import type { FlowRunWithSteps } from '@flowruns/contracts';
 import { waitFor } from '@flowruns/testing';
 
 const root = path.resolve(__dirname, '../..');
-
-/** Creates an API key with the operator CLI, as a user would; its last line is the key. */
-export function createApiKey(databaseUrl: string, projectId: string): string {
-  const out = execFileSync(process.execPath, [path.join(root, 'dist/apps/cli/src/main.js'), 'api-keys:create', '--project', projectId], {
-    env: { ...process.env, DATABASE_URL: databaseUrl },
-    encoding: 'utf8',
-  });
-  return out.trim().split('\n').pop() ?? '';
-}
 
 /** A client of the public API, as a user's code would be. */
 export function gatewayClient(baseUrl: string, apiKey: string) {
@@ -80,18 +71,6 @@ export async function startTarget(handler?: (req: http.IncomingMessage, body: st
   };
 }
 
-/** Like `createApiKey`, and also the key's id (`key_...`, from the CLI's first line) for `api-keys:revoke`. */
-export function createApiKeyWithId(databaseUrl: string, projectId: string): { id: string; key: string } {
-  const out = execFileSync(process.execPath, [path.join(root, 'dist/apps/cli/src/main.js'), 'api-keys:create', '--project', projectId], {
-    env: { ...process.env, DATABASE_URL: databaseUrl },
-    encoding: 'utf8',
-  });
-  const key = out.trim().split('\n').pop();
-  const id = /\b(key_[A-Za-z0-9-]+)\b/.exec(out)?.[1];
-  if (!id || !key) throw new Error(`no key id or key in the CLI output: ${out}`);
-  return { id, key };
-}
-
 const execFileAsync = promisify(execFile);
 
 /**
@@ -108,7 +87,7 @@ async function cli(databaseUrl: string, args: string[]): Promise<string> {
   return stdout;
 }
 
-/** `createApiKeyWithId` without blocking the event loop (see `cli`). */
+/** Creates an API key with the operator CLI, as a user would (without blocking the event loop: see `cli`). */
 export async function newApiKey(databaseUrl: string, projectId: string): Promise<{ id: string; key: string }> {
   const out = await cli(databaseUrl, ['api-keys:create', '--project', projectId]);
   const key = out.trim().split('\n').pop();
@@ -117,16 +96,8 @@ export async function newApiKey(databaseUrl: string, projectId: string): Promise
   return { id, key };
 }
 
-/** `revokeApiKey` without blocking the event loop (see `cli`). */
-export const revokeKey = (databaseUrl: string, keyId: string): Promise<string> => cli(databaseUrl, ['api-keys:revoke', keyId]);
-
 /** Revokes a key with the operator CLI, as an operator would. */
-export function revokeApiKey(databaseUrl: string, keyId: string): string {
-  return execFileSync(process.execPath, [path.join(root, 'dist/apps/cli/src/main.js'), 'api-keys:revoke', keyId], {
-    env: { ...process.env, DATABASE_URL: databaseUrl },
-    encoding: 'utf8',
-  });
-}
+export const revokeKey = (databaseUrl: string, keyId: string): Promise<string> => cli(databaseUrl, ['api-keys:revoke', keyId]);
 
 /** One HTTP answer as a contract test needs it: status, headers, parsed JSON body (or undefined) and raw text. */
 export interface HttpAnswer {

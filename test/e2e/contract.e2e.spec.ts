@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { FlowRunSchema, FlowRunWithStepsSchema, type FlowRun, type FlowRunWithSteps } from '@flowruns/contracts';
 import { waitFor } from '@flowruns/testing';
-import { assertContractAnswer, createApiKey, createApiKeyWithId, gatewayClient, httpRequest, startTarget, type HttpAnswer } from './client';
+import { assertContractAnswer, newApiKey, gatewayClient, httpRequest, startTarget, type HttpAnswer } from './client';
 import { startSystem } from './harness';
 
 /**
@@ -77,7 +77,7 @@ describe('the public HTTP contract, over a running system', () => {
       FLOW_WORKER_SHUTDOWN_TIMEOUT_MS: '0',
     });
     url = system.apps['api-gateway'].url;
-    ({ id: keyId, key } = createApiKeyWithId(system.db.url, P));
+    ({ id: keyId, key } = await newApiKey(system.db.url, P));
     api = gatewayClient(url, key);
     [flows.ok, flows.broken, flows.flaky, flows.approval, flows.slow, flows.fails] = await Promise.all([
       createFlow(
@@ -157,7 +157,7 @@ describe('the public HTTP contract, over a running system', () => {
     let seen: FlowRun[];
 
     beforeAll(async () => {
-      listKey = createApiKey(system.db.url, L);
+      listKey = (await newApiKey(system.db.url, L)).key;
       l1 = await createFlow('L1', [{ name: 'ok', type: 'transform', settings: { value: 1 } }], ['x', 'y'], listKey, L);
       l2 = await createFlow('L2', [{ name: 'boom', type: 'fail', settings: { message: 'no' } }], ['y'], listKey, L);
       const listApi = gatewayClient(url, listKey);

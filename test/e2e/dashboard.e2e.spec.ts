@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { waitFor } from '@flowruns/testing';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createApiKey, gatewayClient, startTarget } from './client';
+import { newApiKey, gatewayClient, startTarget } from './client';
 import { startSystem } from './harness';
 
 /**
@@ -53,7 +53,7 @@ describe('the runs dashboard in a browser', () => {
     });
     system = await startSystem(['command-service', 'projector', 'api-gateway', 'flow-worker']);
     base = system.apps['api-gateway'].url;
-    key = createApiKey(system.db.url, projectId);
+    key = (await newApiKey(system.db.url, projectId)).key;
     api = gatewayClient(base, key);
     browser = await chromium.launch({ executablePath: CHROMIUM });
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });

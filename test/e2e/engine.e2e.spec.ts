@@ -1,7 +1,7 @@
 import type { FlowRunWithSteps } from '@flowruns/contracts';
 import { waitFor } from '@flowruns/testing';
 import { Client } from 'pg';
-import { createApiKey, gatewayClient, startTarget } from './client';
+import { newApiKey, gatewayClient, startTarget } from './client';
 import { startSystem } from './harness';
 
 /**
@@ -23,7 +23,7 @@ describe('the flow engine, end to end', () => {
       return { status: 200, body: { echo: body ? JSON.parse(body) : null, path: req.url } };
     });
     system = await startSystem(['command-service', 'projector', 'api-gateway', 'flow-worker']);
-    api = gatewayClient(system.apps['api-gateway'].url, createApiKey(system.db.url, projectId));
+    api = gatewayClient(system.apps['api-gateway'].url, (await newApiKey(system.db.url, projectId)).key);
   });
 
   afterAll(async () => {
@@ -176,7 +176,7 @@ describe('the flow engine, end to end', () => {
     await pg.connect();
     await pg.query('insert into projects (id, monthly_run_quota) values ($1, 1) on conflict (id) do update set monthly_run_quota = 1', [quotaProject]);
     await pg.end();
-    const quotaApi = gatewayClient(system.apps['api-gateway'].url, createApiKey(system.db.url, quotaProject));
+    const quotaApi = gatewayClient(system.apps['api-gateway'].url, (await newApiKey(system.db.url, quotaProject)).key);
     const flow = await quotaApi.post('/api/v1/flows', {
       projectId: quotaProject,
       displayName: 'Quota',

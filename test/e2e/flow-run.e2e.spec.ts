@@ -1,11 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
 import { parseEnvelope, type EventEnvelope, type Flow, type FlowRun, type FlowRunWithSteps } from '@flowruns/contracts';
 import { createKafka } from '@flowruns/messaging';
 import { testEnv, uniqueName, waitFor } from '@flowruns/testing';
+import { newApiKey } from './client';
 import { startSystem } from './harness';
-
-const root = path.resolve(__dirname, '../..');
 
 /**
  * One flow run end to end through the running apps: a client triggers it over REST, an engine
@@ -19,12 +16,8 @@ describe('a flow run, end to end', () => {
 
   beforeAll(async () => {
     system = await startSystem();
-    // The operator CLI creates the key, as a user would; its last line is the key.
-    const out = execFileSync(process.execPath, [path.join(root, 'dist/apps/cli/src/main.js'), 'api-keys:create', '--project', projectId], {
-      env: { ...process.env, DATABASE_URL: system.db.url },
-      encoding: 'utf8',
-    });
-    apiKey = out.trim().split('\n').pop()!;
+    // The operator CLI creates the key, as a user would.
+    apiKey = (await newApiKey(system.db.url, projectId)).key;
     expect(apiKey).toMatch(/^sk-/);
   });
 

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { waitFor } from '@flowruns/testing';
-import { createApiKey, gatewayClient } from './client';
+import { newApiKey, gatewayClient } from './client';
 import { startSystem } from './harness';
 
 interface CollectedSpan {
@@ -63,7 +63,7 @@ describe('observability: one trace from a trigger to its view update; metrics on
       OTEL_BSP_SCHEDULE_DELAY: '100',
       LOG_LEVEL: 'info',
     });
-    api = gatewayClient(system.apps['api-gateway'].url, createApiKey(system.db.url, projectId));
+    api = gatewayClient(system.apps['api-gateway'].url, (await newApiKey(system.db.url, projectId)).key);
   });
   afterAll(async () => {
     await system?.stop();

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { createKafka } from '@flowruns/messaging';
 import { testEnv, waitFor } from '@flowruns/testing';
 import { Client } from 'pg';
-import { createApiKey, gatewayClient } from './client';
+import { newApiKey, gatewayClient } from './client';
 import { startSystem } from './harness';
 
 const run = promisify(execFile);
@@ -97,7 +97,7 @@ describe('operator CLI: projection rebuild and dead letters', () => {
 
   beforeAll(async () => {
     system = await startSystem(['command-service', 'projector', 'api-gateway']);
-    api = gatewayClient(system.apps['api-gateway'].url, createApiKey(system.db.url, projectId));
+    api = gatewayClient(system.apps['api-gateway'].url, (await newApiKey(system.db.url, projectId)).key);
     db = new Client({ connectionString: system.db.url });
     await db.connect();
   });
@@ -178,7 +178,7 @@ describe('operator CLI: retention:plan', () => {
 
   beforeAll(async () => {
     system = await startSystem(['command-service', 'projector', 'api-gateway', 'flow-worker']);
-    api = gatewayClient(system.apps['api-gateway'].url, createApiKey(system.db.url, projectId));
+    api = gatewayClient(system.apps['api-gateway'].url, (await newApiKey(system.db.url, projectId)).key);
     db = new Client({ connectionString: system.db.url });
     await db.connect();
   });

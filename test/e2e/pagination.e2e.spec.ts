@@ -1,7 +1,7 @@
 import type { FlowRun, FlowRunStatus } from '@flowruns/contracts';
 import { FLOW_RUN_STATUSES } from '@flowruns/contracts';
 import { Client } from 'pg';
-import { assertContractAnswer, createApiKey, httpRequest, type HttpAnswer } from './client';
+import { assertContractAnswer, newApiKey, httpRequest, type HttpAnswer } from './client';
 import { startSystem } from './harness';
 
 /**
@@ -231,8 +231,8 @@ describe('paging through thousands of runs that share timestamps, over HTTP', ()
     // command service to talk to. No projector: nothing may rewrite the seeded rows.
     system = await startSystem(['command-service', 'api-gateway']);
     url = system.apps['api-gateway'].url;
-    key = createApiKey(system.db.url, P);
-    otherKey = createApiKey(system.db.url, OTHER);
+    key = (await newApiKey(system.db.url, P)).key;
+    otherKey = (await newApiKey(system.db.url, OTHER)).key;
 
     const pg = new Client({ connectionString: system.db.url });
     await pg.connect();

@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { createApiKey, gatewayClient, startTarget } from './client';
+import { newApiKey, gatewayClient, startTarget } from './client';
 import { startSystem } from './harness';
 
 /** Timeouts and worker failures: no run is left RUNNING forever, no reported step runs twice. */
@@ -16,7 +16,7 @@ describe('engine under time limits and worker failures', () => {
   const setup = async (extraEnv: Record<string, string>, apps = ['command-service', 'projector', 'api-gateway', 'flow-worker']) => {
     const system = await startSystem(apps, extraEnv);
     const projectId = 'proj_faults';
-    const api = gatewayClient(system.apps['api-gateway'].url, createApiKey(system.db.url, projectId));
+    const api = gatewayClient(system.apps['api-gateway'].url, (await newApiKey(system.db.url, projectId)).key);
     const flow = async (steps: unknown[]) => {
       const r = await api.post('/api/v1/flows', { projectId, displayName: 'f', steps });
       expect(r.status).toBe(201);

@@ -7,7 +7,7 @@ import { dropTestDatabase, migrate, parseDatabaseUrl } from '@flowruns/database'
 import { createKafka } from '@flowruns/messaging';
 import { TcpProxy, testEnv, uniqueName, waitFor } from '@flowruns/testing';
 import { Client } from 'pg';
-import { createApiKey } from '../e2e/client';
+import { newApiKey } from '../e2e/client';
 import { freePort, startApp, type RunningApp } from '../e2e/harness';
 
 /**
@@ -111,7 +111,7 @@ export class FaultSystem {
         const port = name === 'command-service' ? commandPort : await freePort();
         sys.slots.push({ name, port, app: await startApp(name, env, { port }) });
       }
-      sys.apiKey = createApiKey(dbUrl, sys.projectId);
+      sys.apiKey = (await newApiKey(dbUrl, sys.projectId)).key;
       const r = await fetch(`${sys.gatewayUrl}/api/v1/flows`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${sys.apiKey}` },

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { assertContractAnswer, createApiKey, gatewayClient, type HttpAnswer } from '../e2e/client';
+import { assertContractAnswer, newApiKey, gatewayClient, type HttpAnswer } from '../e2e/client';
 import { startSystem } from '../e2e/harness';
 import { recordFigures } from '../faults/kit';
 
@@ -66,9 +66,9 @@ describe('fuzzing every endpoint (fast-check)', () => {
     // timing them out while the suite runs, so that any change to them is A's doing.
     system = await startSystem(['command-service', 'projector', 'api-gateway'], { GATEWAY_READ_WAIT_MS: '200', AP_ORPHAN_RUN_SECONDS: '3600' });
     gateway = system.apps['api-gateway'].url;
-    keyA = createApiKey(system.db.url, 'proj_fuzz_a');
+    keyA = (await newApiKey(system.db.url, 'proj_fuzz_a')).key;
     const a = gatewayClient(gateway, keyA);
-    const b = gatewayClient(gateway, createApiKey(system.db.url, 'proj_fuzz_b'));
+    const b = gatewayClient(gateway, (await newApiKey(system.db.url, 'proj_fuzz_b')).key);
     apiB = b;
     const steps = [{ name: 'only', type: 'transform', settings: { value: 1 } }];
     flowA = (await a.post('/api/v1/flows', { projectId: 'proj_fuzz_a', displayName: 'A', steps })).body.id as string;

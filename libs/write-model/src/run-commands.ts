@@ -254,13 +254,15 @@ export class RunCommands {
     return this.apply(runId, () => ({ type: 'StartStep', stepName, stepType }), ctx);
   }
 
-  /** Stores the step's input/output/error (claim check), then records the outcome with its reference. */
+  /** Records the step's outcome with a reference to its input/output/error (claim check), stored with it. */
   async finishStep(runId: string, stepName: string, req: FinishStepRequest, ctx: CommandContext = {}) {
     const now = ctx.now ?? this.clock();
     return this.inTx(async (sql) => {
-      let dataRef: string | undefined;
-      const build = async (state: RunState): Promise<RunCommand> => {
-        dataRef = await new ExecutionDataStore(sql).put({
+      // The step data is stored by the statement that records the outcome: only when the report is
+      // accepted and appends an event (a refusal or an idempotent repeat writes nothing).
+      const alsoWrite: { text: string; params: unknown[] }[] = [];
+      const build = (state: RunState): RunCommand => {
+        const insert = ExecutionDataStore.insertOf({
           runId,
           kind: 'step',
           stepName,
@@ -269,16 +271,15 @@ export class RunCommands {
           output: req.output,
           error: req.error,
         });
-        return { type: 'CompleteStep', stepName, outcome: req.status, durationMs: req.durationMs, dataRef };
+        alsoWrite.push(insert);
+        return { type: 'CompleteStep', stepName, outcome: req.status, durationMs: req.durationMs, dataRef: insert.ref };
       };
       const r = await appendWithRules(sql, runId, fenced(sql, runId, ctx.workerId, now, build), {
         now,
         traceparent: ctx.traceparent,
+        alsoWrite,
       });
-      if (isDomainError(r)) return r;
-      // An idempotent repeat appended nothing: the record written for it is not referenced.
-      if (r.events.length === 0 && dataRef) await sql.execute('delete from execution_data where ref = ?', [dataRef]);
-      return this.result(r);
+      return isDomainError(r) ? r : this.result(r);
     });
   }
 
@@ -477,11 +478,14 @@ export class RunCommands {
     const now = ctx.now ?? this.clock();
     const output = body ?? null;
     return this.inTx(async (sql) => {
+      // The body is stored by the statement that records the resume, so a refused resume (wrong,
+      // used or expired request id, a run not paused) writes nothing at all.
+      const alsoWrite: { text: string; params: unknown[] }[] = [];
       const r = await appendWithRules(
         sql,
         runId,
-        async (state) => {
-          const dataRef = await new ExecutionDataStore(sql).put({
+        (state) => {
+          const insert = ExecutionDataStore.insertOf({
             runId,
             kind: 'resume',
             stepName: state.pause?.stepName ?? null,
@@ -490,9 +494,10 @@ export class RunCommands {
             output,
             error: undefined,
           });
-          return { type: 'ResumeRun', requestId, dataRef };
+          alsoWrite.push(insert);
+          return { type: 'ResumeRun', requestId, dataRef: insert.ref };
         },
-        { now, traceparent: ctx.traceparent },
+        { now, traceparent: ctx.traceparent, alsoWrite },
       );
       if (isDomainError(r)) return r;
       const resumed = r.events.find((e) => e.type === 'flowrun.resumed.v1');
