@@ -20,8 +20,22 @@ export function redactRequest<T extends { headers?: Record<string, unknown> }>(r
 }
 
 /**
- * nestjs-pino wired to the process's root logger: JSON lines, request ids as fields, probes and
- * /metrics not logged, credential headers masked.
+ * The run a request is about, as a log field: the route's `:runId` (the command service's
+ * `/internal/runs/:runId/...`), or its `:id` on a `flow-runs/:id` route (the gateway's public API).
+ * Read when the response is logged, once the router has filled in the params.
+ */
+export function requestLogFields(req: { params?: Record<string, unknown>; route?: { path?: unknown } }): { runId?: string } {
+  const params = req.params ?? {};
+  if (typeof params.runId === 'string') return { runId: params.runId };
+  const route = req.route?.path;
+  if (typeof params.id === 'string' && typeof route === 'string' && route.includes('flow-runs/:id')) return { runId: params.id };
+  return {};
+}
+
+/**
+ * nestjs-pino wired to the process's root logger: JSON lines, request ids, the trace (the logger's
+ * mixin) and the run (`requestLogFields`) as fields, probes and /metrics not logged, credential
+ * headers masked.
  */
 export const loggerModule = () =>
   LoggerModule.forRoot({
@@ -29,6 +43,10 @@ export const loggerModule = () =>
       logger: rootLogger(),
       autoLogging: { ignore: (req) => (req.url ?? '').startsWith('/health') || req.url === '/metrics' },
       serializers: { req: redactRequest },
+      // Not `customProps`: at response time pino-http 11 calls its own pino's symbol on our pino 9
+      // logger, which throws. The logged object takes the fields just as well.
+      customSuccessObject: (req, _res, logged) => ({ ...logged, ...requestLogFields(req as Parameters<typeof requestLogFields>[0]) }),
+      customErrorObject: (req, _res, _err, logged) => ({ ...logged, ...requestLogFields(req as Parameters<typeof requestLogFields>[0]) }),
     },
   });
 

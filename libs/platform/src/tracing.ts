@@ -106,6 +106,12 @@ export function currentTraceparent(ctx: Context = context.active()): string | un
   return carrier.traceparent;
 }
 
+/** The trace id a W3C `traceparent` names (undefined when absent or malformed), for log fields. */
+export function traceIdOf(traceparent: string | undefined | null): string | undefined {
+  const id = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent ?? '')?.[1];
+  return id && !/^0+$/.test(id) ? id : undefined;
+}
+
 /** `{ traceId, spanId }` of the active span, for log lines; empty outside any span. */
 export function traceFields(): { traceId?: string; spanId?: string } {
   const span = trace.getSpan(context.active());

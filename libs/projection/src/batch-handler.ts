@@ -1,6 +1,6 @@
 import { EVENT_HEADERS, parseEnvelope } from '@flowruns/contracts';
 import type { EventPublisher, MessageBatch, OutgoingMessage } from '@flowruns/messaging';
-import { beginSpan, componentLogger, SpanKind, tracingExports } from '@flowruns/platform';
+import { beginSpan, componentLogger, SpanKind, traceIdOf, tracingExports } from '@flowruns/platform';
 import { applyBatch, type TransactionalEm } from './apply-batch';
 import { deadLetterMessage } from './dead-letter';
 import type { ProjectableEnvelope, RunProjectionStats } from './fold';
@@ -37,6 +37,8 @@ export class ProjectionBatchHandler {
     const items: ProjectableEnvelope[] = [];
     const poison: OutgoingMessage[] = [];
     const traced = tracingExports() ? new Map<ProjectableEnvelope, string>() : null;
+    // At debug level, one line per event with its ids as fields, to follow a trace through the logs.
+    const logged = this.log.isLevelEnabled('debug') ? new Map<ProjectableEnvelope, string | undefined>() : null;
     const startedAt = Date.now();
     for (const m of batch.messages) {
       const parsed = parseEnvelope(m.value);
@@ -46,6 +48,7 @@ export class ProjectionBatchHandler {
           items.push(item);
           const tp = m.headers[EVENT_HEADERS.traceparent];
           if (traced && tp) traced.set(item, tp);
+          logged?.set(item, tp);
           break;
         }
         case 'unknown-type':
@@ -72,8 +75,20 @@ export class ProjectionBatchHandler {
     // events already applied (duplicates) and only the publish is repeated.
     const stats = await applyBatch(this.opts.entityManager(), items);
     if (traced) this.traceApplied(traced, startedAt, items.length);
+    if (logged) this.logCommitted(logged);
     if (poison.length) await this.opts.deadLetters.publish(this.opts.deadLetterTopic, poison);
     return { ...stats, deadLettered: poison.length };
+  }
+
+  /** After the commit, so a rolled-back (and redelivered) batch is not logged twice. */
+  private logCommitted(logged: Map<ProjectableEnvelope, string | undefined>): void {
+    for (const [item, traceparent] of logged) {
+      const e = item.envelope;
+      this.log.debug(
+        { runId: e.subject, eventId: e.id, eventType: e.type, seq: e.seq, traceId: traceIdOf(traceparent) },
+        'event projected (applied, or skipped as a duplicate or after a stall)',
+      );
+    }
   }
 
   /**
