@@ -27,7 +27,7 @@ export function gatewayClient(baseUrl: string, apiKey: string) {
   return {
     call,
     raw,
-    get: (p: string) => call('GET', p),
+    get: (p: string, headers?: Record<string, string>) => call('GET', p, undefined, headers),
     post: (p: string, body?: unknown, headers?: Record<string, string>) => call('POST', p, body, headers),
     /** Polls the run until `accept` holds (default: it has the status), then returns it. */
     async waitForRun(runId: string, status: string | ((run: FlowRunWithSteps) => boolean), timeoutMs = 30000): Promise<FlowRunWithSteps> {

@@ -1,8 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { waitFor } from '@flowruns/testing';
-import { newApiKey, gatewayClient } from './client';
-import { startSystem } from './harness';
+import { gatewayClient, newApiKey } from './client';
+import { startSystem, type RunningApp } from './harness';
 
 interface CollectedSpan {
   service: string;
@@ -49,33 +49,57 @@ async function startCollector() {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, close: () => new Promise((r) => server.close(r)) };
 }
 
+/** Every JSON line an app writes on stdout from now on (the harness's output() keeps only the tail). */
+function collectLogs(app: RunningApp): () => Record<string, unknown>[] {
+  let text = '';
+  app.process.stdout?.on('data', (d: Buffer) => (text += d.toString()));
+  return () =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+const APPS = ['command-service', 'api-gateway', 'flow-worker', 'retention', 'projector'] as const;
+
 /** One trace follows a command from the gateway through the command service, Kafka, the projector and the worker. */
 describe('observability: one trace from a trigger to its view update; metrics on every app', () => {
   let collector: Awaited<ReturnType<typeof startCollector>>;
   let system: Awaited<ReturnType<typeof startSystem>>;
   let api: ReturnType<typeof gatewayClient>;
+  let apps: Record<(typeof APPS)[number], RunningApp>;
+  let logs: Record<(typeof APPS)[number], () => Record<string, unknown>[]>;
   const projectId = 'proj_tracing';
 
   beforeAll(async () => {
     collector = await startCollector();
-    system = await startSystem(['command-service', 'projector', 'api-gateway', 'flow-worker'], {
+    system = await startSystem(['command-service', 'api-gateway', 'flow-worker', 'retention'], {
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
       OTEL_BSP_SCHEDULE_DELAY: '100',
       LOG_LEVEL: 'info',
     });
-    api = gatewayClient(system.apps['api-gateway'].url, (await newApiKey(system.db.url, projectId)).key);
+    // The projector logs each event it projects at debug level only.
+    const projector = await system.add('projector', { LOG_LEVEL: 'debug' });
+    apps = { ...(system.apps as Record<Exclude<(typeof APPS)[number], 'projector'>, RunningApp>), projector };
+    logs = Object.fromEntries(APPS.map((a) => [a, collectLogs(apps[a])])) as typeof logs;
+    api = gatewayClient(apps['api-gateway'].url, (await newApiKey(system.db.url, projectId)).key);
   });
   afterAll(async () => {
     await system?.stop();
     await collector?.close();
   });
 
-  it('every app serves HTTP latency by route and status; the command service counts commands by type and outcome', async () => {
+  it('every app serves HTTP latency by route and status, and the metrics issue 8 names', async () => {
     const flow = await api.post('/api/v1/flows', { projectId, displayName: 'Metered', steps: [{ name: 'a', type: 'transform', settings: { value: 1 } }] });
     const run = await api.post(`/api/v1/flows/${flow.body.id}/run`, {});
     await api.waitForRun(run.body.id as string, 'SUCCEEDED');
     expect((await api.post(`/api/v1/flow-runs/${run.body.id}/retry`, { projectId, strategy: 'FROM_FAILED_STEP' })).status).toBe(409);
-    const metrics = async (app: string) => (await fetch(`${system.apps[app].url}/metrics`)).text();
+    const metrics = async (app: (typeof APPS)[number]) => (await fetch(`${apps[app].url}/metrics`)).text();
+    // Every app times its requests by route template and status (the harness's readiness polls at least).
+    for (const app of APPS) {
+      const timed = (await metrics(app)).split('\n').filter((l) => l.startsWith('flowruns_http_request_duration_seconds_count'));
+      expect({ app, timed }).toEqual({ app, timed: expect.arrayContaining([expect.stringMatching(/\{method="GET",route="\/health\/ready",status="200"\} [1-9]/)]) });
+    }
     const command = await metrics('command-service');
     expect(command).toMatch(/^flowruns_http_request_duration_seconds_count\{method="POST",route="\/internal\/flows\/:flowId\/runs",status="201"\} [1-9]/m);
     expect(command).toMatch(/^flowruns_commands_total\{command="trigger",outcome="ok"\} [1-9]/m);
@@ -84,8 +108,20 @@ describe('observability: one trace from a trigger to its view update; metrics on
     expect(command).toMatch(/^flowruns_command_duration_seconds_count\{command="trigger"\} [1-9]/m);
     expect(command).toMatch(/^flowruns_events_published_total [1-9]/m);
     expect(await metrics('api-gateway')).toMatch(/^flowruns_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/flows\/:flowId\/run",status="201"\} [1-9]/m);
-    expect(await metrics('flow-worker')).toMatch(/^flowruns_worker_step_duration_seconds_count\{[^}]*\} [1-9]/m);
-    expect(await metrics('projector')).toMatch(/^flowruns_projector_partition_lag\{partition="\d+"\} \d+$/m);
+    expect(await metrics('flow-worker')).toMatch(/^flowruns_worker_step_duration_seconds_count\{type="transform"\} [1-9]/m);
+    const projector = await metrics('projector');
+    // Consumer lag per partition: one series for each of the topic's 3 partitions.
+    expect(new Set([...projector.matchAll(/^flowruns_projector_partition_lag\{partition="(\d+)"\} \d+$/gm)].map((m) => m[1]))).toEqual(new Set(['0', '1', '2']));
+    // Projection apply time.
+    expect(projector).toMatch(/^flowruns_projector_batch_apply_seconds_count\{result="committed"\} [1-9]/m);
+    // Purge counters (retention.e2e.spec.ts moves them with a real purge; here: served from the start).
+    const retention = await metrics('retention');
+    for (const name of ['runs_purged_total', 'records_purged_total', 'bytes_purged_total']) expect(retention).toMatch(new RegExp(`^flowruns_retention_${name} \\d+$`, 'm'));
+    // The pass at start completes (the first pass ran against an empty database).
+    await waitFor(async () => /^flowruns_retention_passes_total\{result="complete"\} [1-9]/m.test(await metrics('retention')), {
+      timeoutMs: 10000,
+      what: 'a complete retention pass counted',
+    });
   });
 
   it('parents every hop on the one before it, and puts the trace id on the log lines of each app', async () => {
@@ -159,5 +195,32 @@ describe('observability: one trace from a trigger to its view update; metrics on
         { timeoutMs: 5000, what: `a request log line of ${app} with traceId ${archiveTrace}` },
       );
     }
+  });
+  it('writes the run id, the event id and the trace id as fields of the log lines that follow a command', async () => {
+    const flow = await api.post('/api/v1/flows', { projectId, displayName: 'Logged', steps: [{ name: 'only', type: 'transform', settings: { value: 1 } }] });
+    const traceId = '0badc0ffee0ddf00d0badc0ffee0ddf0';
+    const traceparent = (t: string) => `00-${t}-1122334455667788-01`;
+    const run = await api.post(`/api/v1/flows/${flow.body.id}/run`, {}, { traceparent: traceparent(traceId) });
+    expect(run.status).toBe(201);
+    const runId = run.body.id as string;
+    await api.waitForRun(runId, 'SUCCEEDED');
+    const readTrace = 'c0ffee00c0ffee00c0ffee00c0ffee00';
+    expect((await api.get(`/api/v1/flow-runs/${runId}`, { traceparent: traceparent(readTrace) })).status).toBe(200);
+
+    const lineOf = (app: (typeof APPS)[number], what: string, match: (l: Record<string, unknown>) => boolean) =>
+      waitFor(() => logs[app]().find(match), { timeoutMs: 10000, what: `${what} in the logs of ${app}` });
+
+    // The projector: one line per event, its run, event and trace as fields.
+    const projected = await lineOf('projector', `the trigger of ${runId} projected`, (l) => l.runId === runId && l.eventType === 'flowrun.triggered.v1');
+    expect(projected).toMatchObject({ level: 'debug', service: 'projector', traceId, seq: 1, eventId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    const succeeded = await lineOf('projector', `the success of ${runId} projected`, (l) => l.runId === runId && l.eventType === 'flowrun.succeeded.v1');
+    expect(succeeded.eventId).not.toBe(projected.eventId);
+    expect(succeeded.traceId).toBe(traceId);
+    // The command service: the worker's step reports, logged with the run and the trace (continued by the worker).
+    const report = await lineOf('command-service', `a step report of ${runId}`, (l) => l.runId === runId && /\/steps\/only\/finish$/.test(String((l.req as { url?: string })?.url)));
+    expect(report).toMatchObject({ service: 'command-service', traceId, msg: 'request completed' });
+    // The gateway: a read of the run, with its own trace.
+    const read = await lineOf('api-gateway', `the read of ${runId}`, (l) => l.traceId === readTrace);
+    expect(read).toMatchObject({ service: 'api-gateway', runId, spanId: expect.stringMatching(/^[0-9a-f]{16}$/), res: { statusCode: 200 } });
   });
 });
