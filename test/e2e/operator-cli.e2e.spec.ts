@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createKafka } from '@flowruns/messaging';
-import { testEnv, waitFor } from '@flowruns/testing';
+import { dropTestDatabase, parseDatabaseUrl } from '@flowruns/database';
+import { testEnv, uniqueName, waitFor } from '@flowruns/testing';
 import { Client } from 'pg';
 import { newApiKey, gatewayClient } from './client';
 import { startSystem } from './harness';
@@ -85,6 +86,79 @@ describe('operator CLI: help, errors and exit codes', () => {
     expect(cs.code).toBe(1);
     expect(cs.stderr).toMatch(/^error: cannot reach the command service at http:\/\/127\.0\.0\.1:1 \(COMMAND_SERVICE_URL\)/);
     noStack(cs.stderr);
+  });
+});
+
+/**
+ * The commands that work on the database and the broker alone, from a fresh database: migrations,
+ * topics, API keys and projects, with their success output and their failures' exit codes.
+ */
+describe('operator CLI: db:migrate, topics:create, api-keys:*, projects:*', () => {
+  const dbName = uniqueName('flowruns_test_cli').toLowerCase();
+  const url = parseDatabaseUrl(testEnv().databaseUrl).serverUrl(dbName);
+  const topic = uniqueName('e2e-cli-topics');
+  const env = { DATABASE_URL: url, KAFKA_BROKERS: testEnv().kafkaBrokers.join(','), KAFKA_TOPIC: topic, KAFKA_TOPIC_PARTITIONS: '2' };
+  const cli = (...args: string[]) => run(process.execPath, [main, ...args], { env: { ...process.env, ...env } });
+  /** The database migrated (by the first test, or here when a test runs alone). */
+  const migrated = () => cli('db:migrate');
+
+  afterAll(async () => {
+    await dropTestDatabase(url).catch(() => undefined);
+    const admin = createKafka({ brokers: testEnv().kafkaBrokers, clientId: 'e2e-cli-topics' }).admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }).catch(() => undefined);
+    await admin.disconnect();
+  });
+
+  it('before db:migrate, a command says to run it (exit 1); db:migrate migrates, then finds the database up to date', async () => {
+    const notYet = await cli('api-keys:list', '--project', 'p').catch((e: { code: number; stderr: string }) => e);
+    expect(notYet).toMatchObject({ code: 1, stderr: 'error: the database has no table api_keys: run db:migrate first (npm run migrate)\n' });
+    expect((await cli('db:migrate')).stdout).toMatch(/^applied: \S+/);
+    expect((await cli('db:migrate')).stdout).toBe('database is up to date\n');
+  });
+
+  it('topics:create creates the topic with its partitions and its dead-letter topic, and again changes nothing (exit 0)', async () => {
+    const first = await cli('topics:create');
+    expect(first.stdout).toBe(`topics ready: ${topic}, ${topic}.dlq\n`);
+    expect((await cli('topics:create')).stdout).toBe(first.stdout);
+    const admin = createKafka({ brokers: testEnv().kafkaBrokers, clientId: 'e2e-cli-topics' }).admin();
+    await admin.connect();
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [topic, `${topic}.dlq`] });
+      expect(Object.fromEntries(topics.map((t) => [t.name, t.partitions.length]))).toEqual({ [topic]: 2, [`${topic}.dlq`]: 1 });
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
+  it('api-keys: create prints the key last, list shows prefixes and state, revoke revokes once (then exit 1)', async () => {
+    await migrated();
+    const created = await cli('api-keys:create', '--project', 'proj_cli');
+    const [said, key] = created.stdout.trim().split('\n');
+    const id = /^Created API key (key_[0-9a-f-]+) for project proj_cli\. Store it now/.exec(said)?.[1];
+    expect(id).toBeDefined();
+    expect(key.length).toBeGreaterThanOrEqual(20);
+    const listed = (await cli('api-keys:list', '--project', 'proj_cli')).stdout;
+    expect(listed).toMatch(new RegExp(`^${id}\t(\\S+)…\tcreated \\S+Z\tactive$`, 'm'));
+    expect(key.startsWith(new RegExp(`^${id}\t(\\S+)…`, 'm').exec(listed)![1])).toBe(true);
+    expect(listed).not.toContain(key);
+
+    expect((await cli('api-keys:revoke', id!)).stdout).toBe(`revoked ${id}\n`);
+    expect((await cli('api-keys:list', '--project', 'proj_cli')).stdout).toMatch(new RegExp(`^${id}\t.*\trevoked \\S+Z$`, 'm'));
+    await expect(cli('api-keys:revoke', id!)).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining(`error: no active key ${id}`) });
+    expect((await cli('api-keys:list', '--project', 'proj_nobody')).stdout).toBe('no keys for project proj_nobody\n');
+    await expect(cli('api-keys:create', '--project', 'not a project!')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('--project') });
+  });
+
+  it('projects: set a monthly quota and a retention window, clear them with none, list them; an unknown project is exit 1', async () => {
+    await migrated();
+    expect((await cli('projects:set', 'proj_q', '--monthly-run-quota', '5')).stdout).toBe('project proj_q: retention default days, monthly run quota 5\n');
+    expect((await cli('projects:set', 'proj_q', '--retention-days', '7')).stdout).toBe('project proj_q: retention 7 days, monthly run quota 5\n');
+    expect((await cli('projects:list', '--project', 'proj_q')).stdout).toBe('project proj_q: retention 7 days, monthly run quota 5\n');
+    expect((await cli('projects:list')).stdout).toContain('project proj_q: retention 7 days, monthly run quota 5\n');
+    expect((await cli('projects:set', 'proj_q', '--monthly-run-quota', 'none')).stdout).toBe('project proj_q: retention 7 days, monthly run quota unlimited\n');
+    await expect(cli('projects:list', '--project', 'proj_other')).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('no project proj_other') });
+    await expect(cli('projects:set', 'proj_q', '--monthly-run-quota', '0')).rejects.toMatchObject({ code: 2 });
   });
 });
 
@@ -216,5 +290,12 @@ describe('operator CLI: retention:plan', () => {
 
     expect(await records()).toBe(before);
     expect((await api.get(`/api/v1/flow-runs/${old}`)).body).toMatchObject({ executionDataPurgedAt: null });
+  });
+
+  it('exits 1 when the command service refuses the internal token, naming the setting', async () => {
+    const refused = run(process.execPath, [main, 'retention:plan'], {
+      env: { ...process.env, ...system.env, COMMAND_SERVICE_URL: system.apps['command-service'].url, INTERNAL_API_TOKEN: 'not-the-token-of-this-system' },
+    });
+    await expect(refused).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/^error: the command service refused the internal token \(INTERNAL_API_TOKEN\)/m) });
   });
 });
