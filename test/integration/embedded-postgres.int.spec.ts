@@ -1,8 +1,10 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { migrate } from '@flowruns/database';
+import { testEnv } from '@flowruns/testing';
 import { Client } from 'pg';
 import { choosePostgres, embeddedStatus, stopEmbeddedPostgres } from '../../scripts/local-postgres';
 
@@ -56,6 +58,46 @@ describe('the embedded Postgres fallback of npm run up', () => {
     expect(await embeddedStatus(dir)).toEqual({ running: false });
     expect(await stopEmbeddedPostgres(dir)).toBe(false);
   }, 60000);
+
+  it('uses a server that answers where a local one would be, without starting the embedded one', async () => {
+    // The test server stands in for "127.0.0.1:5432" (its own address, whatever that is here).
+    const server = new URL(testEnv().databaseUrl);
+    const saved = process.env.PGPASSWORD;
+    if (server.password) process.env.PGPASSWORD = decodeURIComponent(server.password);
+    try {
+      const choice = await choosePostgres({ localHost: server.hostname, localPort: Number(server.port || 5432), dir, database: 'flowruns_test_local' });
+      expect(choice).toEqual({
+        kind: 'local',
+        url: `postgres://postgres@${server.hostname}:${server.port || 5432}/flowruns_test_local`,
+        reason: `a server answers on ${server.hostname}:${server.port || 5432}`,
+      });
+    } finally {
+      if (saved === undefined) delete process.env.PGPASSWORD;
+      else process.env.PGPASSWORD = saved;
+    }
+    expect(await embeddedStatus(dir)).toEqual({ running: false });
+  });
+
+  /** `scripts/local-postgres.ts` as `npm run up` runs it: exit code, stdout, stderr. */
+  const script = (args: string[], env: Record<string, string | undefined>) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const root = path.resolve(__dirname, '../..');
+      execFile(
+        process.execPath,
+        ['--require', './scripts/register-swc.js', 'scripts/local-postgres.ts', ...args],
+        { cwd: root, env: { ...process.env, DATABASE_URL: undefined, ...env, FLOWRUNS_CACHE_DIR: dir }, timeout: 60000 },
+        (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
+      );
+    });
+
+  it('as npm run up calls it: choose prints DATABASE_URL=..., status and a bad port answer with their exit codes', async () => {
+    const url = 'postgres://someone@db.example:5433/x';
+    const chosen = await script(['choose'], { DATABASE_URL: url });
+    expect(chosen).toEqual({ code: 0, stdout: `DATABASE_URL=${url}\n`, stderr: `Postgres: DATABASE_URL (${url})\n` });
+    expect(await script(['status'], {})).toEqual({ code: 3, stdout: '', stderr: 'the embedded Postgres is not running\n' });
+    expect(await script(['choose'], { EMBEDDED_POSTGRES_PORT: 'lots' })).toMatchObject({ code: 2, stderr: expect.stringContaining('EMBEDDED_POSTGRES_PORT') });
+    expect(await script(['begin'], {})).toMatchObject({ code: 2, stderr: expect.stringContaining('usage: local-postgres.ts choose|stop|status') });
+  });
 
   it('uses DATABASE_URL as it is when set, without looking further', async () => {
     const url = 'postgres://someone@db.example:5433/x';
