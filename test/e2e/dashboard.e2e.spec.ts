@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { waitFor } from '@flowruns/testing';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -18,6 +18,24 @@ import { startSystem } from './harness';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(__dirname, '../../tmp/test-artifacts/ui');
 const XSS = '<img src=x onerror="window.__xss=1">';
+
+/**
+ * Keeps a full-page screenshot as a test artifact, replacing the last run's, and checks that a
+ * real PNG of the page's width was written (a missing or empty artifact fails the test).
+ */
+async function keepScreenshot(page: Page, name: string): Promise<void> {
+  const file = path.join(ARTIFACTS, name);
+  rmSync(file, { force: true });
+  await page.screenshot({ path: file, fullPage: true });
+  const png = readFileSync(file);
+  expect(png.subarray(0, 8).toString('hex')).toBe('89504e470d0a1a0a');
+  // IHDR: width then height, big-endian, from byte 16.
+  expect({ width: png.readUInt32BE(16), tall: png.readUInt32BE(20) >= 300, bytes: png.length > 10_000 }).toEqual({
+    width: page.viewportSize()!.width,
+    tall: true,
+    bytes: true,
+  });
+}
 
 describe('the runs dashboard in a browser', () => {
   let system: Awaited<ReturnType<typeof startSystem>>;
@@ -158,7 +176,7 @@ describe('the runs dashboard in a browser', () => {
     expect(await text(`#runs-body tr[data-run-id="${ids.flakyRun}"] td:nth-child(3)`)).toBe('FAILED');
     expect(await text(`#runs-body tr[data-run-id="${ids.greeterRuns[0]}"] td:nth-child(2)`)).toBe('Greeter');
     expect(await text(`#runs-body tr[data-run-id="${ids.greeterRuns[0]}"] td:nth-child(6)`)).toBe('greetings');
-    await page.screenshot({ path: path.join(ARTIFACTS, 'runs-list.png'), fullPage: true });
+    await keepScreenshot(page, 'runs-list.png');
   });
 
   it('filters by status (several), flow, tags, failed step, creation time and page size', async () => {
@@ -251,7 +269,7 @@ describe('the runs dashboard in a browser', () => {
     expect(await visible('#run-live')).toBe(false);
     expect(JSON.parse(await stepCell('after', 6))).toBe('comment: ship it');
     expect(JSON.parse(await stepCell('approve', 6))).toEqual({ approved: true, comment: 'ship it' });
-    await page.screenshot({ path: path.join(ARTIFACTS, 'run.png'), fullPage: true });
+    await keepScreenshot(page, 'run.png');
   });
 
   it('retries a failed run from its failed step, and shows a refused retry from the envelope', async () => {
