@@ -15,6 +15,11 @@ export const ProjectorConfigSchema = z.object({
   PROJECTOR_HOST: z.string().min(1).default('127.0.0.1'),
   /** All projector instances share it: Kafka splits the topic's partitions between them. */
   PROJECTOR_GROUP_ID: z.string().min(1).default('flow-runs-projector'),
+  /**
+   * Partition batches applied at once, each in its own transaction (a run's events all live on one
+   * partition, so they never touch the same rows). Keep it at most DATABASE_POOL_MAX.
+   */
+  PROJECTOR_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(4),
   /** How often the consumer-lag gauge is refreshed between scrapes of /health/ready. */
   PROJECTOR_LAG_INTERVAL_MS: z.coerce.number().int().min(1000).max(600000).default(15000),
 });

@@ -77,6 +77,7 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
       ],
       // A new group (or a rebuild into a fresh schema) starts from the first event ever published.
       fromBeginning: true,
+      partitionsConcurrently: config.PROJECTOR_PARTITIONS_CONCURRENTLY,
       // The projector never migrates; it waits for the explicit migrate step instead of failing later.
       prepare: () => this.assertSchema(),
       handleBatch: (batch) => this.handleBatch(batch),

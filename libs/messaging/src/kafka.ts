@@ -133,7 +133,7 @@ export class KafkaBatchConsumer implements BatchConsumer {
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      partitionsConsumedConcurrently: this.opts.partitionsConcurrently ?? 1,
       eachBatch: async ({ batch, isRunning, isStale, heartbeat, resolveOffset }) => {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
         const messages: IncomingMessage[] = batch.messages.map((m) => ({

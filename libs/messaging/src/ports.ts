@@ -34,6 +34,12 @@ export interface BatchConsumerOptions {
   readonly topics: readonly string[];
   readonly fromBeginning: boolean;
   /**
+   * Partition batches handled at once (default 1). Each is still handled and committed on its own;
+   * only a handler whose batches of different partitions touch disjoint data may use more than one
+   * (the projector: a run's events all live on its partition).
+   */
+  readonly partitionsConcurrently?: number;
+  /**
    * Handles one batch. Returning commits the batch's offsets; throwing leaves them uncommitted so
    * the batch is fetched again (retriable errors). Poison messages are the handler's to dead-letter.
    */
