@@ -26,7 +26,7 @@ export const countCommand = (command: string, outcome: string): void => {
 };
 
 /** Handlers that count their commands themselves (one call, many commands): timed here, not counted. */
-const SELF_COUNTING = new Set(['reports']);
+const SELF_COUNTING = new Set(['reports', 'triggers']);
 
 /**
  * Counts and times every internal API call by its handler (`trigger`, `startStep`, `bulk`, …)

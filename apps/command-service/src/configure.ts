@@ -3,8 +3,8 @@ import type { NestExpressApplication, NestExpressBodyParserOptions } from '@nest
 import { bodyParserErrors, jsonBodyGuard } from '@flowruns/platform';
 import type { CommandServiceConfig } from './config';
 
-/** The batch route, whose body's reports are checked one by one. */
-export const REPORTS_PATH = '/internal/reports';
+/** The batch routes, whose bodies' items are checked one by one (RunsController). */
+export const BATCH_PATHS: ReadonlySet<string> = new Set(['/internal/reports', '/internal/triggers']);
 
 /**
  * The HTTP pipeline in front of the internal API: the JSON body parser with its size limit, its
@@ -19,6 +19,6 @@ export function configureCommandService(app: INestApplication, config: CommandSe
   // `strict: false`: a trigger payload may be any JSON value, not only an object or array.
   express.useBodyParser<NestExpressBodyParserOptions & { strict: boolean }>('json', { limit: config.COMMAND_SERVICE_BODY_LIMIT, strict: false });
   express.use(bodyParserErrors);
-  // A batch of reports checks each report itself (RunsController.reports): one bad report must not refuse the others.
-  express.use(jsonBodyGuard({ maxDepth: config.COMMAND_SERVICE_JSON_MAX_DEPTH, skip: (req) => req.path === REPORTS_PATH }));
+  // A batch checks each item itself (RunsController.batchItem): one bad item must not refuse the others.
+  express.use(jsonBodyGuard({ maxDepth: config.COMMAND_SERVICE_JSON_MAX_DEPTH, skip: (req) => BATCH_PATHS.has(req.path) }));
 }

@@ -218,4 +218,73 @@ describe('command service: engine reports in batches', () => {
     const versions = await pg.query<{ version: number }>('select version from run_streams where run_id = any($1)', [runs]);
     expect(versions.rows.map((v) => v.version)).toEqual(runs.map(() => 2));
   });
+
+  describe('triggers in batches (POST /internal/triggers)', () => {
+    const triggers = (items: unknown[], headers: Record<string, string> = {}) =>
+      fetch(`${svc.url}/internal/triggers`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-internal-token': 'test-internal-token-0123456789', ...headers },
+        body: JSON.stringify({ triggers: items }),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { results: Record<string, unknown>[] } }));
+
+    it('starts each run as a single trigger would, and answers each trigger on its own', async () => {
+      const parent = await trigger();
+      const quotaProject = uniqueName('p_quota_batch');
+      const quotaFlow = (
+        await svc.call<{ id: string }>('POST', '/internal/flows', {
+          projectId: quotaProject,
+          displayName: 'Quota',
+          tags: [],
+          steps: [{ name: 'a', type: 'transform', settings: {} }],
+        })
+      ).body.id;
+      await pg.query('update projects set monthly_run_quota = 1 where id = $1', [quotaProject]);
+      const tp = `00-${'3'.repeat(32)}-${'c'.repeat(16)}-01`;
+      const r = await triggers([
+        { flowId, projectId, payload: { n: 1 }, traceparent: tp },
+        { flowId: 'flow_nowhere', projectId, payload: {} },
+        { flowId, projectId, payload: { n: 2 }, parentRunId: 'run_elsewhere' },
+        { flowId, projectId: 'p_other', payload: {} },
+        { flowId, projectId, payload: { nul: 'a\u0000b' } },
+        { projectId, payload: {} },
+        { flowId: quotaFlow, projectId: quotaProject, payload: {} },
+        { flowId: quotaFlow, projectId: quotaProject, payload: {} },
+        { flowId, projectId, payload: { n: 3 }, parentRunId: parent, failParentOnFailure: true, environment: 'TESTING', triggeredBy: 'batch' },
+      ]);
+      expect(r.status).toBe(200);
+      const [first, noFlow, noParent, otherProject, nul, noFlowId, underQuota, overQuota, child] = r.body.results;
+      expect(first).toMatchObject({ ok: { flowId, projectId, status: 'RUNNING', stepsCount: 2, environment: 'PRODUCTION' } });
+      expect(noFlow).toMatchObject({ error: { statusCode: 404, code: 'ENTITY_NOT_FOUND', params: { entityType: 'flow', entityId: 'flow_nowhere' } } });
+      expect(noParent).toMatchObject({ error: { statusCode: 404, params: { entityType: 'flow_run', field: 'ap-parent-run-id' } } });
+      expect(otherProject).toMatchObject({ error: { statusCode: 404, params: { entityType: 'flow' } } });
+      expect(nul).toMatchObject({ error: { statusCode: 400, code: 'VALIDATION', params: { field: 'triggers.4', path: 'payload.nul' } } });
+      expect(noFlowId).toMatchObject({ error: { statusCode: 400, code: 'VALIDATION', params: { field: 'triggers.5.flowId' } } });
+      expect(underQuota).toMatchObject({ ok: { status: 'RUNNING' } });
+      expect(overQuota).toMatchObject({ ok: { status: 'QUOTA_EXCEEDED' } });
+      expect(child).toMatchObject({ ok: { parentRunId: parent, environment: 'TESTING', triggeredBy: 'batch', status: 'RUNNING' } });
+
+      // The batch's run and a single trigger's twin have the same history.
+      const firstId = (first.ok as { id: string }).id;
+      const twin = await trigger({ payload: { n: 1 } });
+      expect((await history(firstId)).events).toEqual((await history(twin)).events);
+      const payload = await pg.query('select output from execution_data where run_id = $1 and kind = $2', [firstId, 'trigger']);
+      expect(payload.rows).toEqual([{ output: { n: 1 } }]);
+      const stored = await pg.query<{ traceparent: string }>('select traceparent from run_events where run_id = $1', [firstId]);
+      expect(stored.rows).toEqual([{ traceparent: tp }]);
+      // Refused triggers left nothing behind: only the accepted ones (and the twin) started runs.
+      const runs = await pg.query<{ n: string }>('select count(*)::text as n from run_streams where project_id = any($1) and created_at > now() - interval \'1 minute\'', [
+        [projectId, quotaProject, 'p_other'],
+      ]);
+      expect(Number(runs.rows[0].n)).toBeGreaterThanOrEqual(5);
+      const orphans = await pg.query(
+        `select e.ref from execution_data e left join run_streams s on s.run_id = e.run_id where e.kind = 'trigger' and s.run_id is null`,
+      );
+      expect(orphans.rows).toEqual([]);
+    });
+
+    it('refuses a body without 1 to 500 triggers whole', async () => {
+      expect(await triggers([])).toMatchObject({ status: 400, body: { code: 'VALIDATION', params: { field: 'triggers' } } });
+      expect(await svc.call('POST', '/internal/triggers', { triggers: {} })).toMatchObject({ status: 400, body: { params: { field: 'triggers' } } });
+    });
+  });
 });

@@ -15,6 +15,8 @@ import {
   ResumeRunRequestSchema,
   EngineReportSchema,
   ReportBatchShellSchema,
+  TriggerBatchShellSchema,
+  TriggerItemSchema,
   findUnstorableJson,
   RetentionWindowSchema,
   RetryRunRequestSchema,
@@ -28,6 +30,7 @@ import {
   storableText,
   type EngineReport,
   type ErrorEnvelope,
+  type FlowRun,
   type ReportAnswer,
 } from '@flowruns/contracts';
 import { EnvelopeException, RouteParamsPipe, orThrow, parseOrThrow } from '@flowruns/platform';
@@ -125,9 +128,9 @@ export class RunsController {
     const answers: ReportAnswer[] = new Array<ReportAnswer>(reports.length);
     const valid: { index: number; report: EngineReport }[] = [];
     reports.forEach((raw, index) => {
-      const refusal = this.reportRefusal(raw, index);
-      if ('error' in refusal) answers[index] = refusal;
-      else valid.push({ index, report: refusal.report });
+      const checked = this.batchItem(EngineReportSchema, raw, `reports.${index}`);
+      if ('error' in checked) answers[index] = checked;
+      else valid.push({ index, report: checked.item });
     });
     if (valid.length > 0) {
       const outcomes = orThrow(await this.commands.report(valid.map((v) => v.report), { traceparent: tp }));
@@ -140,23 +143,45 @@ export class RunsController {
     return { results: answers };
   }
 
-  /** One report of a batch, checked as the single endpoint checks its body: the report, or its 400. */
-  private reportRefusal(raw: unknown, index: number): { report: EngineReport } | { error: ErrorEnvelope } {
-    const field = `reports.${index}`;
+  /**
+   * Many triggers (`{ triggers: [{ flowId, …the single trigger's body, traceparent? }] }`, 1–500) in
+   * one call and one transaction, each checked, decided and answered on its own, as `reports` does:
+   * `{ results: [{ ok: FlowRun } | { error: <envelope> }] }` in the order sent.
+   */
+  @Post('triggers')
+  @HttpCode(200)
+  async triggers(@Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string): Promise<{ results: ({ ok: FlowRun } | { error: ErrorEnvelope })[] }> {
+    const { triggers } = parseOrThrow(TriggerBatchShellSchema, body);
+    const answers = new Array<{ ok: FlowRun } | { error: ErrorEnvelope }>(triggers.length);
+    const valid: { index: number; item: z.infer<typeof TriggerItemSchema> }[] = [];
+    triggers.forEach((raw, index) => {
+      const checked = this.batchItem(TriggerItemSchema, raw, `triggers.${index}`);
+      if ('error' in checked) answers[index] = checked;
+      else valid.push({ index, item: checked.item });
+    });
+    if (valid.length > 0) {
+      const outcomes = orThrow(await this.commands.triggerMany(valid.map((v) => v.item), { traceparent: tp }));
+      outcomes.forEach((o, k) => {
+        answers[valid[k].index] = isDomainError(o) ? { error: envelopeOf(EnvelopeException.fromDomain(o).envelope) } : { ok: o };
+      });
+    }
+    for (const a of answers) countCommand('trigger', 'ok' in a ? 'ok' : a.error.code);
+    return { results: answers };
+  }
+
+  /**
+   * One item of a batch, checked as the single endpoint checks its body (storable text, depth, the
+   * schema): the item, or its 400 naming `<field>.<path>`.
+   */
+  private batchItem<S extends z.ZodType>(schema: S, raw: unknown, field: string): { item: z.infer<S> } | { error: ErrorEnvelope } {
     const problem = findUnstorableJson(raw, this.config.COMMAND_SERVICE_JSON_MAX_DEPTH);
     if (problem) {
       return { error: { statusCode: 400, code: 'VALIDATION', params: { field, ...(problem.path ? { path: problem.path } : {}), message: problem.message } } };
     }
-    const parsed = EngineReportSchema.safeParse(raw);
-    if (parsed.success) return { report: parsed.data };
+    const parsed = schema.safeParse(raw);
+    if (parsed.success) return { item: parsed.data };
     const issue = parsed.error.issues[0];
-    return {
-      error: {
-        statusCode: 400,
-        code: 'VALIDATION',
-        params: { field: [field, ...issue.path.map(String)].join('.'), message: issue.message },
-      },
-    };
+    return { error: { statusCode: 400, code: 'VALIDATION', params: { field: [field, ...issue.path.map(String)].join('.'), message: issue.message } } };
   }
 
   @Post('runs/:runId/pause')

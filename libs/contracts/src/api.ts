@@ -164,6 +164,17 @@ export const ReportBatchRequestSchema = z.object({ reports: z.array(EngineReport
 /** The batch's shell, as the command service reads it first: each report is then checked on its own. */
 export const ReportBatchShellSchema = z.object({ reports: z.array(z.unknown()).min(1).max(MAX_REPORTS_PER_BATCH) });
 
+/** How many triggers one `POST /internal/triggers` may carry. */
+export const MAX_TRIGGERS_PER_BATCH = 500;
+
+/** One trigger inside a batch: the single trigger's body, plus the flow its path would name. */
+export const TriggerItemSchema = TriggerRunRequestSchema.extend({ flowId: IdSchema, traceparent: ReportTraceparent });
+export type TriggerItem = z.infer<typeof TriggerItemSchema>;
+export type TriggerItemInput = z.input<typeof TriggerItemSchema>;
+
+/** `POST /internal/triggers`: many triggers in one call and one transaction, each answered on its own. */
+export const TriggerBatchShellSchema = z.object({ triggers: z.array(z.unknown()).min(1).max(MAX_TRIGGERS_PER_BATCH) });
+
 /** One report's answer: its command result (a pause also names its request id), or its refusal. */
 export const ReportAnswerSchema = z.union([
   z.object({ ok: CommandResultSchema.extend({ requestId: z.string().optional(), resumeDeadline: z.string().optional() }) }),

@@ -10,3 +10,4 @@ export * from './input-guards';
 export * from './internal-client';
 export * from './tracing';
 export * from './unavailable';
+export * from './call-batcher';

@@ -163,37 +163,62 @@ export class RunCommands {
   /** Starts a run of the flow's latest version with the trigger payload (or records it over quota). */
   async trigger(flowId: string, req: TriggerRunRequest, ctx: CommandContext = {}): Promise<FlowRun | DomainError> {
     const now = ctx.now ?? this.clock();
+    return this.inTx((sql) => this.triggerIn(sql, flowId, req, now, ctx));
+  }
+
+  /**
+   * Many triggers (any flows and projects) in one transaction: each decided exactly as `trigger`
+   * decides it and answered on its own (a refusal — unknown flow, unknown parent — is that trigger's
+   * answer alone; a run over its project's quota is recorded QUOTA_EXCEEDED as always). Applied in
+   * project order, so batches lock the projects with quotas in one order; answered in the order given.
+   */
+  async triggerMany(
+    triggers: readonly (TriggerRunRequest & { readonly flowId: string; readonly traceparent?: string })[],
+    ctx: CommandContext = {},
+  ): Promise<(FlowRun | DomainError)[] | DomainError> {
+    const now = ctx.now ?? this.clock();
+    const order = triggers.map((_, i) => i).sort((a, b) => (triggers[a].projectId < triggers[b].projectId ? -1 : triggers[a].projectId > triggers[b].projectId ? 1 : a - b));
     return this.inTx(async (sql) => {
-      const flow = await new FlowStore(sql).latest(req.projectId, flowId);
-      if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: flowId, message: 'Flow not found' });
-      if (req.parentRunId !== null) {
-        const parent = await readStream(sql, req.parentRunId);
-        if (!parent || parent.projectId !== req.projectId) {
-          return domainError('ENTITY_NOT_FOUND', {
-            entityType: 'flow_run',
-            entityId: req.parentRunId,
-            field: 'ap-parent-run-id',
-            message: 'Parent flow run not found',
-          });
-        }
+      const out = new Array<FlowRun | DomainError>(triggers.length);
+      for (const i of order) {
+        const t = triggers[i];
+        out[i] = await this.triggerIn(sql, t.flowId, t, now, { ...ctx, traceparent: t.traceparent ?? ctx.traceparent });
       }
-      return this.startRun(
-        sql,
-        {
-          runId: uuidv7({ msecs: now.getTime() }),
-          projectId: req.projectId,
-          flow,
-          payload: req.payload,
-          environment: req.environment,
-          triggeredBy: req.triggeredBy,
-          parentRunId: req.parentRunId,
-          failParentOnFailure: req.failParentOnFailure,
-          retryOf: null,
-        },
-        now,
-        ctx,
-      );
+      return out;
     });
+  }
+
+  /** A trigger inside the caller's transaction. Its refusals come before it writes anything. */
+  private async triggerIn(sql: SqlRunner, flowId: string, req: TriggerRunRequest, now: Date, ctx: CommandContext): Promise<FlowRun | DomainError> {
+    const flow = await new FlowStore(sql).latest(req.projectId, flowId);
+    if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: flowId, message: 'Flow not found' });
+    if (req.parentRunId !== null) {
+      const parent = await readStream(sql, req.parentRunId);
+      if (!parent || parent.projectId !== req.projectId) {
+        return domainError('ENTITY_NOT_FOUND', {
+          entityType: 'flow_run',
+          entityId: req.parentRunId,
+          field: 'ap-parent-run-id',
+          message: 'Parent flow run not found',
+        });
+      }
+    }
+    return this.startRun(
+      sql,
+      {
+        runId: uuidv7({ msecs: now.getTime() }),
+        projectId: req.projectId,
+        flow,
+        payload: req.payload,
+        environment: req.environment,
+        triggeredBy: req.triggeredBy,
+        parentRunId: req.parentRunId,
+        failParentOnFailure: req.failParentOnFailure,
+        retryOf: null,
+      },
+      now,
+      ctx,
+    );
   }
 
   /**
