@@ -20,9 +20,10 @@ import {
   type RetryRunRequest,
   type RunHead,
   type StopRunRequestSchema,
+  type TriggerItemInput,
   type TriggerRunRequestInput,
 } from '@flowruns/contracts';
-import { EnvelopeException, componentLogger } from '@flowruns/platform';
+import { CallBatcher, EnvelopeException, JsonText, componentLogger, currentTraceparent } from '@flowruns/platform';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import type { TraceContext } from './traceparent';
 import type { z } from 'zod';
@@ -38,6 +39,18 @@ function asEnvelope(body: unknown, status: number): ErrorEnvelope | null {
 
 const runPath = (runId: string) => `/internal/runs/${encodeURIComponent(runId)}`;
 
+/** A refusal inside a batch names `triggers.<i>.<field>`; the client sent a single request: `<field>` (or `body`). */
+const unbatchedField = (params: Record<string, unknown>): Record<string, unknown> =>
+  typeof params.field === 'string' && /^triggers\.\d+/.test(params.field)
+    ? { ...params, field: params.field.replace(/^triggers\.\d+\.?/, '') || 'body' }
+    : params;
+
+/** The trace context a batch call is logged under (each item carries its own request's). */
+const batchTrace = (): TraceContext => {
+  const traceparent = currentTraceparent() ?? `00-${'0'.repeat(31)}1-${'0'.repeat(15)}1-00`;
+  return { traceId: traceparent.split('-')[1], traceparent };
+};
+
 const unavailable = () => EnvelopeException.of('SERVICE_UNAVAILABLE', { message: 'command service unavailable' });
 
 /**
@@ -50,9 +63,27 @@ const unavailable = () => EnvelopeException.of('SERVICE_UNAVAILABLE', { message:
 export class CommandClient {
   private readonly log = componentLogger('command-client');
   private readonly baseUrl: string;
+  private readonly triggers: CallBatcher<TriggerItemInput, FlowRun> | null;
 
   constructor(@Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig) {
     this.baseUrl = config.COMMAND_SERVICE_URL.replace(/\/+$/, '');
+    this.triggers =
+      config.GATEWAY_TRIGGER_BATCH > 0
+        ? new CallBatcher<TriggerItemInput, FlowRun>({
+            key: 'triggers',
+            what: 'triggers',
+            maxItems: config.GATEWAY_TRIGGER_BATCH,
+            maxChars: 1_000_000,
+            maxInFlight: config.GATEWAY_TRIGGER_CALLS_IN_FLIGHT,
+            // Each trigger carries its own request's span; the call itself is logged under a batch trace.
+            send: (body) => this.send('POST', '/internal/triggers', new JsonText(body), batchTrace()),
+            refusal: (e) => new EnvelopeException({ ...e, params: unbatchedField(e.params) }),
+            breach: (message) => {
+              this.log.error({ path: '/internal/triggers' }, message);
+              return unavailable();
+            },
+          })
+        : null;
   }
 
   createFlow(input: CreateFlow, trace: TraceContext): Promise<Flow> {
@@ -61,6 +92,7 @@ export class CommandClient {
 
   /** `req` as the command service accepts it: fields it defaults (environment) may be left out. */
   triggerRun(flowId: string, req: TriggerRunRequestInput, trace: TraceContext): Promise<FlowRun> {
+    if (this.triggers) return this.triggers.submit({ ...req, flowId, traceparent: trace.traceparent });
     return this.send<FlowRun>('POST', `/internal/flows/${encodeURIComponent(flowId)}/runs`, req, trace);
   }
 
@@ -161,7 +193,7 @@ export class CommandClient {
           [INTERNAL_TOKEN_HEADER]: this.config.INTERNAL_API_TOKEN,
           [TRACEPARENT_HEADER]: trace.traceparent,
         },
-        body: method === 'POST' ? JSON.stringify(body) : undefined,
+        body: method !== 'POST' ? undefined : body instanceof JsonText ? body.text : JSON.stringify(body),
         signal: AbortSignal.timeout(timeoutMs),
       });
       status = res.status;

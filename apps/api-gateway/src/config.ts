@@ -32,6 +32,14 @@ export const GatewayConfigSchema = z.object({
   GATEWAY_JSON_MAX_DEPTH: z.coerce.number().int().min(1).max(1000).default(DEFAULT_JSON_MAX_DEPTH),
   /** Deadline for one call to the command service; past it the client gets 503. */
   COMMAND_SERVICE_TIMEOUT_MS: millis(10_000, 100, 300_000),
+  /**
+   * Triggers (`POST /api/v1/flows/:flowId/run`) go to the command service in batches of at most
+   * this many, one call and one transaction per batch (`CallBatcher`: no timer, batches grow with
+   * load); 0 sends each trigger on its own call.
+   */
+  GATEWAY_TRIGGER_BATCH: z.coerce.number().int().min(0).max(500).default(100),
+  /** Trigger batches in flight at once; triggers that arrive meanwhile wait for the next batch. */
+  GATEWAY_TRIGGER_CALLS_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(2),
   /** How long a verified API key is trusted without asking Postgres (so a revocation takes up to this long). */
   AUTH_CACHE_TTL_MS: millis(30_000, 0, 3_600_000),
   /** How long an unknown or revoked key is remembered as such. */

@@ -441,6 +441,29 @@ describe('api-gateway over HTTP', () => {
       expect(fake.received[1].body).toMatchObject({ parentRunId: null, failParentOnFailure: false });
     });
 
+    it('sends triggers made at once together, each client getting its own answer (a refusal too)', async () => {
+      fake.triggerBatches = 0;
+      // A command service that takes 30 ms per call: triggers arriving meanwhile must wait and go together.
+      fake.reply = async (r) => {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        return r.url.includes('flow_missing')
+          ? { status: 404, json: { code: 'ENTITY_NOT_FOUND', params: { entityType: 'flow', entityId: 'flow_missing' } } }
+          : { status: 201, json: { ...run, id: `run_${String((r.body as { payload: { n: number } }).payload.n)}` } };
+      };
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, (_, n) => call('POST', `/api/v1/flows/${n === 5 ? 'flow_missing' : 'flow_xyz'}/run`, { body: { n } })),
+      );
+      expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 12 }, (_, n) => (n === 5 ? 404 : 201)));
+      answers.forEach((a, n) => {
+        if (n === 5) expect(a.body).toEqual({ statusCode: 404, code: 'ENTITY_NOT_FOUND', params: { entityType: 'flow', entityId: 'flow_missing' } });
+        else expect(a.body).toMatchObject({ id: `run_${n}` });
+      });
+      expect(fake.received).toHaveLength(12);
+      // Each trigger kept its own request's trace.
+      expect(new Set(fake.received.map((r) => r.headers.traceparent)).size).toBe(12);
+      expect(fake.triggerBatches).toBeLessThan(12);
+    });
+
     it('escapes the flow id in the forwarded path', async () => {
       await call('POST', `/api/v1/flows/${encodeURIComponent('a/b?c')}/run`, { body: {} });
       expect(fake.received[0].url).toBe('/internal/flows/a%2Fb%3Fc/runs');

@@ -28,9 +28,18 @@ export interface Received {
 /** An answer (JSON, or `text` as HTML), a connection cut, or none at all until `close`. */
 export type Reply = { status: number; json?: unknown; text?: string } | 'hang' | 'destroy';
 
-/** The command service as a local HTTP server: records each call, answers with `reply`. */
+/**
+ * The command service as a local HTTP server: records each call, answers with `reply`. A batch of
+ * triggers (`POST /internal/triggers`, as the gateway sends them) is recorded and answered as the
+ * single triggers it carries (`POST /internal/flows/:flowId/runs`, each with its own traceparent),
+ * so specs see the calls the way the gateway's clients made them: a 2xx becomes the item's `ok`, a
+ * client error with an envelope its `error`, and any other reply (an outage, nonsense, a hang) is
+ * the answer to the whole batch.
+ */
 export class FakeCommandService {
   readonly received: Received[] = [];
+  /** Calls that carried a batch of triggers (`received` holds the triggers themselves). */
+  triggerBatches = 0;
   reply: (r: Received) => Reply | Promise<Reply> = () => ({ status: 201, json: { ok: true } });
   /** Requests received and not answered yet, and the most there ever were at once. */
   inFlight = 0;
@@ -47,10 +56,10 @@ export class FakeCommandService {
         if (req.url === '/health/live') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
         const raw = Buffer.concat(chunks).toString();
         const r: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: raw ? JSON.parse(raw) : undefined };
-        this.received.push(r);
         this.open.add(res);
         this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
-        void Promise.resolve(this.reply(r)).then((reply) => {
+        const answer = r.method === 'POST' && r.url === '/internal/triggers' ? this.unbatch(r) : (this.received.push(r), this.reply(r));
+        void Promise.resolve(answer).then((reply) => {
           if (reply === 'hang') return;
           this.open.delete(res);
           this.inFlight--;
@@ -63,6 +72,31 @@ export class FakeCommandService {
     this.server.listen(0, '127.0.0.1');
     await once(this.server, 'listening');
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** A trigger batch answered item by item (see the class comment). */
+  private async unbatch(batch: Received): Promise<Reply> {
+    this.triggerBatches++;
+    const items = (batch.body as { triggers: Record<string, unknown>[] }).triggers;
+    const results: unknown[] = [];
+    for (const item of items) {
+      const { flowId, traceparent, ...body } = item;
+      const single: Received = {
+        method: 'POST',
+        url: `/internal/flows/${encodeURIComponent(String(flowId))}/runs`,
+        headers: { ...batch.headers, ...(typeof traceparent === 'string' ? { traceparent } : {}) },
+        body,
+      };
+      this.received.push(single);
+      const reply = await this.reply(single);
+      if (reply === 'hang' || reply === 'destroy' || reply.text !== undefined) return reply;
+      const envelope = reply.json as { code?: unknown } | undefined;
+      if (reply.status >= 200 && reply.status < 300) results.push({ ok: reply.json });
+      else if (reply.status >= 400 && reply.status < 500 && ![401, 403].includes(reply.status) && typeof envelope?.code === 'string') {
+        results.push({ error: { statusCode: reply.status, params: {}, ...(reply.json as object) } });
+      } else return reply;
+    }
+    return { status: 200, json: { results } };
   }
 
   /** Calls to one path (method and path, query left out). */

@@ -51,6 +51,8 @@ export class CallBatcher<I extends object, O> {
       readonly refusal: (envelope: ErrorEnvelope) => Error;
       /** What to call the endpoint in a contract breach. */
       readonly what: string;
+      /** The error every caller of a batch gets when the answer breaks the contract (default `CommandServiceUnavailable`). */
+      readonly breach?: (message: string) => Error;
     },
   ) {}
 
@@ -96,7 +98,8 @@ export class CallBatcher<I extends object, O> {
       const body = await this.opts.send(`{"${this.opts.key}":[${batch.map((q) => q.text).join(',')}]}`);
       const parsed = BatchAnswer.safeParse(body);
       if (!parsed.success || parsed.data.results.length !== batch.length) {
-        throw new CommandServiceUnavailable(`command service answer to ${this.opts.what} breaks the contract`);
+        const message = `command service answer to ${this.opts.what} breaks the contract`;
+        throw this.opts.breach ? this.opts.breach(message) : new CommandServiceUnavailable(message);
       }
       parsed.data.results.forEach((r, i) => {
         if ('error' in r) batch[i].reject(this.opts.refusal(r.error as ErrorEnvelope));
