@@ -77,6 +77,8 @@ describe('observability: one trace from a trigger to its view update; metrics on
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
       OTEL_BSP_SCHEDULE_DELAY: '100',
       LOG_LEVEL: 'info',
+      // The worker measures its lag only on this timer (the projector's readiness probe measures it too).
+      FLOW_WORKER_LAG_INTERVAL_MS: '1000',
     });
     // The projector logs each event it projects at debug level only.
     const projector = await system.add('projector', { LOG_LEVEL: 'debug' });
@@ -110,8 +112,20 @@ describe('observability: one trace from a trigger to its view update; metrics on
     expect(await metrics('api-gateway')).toMatch(/^flowruns_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/flows\/:flowId\/run",status="201"\} [1-9]/m);
     expect(await metrics('flow-worker')).toMatch(/^flowruns_worker_step_duration_seconds_count\{type="transform"\} [1-9]/m);
     const projector = await metrics('projector');
-    // Consumer lag per partition: one series for each of the topic's 3 partitions.
-    expect(new Set([...projector.matchAll(/^flowruns_projector_partition_lag\{partition="(\d+)"\} \d+$/gm)].map((m) => m[1]))).toEqual(new Set(['0', '1', '2']));
+    // Consumer lag per partition: one series for each of the topic's 3 partitions, for the
+    // projector's group and the worker's (whose timer may not have fired yet).
+    const partitionsWithLag = (text: string, app: string) =>
+      new Set([...text.matchAll(new RegExp(`^flowruns_${app}_partition_lag\\{partition="(\\d+)"\\} \\d+$`, 'gm'))].map((m) => m[1]));
+    expect(partitionsWithLag(projector, 'projector')).toEqual(new Set(['0', '1', '2']));
+    const worker = await waitFor(
+      async () => {
+        const text = await metrics('flow-worker');
+        return partitionsWithLag(text, 'worker').size === 3 ? text : undefined;
+      },
+      { timeoutMs: 10000, what: 'the worker lag gauge on each of the 3 partitions' },
+    );
+    expect(partitionsWithLag(worker, 'worker')).toEqual(new Set(['0', '1', '2']));
+    expect(worker).toMatch(/^flowruns_worker_consumer_lag \d+$/m);
     // Projection apply time.
     expect(projector).toMatch(/^flowruns_projector_batch_apply_seconds_count\{result="committed"\} [1-9]/m);
     // Purge counters (retention.e2e.spec.ts moves them with a real purge; here: served from the start).

@@ -26,6 +26,8 @@ export const FlowWorkerConfigSchema = z.object({
   FLOW_WORKER_LEASE_TTL_MS: int(1000, 600000, 10000),
   /** How often expired leases (runs of dead workers) are claimed; default half the lease TTL. */
   FLOW_WORKER_CLAIM_INTERVAL_MS: z.coerce.number().int().min(100).max(600000).optional(),
+  /** How often the group's consumer lag is measured for /metrics. */
+  FLOW_WORKER_LAG_INTERVAL_MS: int(1000, 600000, 15000),
   /** On SIGTERM, how long running steps may take to finish before they are abandoned (and run again elsewhere). */
   FLOW_WORKER_SHUTDOWN_TIMEOUT_MS: int(0, 600000, 20000),
   /** Deadline of one request of an `http` step. */

@@ -34,4 +34,13 @@ export const workerMetrics = {
     help: 'Run events consumed, by what the worker did (drive, child-ended, ignored, unknown, invalid)',
     labelNames: ['action'] as const,
   }),
+  lag: new Gauge({
+    name: 'flowruns_worker_consumer_lag',
+    help: 'Messages on the run-events topic not yet committed by the worker group',
+  }),
+  partitionLag: new Gauge({
+    name: 'flowruns_worker_partition_lag',
+    help: 'Messages not yet committed by the worker group, per partition of the run-events topic',
+    labelNames: ['partition'] as const,
+  }),
 };

@@ -18,7 +18,7 @@ import {
   type CommandServicePort,
   type DriveResult,
 } from '@flowruns/engine';
-import { ResilientConsumer, type Admin, type Kafka, type MessageBatch } from '@flowruns/messaging';
+import { consumerLagByPartition, ResilientConsumer, type Admin, type Kafka, type MessageBatch } from '@flowruns/messaging';
 import { componentLogger, withSpan } from '@flowruns/platform';
 import { claimIntervalOf, FLOW_WORKER_CONFIG, type FlowWorkerConfig } from './config';
 import { DrivePool, type DriveRequest } from './drive-pool';
@@ -88,6 +88,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   private readonly consumer: ResilientConsumer;
   private claimTimer?: NodeJS.Timeout;
   private claiming?: Promise<void>;
+  private lagTimer?: NodeJS.Timeout;
   private stopping = false;
 
   constructor(
@@ -137,6 +138,18 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
     };
   }
 
+  /** The group's lag on each partition of the topic; also feeds the gauges. */
+  async lag(): Promise<number> {
+    const byPartition = await consumerLagByPartition(this.admin, this.config.FLOW_WORKER_GROUP_ID, this.config.KAFKA_TOPIC);
+    let total = 0;
+    for (const [partition, n] of byPartition) {
+      m.partitionLag.set({ partition: String(partition) }, n);
+      total += n;
+    }
+    m.lag.set(total);
+    return total;
+  }
+
   onApplicationBootstrap(): void {
     this.log.info({ workerId: this.workerId, concurrency: this.config.FLOW_WORKER_CONCURRENCY }, 'flow worker starting');
     // In the background: the HTTP side (health, metrics) is up while Kafka is not.
@@ -145,6 +158,10 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
       this.claiming ??= this.claimExpired().finally(() => (this.claiming = undefined));
     }, claimIntervalOf(this.config));
     this.claimTimer.unref();
+    this.lagTimer = setInterval(() => {
+      this.lag().catch((e: Error) => this.log.debug({ err: e.message }, 'lag refresh failed'));
+    }, this.config.FLOW_WORKER_LAG_INTERVAL_MS);
+    this.lagTimer.unref();
   }
 
   /**
@@ -156,6 +173,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
     clearInterval(this.claimTimer);
+    clearInterval(this.lagTimer);
     await this.consumer.stop();
     await this.claiming;
     await this.handOver(this.pool.close().map((r) => r.runId));
