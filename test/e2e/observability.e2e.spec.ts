@@ -73,16 +73,15 @@ describe('observability: one trace from a trigger to its view update; metrics on
 
   beforeAll(async () => {
     collector = await startCollector();
-    system = await startSystem(['command-service', 'api-gateway', 'flow-worker', 'retention'], {
+    system = await startSystem(['command-service', 'api-gateway', 'flow-worker', 'retention', 'projector'], {
       OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
       OTEL_BSP_SCHEDULE_DELAY: '100',
-      LOG_LEVEL: 'info',
+      // The relay, the worker and the projector log each event they handle at debug level only.
+      LOG_LEVEL: 'debug',
       // The worker measures its lag only on this timer (the projector's readiness probe measures it too).
       FLOW_WORKER_LAG_INTERVAL_MS: '1000',
     });
-    // The projector logs each event it projects at debug level only.
-    const projector = await system.add('projector', { LOG_LEVEL: 'debug' });
-    apps = { ...(system.apps as Record<Exclude<(typeof APPS)[number], 'projector'>, RunningApp>), projector };
+    apps = system.apps as Record<(typeof APPS)[number], RunningApp>;
     logs = Object.fromEntries(APPS.map((a) => [a, collectLogs(apps[a])])) as typeof logs;
     api = gatewayClient(apps['api-gateway'].url, (await newApiKey(system.db.url, projectId)).key);
   });
@@ -201,13 +200,7 @@ describe('observability: one trace from a trigger to its view update; metrics on
     expect(archived.body).toEqual({ archived: 1 });
     for (const app of ['api-gateway', 'command-service'] as const) {
       await waitFor(
-        () =>
-          system.apps[app]
-            .output()
-            .split('\n')
-            .filter((l) => l.startsWith('{') && l.includes(archiveTrace))
-            .map((l) => JSON.parse(l) as Record<string, unknown>)
-            .some((l) => l.traceId === archiveTrace && typeof l.spanId === 'string' && typeof l.req === 'object'),
+        () => logs[app]().some((l) => l.traceId === archiveTrace && typeof l.spanId === 'string' && typeof l.req === 'object'),
         { timeoutMs: 5000, what: `a request log line of ${app} with traceId ${archiveTrace}` },
       );
     }
@@ -232,6 +225,13 @@ describe('observability: one trace from a trigger to its view update; metrics on
     const succeeded = await lineOf('projector', `the success of ${runId} projected`, (l) => l.runId === runId && l.eventType === 'flowrun.succeeded.v1');
     expect(succeeded.eventId).not.toBe(projected.eventId);
     expect(succeeded.traceId).toBe(traceId);
+    // The same trigger event as the relay published it and as the worker handled it (a drive).
+    const published = await lineOf('command-service', `the trigger of ${runId} published`, (l) => l.runId === runId && l.eventType === 'flowrun.triggered.v1');
+    expect(published).toMatchObject({ level: 'debug', component: 'relay-service', msg: 'event published', eventId: projected.eventId, traceId });
+    const handled = await lineOf('flow-worker', `the trigger of ${runId} handled`, (l) => l.runId === runId && l.eventType === 'flowrun.triggered.v1');
+    expect(handled).toMatchObject({ level: 'debug', msg: 'event handled', action: 'drive', seq: 1, eventId: projected.eventId, traceId });
+    const workerEnd = await lineOf('flow-worker', `the success of ${runId} handled`, (l) => l.runId === runId && l.eventType === 'flowrun.succeeded.v1');
+    expect(workerEnd).toMatchObject({ action: 'child-ended', eventId: succeeded.eventId, traceId });
     // The command service: the worker's step reports (a batch call, which names no run) in the trace the worker continued.
     const report = await lineOf('command-service', `a report call in trace ${traceId}`, (l) => l.traceId === traceId && (l.req as { url?: string })?.url === '/internal/reports');
     expect(report).toMatchObject({ service: 'command-service', msg: 'request completed', res: { statusCode: 200 } });

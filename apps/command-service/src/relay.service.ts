@@ -1,6 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { EVENT_HEADERS } from '@flowruns/contracts';
 import { ensureTopics, type Admin, type EventPublisher } from '@flowruns/messaging';
-import { componentLogger, dlqTopicOf } from '@flowruns/platform';
+import { componentLogger, dlqTopicOf, traceIdOf } from '@flowruns/platform';
 import { OutboxRelay } from '@flowruns/write-model';
 import { Counter } from 'prom-client';
 import { COMMAND_SERVICE_CONFIG, type CommandServiceConfig } from './config';
@@ -24,12 +25,33 @@ export class RelayService implements OnApplicationBootstrap, OnApplicationShutdo
     this.relay = new OutboxRelay({
       databaseUrl: config.DATABASE_URL,
       topic: config.KAFKA_TOPIC,
-      publisher,
+      publisher: this.logging(publisher),
       batchSize: config.RELAY_BATCH_SIZE,
       pollIntervalMs: config.RELAY_POLL_INTERVAL_MS,
       coalesceMs: config.RELAY_COALESCE_MS,
       onPublished: (n) => published.inc(n),
     });
+  }
+
+  /**
+   * The publisher, plus one debug line per event once Kafka acknowledged it (the relay itself
+   * reports only counts): its run, event and trace, as the projector and the worker log them.
+   */
+  private logging(publisher: EventPublisher): EventPublisher {
+    return {
+      publish: async (topic, messages) => {
+        await publisher.publish(topic, messages);
+        if (!this.log.isLevelEnabled('debug')) return;
+        for (const msg of messages) {
+          const h = msg.headers;
+          this.log.debug(
+            { runId: msg.key, eventId: h[EVENT_HEADERS.id], eventType: h[EVENT_HEADERS.type], traceId: traceIdOf(h[EVENT_HEADERS.traceparent]) },
+            'event published',
+          );
+        }
+      },
+      close: () => publisher.close(),
+    };
   }
 
   async onApplicationBootstrap(): Promise<void> {

@@ -1,5 +1,5 @@
 import { parseEnvelope, type RunEventType } from '@flowruns/contracts';
-import { routeEvent } from './event-router';
+import { eventLogFields, routeEvent } from './event-router';
 
 const envelope = (type: string, data: Record<string, unknown>, subject = 'run_1') =>
   Buffer.from(
@@ -62,5 +62,26 @@ describe('routeEvent', () => {
     expect(route('flowrun.triggered.v1', { nope: 1 })).toEqual({ kind: 'ignore' });
     expect(routeEvent(parseEnvelope(Buffer.from('not json')))).toEqual({ kind: 'ignore' });
     expect(routeEvent(parseEnvelope(null))).toEqual({ kind: 'ignore' });
+  });
+});
+
+describe('eventLogFields', () => {
+  const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+
+  it('names the run, the event and the trace of a message, known type or not', () => {
+    const headers = { traceparent, 'ce-id': 'evt_1' };
+    expect(eventLogFields(parseEnvelope(envelope('flowrun.resumed.v1', { stepName: 's', requestId: 'r', dataRef: 'd' })), { key: 'run_1', headers })).toEqual({
+      runId: 'run_1', eventId: 'evt_1', eventType: 'flowrun.resumed.v1', seq: 1, traceId: '0af7651916cd43dd8448eb211c80319c',
+    });
+    expect(eventLogFields(parseEnvelope(envelope('flowrun.teleported.v1', {})), { key: 'run_1', headers })).toMatchObject({
+      runId: 'run_1', eventId: 'evt_1', eventType: 'flowrun.teleported.v1', traceId: '0af7651916cd43dd8448eb211c80319c',
+    });
+  });
+
+  it('has no trace id without a valid traceparent, and only the key and ce-id of an invalid message', () => {
+    expect(eventLogFields(parseEnvelope(envelope('flowrun.archived.v1', {})), { key: 'run_1', headers: { traceparent: 'garbage' } }).traceId).toBeUndefined();
+    expect(eventLogFields(parseEnvelope(Buffer.from('not json')), { key: 'run_9', headers: { 'ce-id': 'evt_9', traceparent } })).toEqual({
+      runId: 'run_9', eventId: 'evt_9', traceId: '0af7651916cd43dd8448eb211c80319c',
+    });
   });
 });

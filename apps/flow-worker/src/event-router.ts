@@ -1,4 +1,5 @@
-import type { ParsedEnvelope } from '@flowruns/contracts';
+import { EVENT_HEADERS, type ParsedEnvelope } from '@flowruns/contracts';
+import { traceIdOf } from '@flowruns/platform';
 
 /** What a run event asks of the worker. */
 export type WorkerAction =
@@ -48,4 +49,19 @@ export function routeEvent(parsed: ParsedEnvelope): WorkerAction {
       return unhandled;
     }
   }
+}
+
+/**
+ * The fields of the worker's debug line about one consumed message: its run, event and trace (the
+ * `traceparent` header), as the projector logs them. A message that is not an envelope has only
+ * its key (the run id, as the relay publishes it) and the `ce-id` header to show.
+ */
+export function eventLogFields(
+  parsed: ParsedEnvelope,
+  msg: { readonly key: string | null; readonly headers: Readonly<Record<string, string>> },
+): { runId?: string; eventId?: string; eventType?: string; seq?: number; traceId?: string } {
+  const traceId = traceIdOf(msg.headers[EVENT_HEADERS.traceparent]);
+  if (parsed.kind === 'invalid') return { runId: msg.key ?? undefined, eventId: msg.headers[EVENT_HEADERS.id], traceId };
+  const e = parsed.envelope;
+  return { runId: e.subject, eventId: e.id, eventType: e.type, seq: e.seq, traceId };
 }

@@ -22,7 +22,7 @@ import { consumerLagByPartition, ResilientConsumer, type Admin, type Kafka, type
 import { componentLogger, withSpan } from '@flowruns/platform';
 import { claimIntervalOf, FLOW_WORKER_CONFIG, type FlowWorkerConfig } from './config';
 import { DrivePool, type DriveRequest } from './drive-pool';
-import { routeEvent, type WorkerAction } from './event-router';
+import { eventLogFields, routeEvent, type WorkerAction } from './event-router';
 import { workerMetrics as m } from './metrics';
 
 export const KAFKA = Symbol('KAFKA');
@@ -201,10 +201,13 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
   async handleBatch(batch: MessageBatch): Promise<void> {
     const drives = new Map<string, DriveRequest>();
     const ended: string[] = [];
+    const debug = this.log.isLevelEnabled('debug');
     for (const msg of batch.messages) {
       const parsed = parseEnvelope(msg.value);
       const action: WorkerAction = routeEvent(parsed);
-      m.messages.inc({ action: parsed.kind === 'known' ? action.kind : parsed.kind });
+      const handled = parsed.kind === 'known' ? action.kind : parsed.kind;
+      m.messages.inc({ action: handled });
+      if (debug) this.log.debug({ ...eventLogFields(parsed, msg), action: handled }, 'event handled');
       if (action.kind === 'drive') {
         if (action.parentRunId !== undefined) this.parents.set(action.runId, action.parentRunId);
         const prior = drives.get(action.runId);
