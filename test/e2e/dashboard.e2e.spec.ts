@@ -8,7 +8,7 @@ import { startSystem } from './harness';
 /**
  * The runs dashboard (`/ui`) in headless Chromium against the whole system: sign in, list, filter,
  * page, open a run, watch it finish live, retry (both strategies), cancel, archive, errors from the
- * envelope. Data is made over the public API; everything else goes through the page.
+ * envelope; each action's button is enabled only in the statuses the API accepts it in. Data is made over the public API; everything else goes through the page.
  *
  * The browser is Debian's `chromium` package (`apt-get install chromium`; `scripts/test.sh`
  * installs it when it runs as root), never a downloaded one. CHROMIUM_PATH overrides
@@ -141,6 +141,15 @@ describe('the runs dashboard in a browser', () => {
       return expected(listed) ? listed : undefined;
     });
   const runStatus = () => text('#run-status');
+  /** The ids of the run page's action buttons that are enabled, in page order. */
+  const enabledActions = async (): Promise<string[]> =>
+    (await page.evaluate(`Array.from(document.querySelectorAll('#run-view .actions button')).filter((b) => !b.disabled).map((b) => b.id)`)) as string[];
+  /** Waits for exactly these actions to be enabled (an action in flight disables them all for a moment). */
+  const untilEnabled = (what: string, expected: string[]) =>
+    until(`${what}: ${expected.join(', ') || 'no action'} enabled`, async () => (await enabledActions()).join() === expected.join());
+  const SUCCEEDED_ACTIONS = ['retry-latest-version', 'archive-run'];
+  const FAILED_ACTIONS = ['retry-failed-step', 'retry-latest-version', 'archive-run'];
+  const ACTIVE_ACTIONS = ['cancel-run', 'archive-run'];
   const meta = (name: string) => text(`#run-meta dd[data-meta="${name}"]`);
   const stepCell = (step: string, column: number) => text(`#steps-body tr[data-step="${step}"] td:nth-child(${column})`);
   const applyFilters = (fill: () => Promise<void>) => async () => {
@@ -247,7 +256,8 @@ describe('the runs dashboard in a browser', () => {
     expect(JSON.parse(await stepCell('trigger', 6))).toEqual({ name: XSS });
     expect(await page.locator('img').count()).toBe(0);
     expect(await page.evaluate('window.__xss')).toBeUndefined();
-    expect(await page.locator('#cancel-run').isDisabled()).toBe(true);
+    // Finished well: only a new run on the latest version, or archiving, is allowed.
+    expect(await enabledActions()).toEqual(SUCCEEDED_ACTIONS);
   });
 
   it('updates a paused run live until it SUCCEEDED, without reloading the page', async () => {
@@ -255,6 +265,7 @@ describe('the runs dashboard in a browser', () => {
     await openRun(runId);
     expect(await runStatus()).toBe('PAUSED');
     expect(await visible('#run-live')).toBe(true);
+    expect(await enabledActions()).toEqual(ACTIVE_ACTIONS);
     await page.evaluate('window.__samePage = true');
     const paused = (await api.get(`/api/v1/flow-runs/${runId}`)).body as { pause: { requestId: string } };
     const resume = await fetch(`${base}/api/v1/flow-runs/${runId}/requests/${paused.pause.requestId}`, {
@@ -269,22 +280,40 @@ describe('the runs dashboard in a browser', () => {
     expect(await visible('#run-live')).toBe(false);
     expect(JSON.parse(await stepCell('after', 6))).toBe('comment: ship it');
     expect(JSON.parse(await stepCell('approve', 6))).toEqual({ approved: true, comment: 'ship it' });
+    // Regression: "Retry from failed step" was enabled here, and the API refuses it for a run that succeeded.
+    expect(await enabledActions()).toEqual(SUCCEEDED_ACTIONS);
     await keepScreenshot(page, 'run.png');
   });
 
-  it('retries a failed run from its failed step, and shows a refused retry from the envelope', async () => {
+  it('retries a failed run from its failed step, after which only a retry on the latest version is offered', async () => {
     await openRun(ids.flakyRun);
     expect(await runStatus()).toBe('FAILED');
     expect(await text('#steps-body tr[data-step="call"] td:nth-child(6)')).toContain('503');
+    expect(await enabledActions()).toEqual(FAILED_ACTIONS);
     await page.click('#retry-failed-step');
     await until('attempt 2 SUCCEEDED', async () => (await runStatus()) === 'SUCCEEDED' && (await meta('Attempt')) === '2');
     expect(await text('#notice')).toContain('Retrying from the failed step');
     expect(JSON.parse(await stepCell('call', 6))).toMatchObject({ status: 200, body: { ok: 'second time' } });
+    await untilEnabled('the retried run that SUCCEEDED', SUCCEEDED_ACTIONS);
+  });
 
+  it('shows a retry the status allows but the command service refuses (attempts used up) from the envelope', async () => {
+    // Still on the Broken flow's failing version; AP_MAX_RETRY_ATTEMPTS is 5 (the default), so the
+    // first attempt and four retries use them up. The page cannot know the limit: the API answers.
+    const runId = await trigger(ids.broken);
+    await api.waitForRun(runId, 'FAILED');
+    for (let attempt = 2; attempt <= 5; attempt++) {
+      expect((await api.post(`/api/v1/flow-runs/${runId}/retry`, { projectId, strategy: 'FROM_FAILED_STEP' })).status).toBe(200);
+      await api.waitForRun(runId, (r) => r.status === 'FAILED' && r.attempt === attempt);
+    }
+    await openRun(runId);
+    expect(await meta('Attempt')).toBe('5');
+    expect(await enabledActions()).toEqual(FAILED_ACTIONS);
     await page.click('#retry-failed-step');
-    await until('the refusal', async () => (await visible('#error')) && (await text('#error .code')) === 'INVALID_TRANSITION');
+    await until('the refusal', async () => (await visible('#error')) && (await text('#error .code')) === 'MAX_ATTEMPTS_REACHED');
     expect(await text('#error')).toContain('(HTTP 409)');
-    expect(await text('#error')).toContain('status: SUCCEEDED');
+    expect(await text('#error')).toContain('maxAttempts: 5');
+    expect(await runStatus()).toBe('FAILED');
   });
 
   it('retries a failed run on the latest version as a new run, and follows it', async () => {
@@ -292,19 +321,23 @@ describe('the runs dashboard in a browser', () => {
     expect(v2.status).toBe(201);
     await openRun(ids.brokenRun);
     expect(await runStatus()).toBe('FAILED');
+    expect(await enabledActions()).toEqual(FAILED_ACTIONS);
     await page.click('#retry-latest-version');
     await until('the new run', async () => (await text('#run-id')) !== ids.brokenRun && (await runStatus()) === 'SUCCEEDED');
     expect(await meta('Retry of')).toBe(ids.brokenRun);
     expect(JSON.parse(await stepCell('fixed', 6))).toBe('original payload');
   });
 
-  it('cancels a paused run', async () => {
+  it('cancels a paused run, which can then be retried either way', async () => {
     const runId = ids.approvalRuns[1];
     await openRun(runId);
     expect(await runStatus()).toBe('PAUSED');
+    expect(await enabledActions()).toEqual(ACTIVE_ACTIONS);
     await page.click('#cancel-run');
     await until('STOPPED', async () => (await runStatus()) === 'STOPPED');
     expect(await text('#notice')).toBe('Run cancelled.');
+    // A run stopped by hand is retried from the step it stopped at, as a failed one is.
+    await untilEnabled('the STOPPED run', FAILED_ACTIONS);
   });
 
   it('archives a run, which then leaves the list unless archived runs are included', async () => {
@@ -313,6 +346,8 @@ describe('the runs dashboard in a browser', () => {
     await page.click('#archive-run');
     await until('archived', async () => (await page.locator('#archive-run').isDisabled()) && (await meta('Archived')) !== '—');
     expect(await text('#notice')).toBe('Run archived.');
+    // An archived run is neither retried nor archived again.
+    await untilEnabled('the archived run', []);
 
     await page.click('#back-to-list');
     await applyFilters(() => page.fill('#filters input[name=flowId]', ids.greeter))();

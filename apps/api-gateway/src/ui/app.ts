@@ -102,6 +102,14 @@
   const KEY_STORAGE = 'flowruns.apiKey';
   /** Statuses in which a run may still change by itself: its page polls while it is in one. */
   const LIVE = new Set(['RUNNING', 'QUEUED', 'PAUSED']);
+  // What the run decider accepts (libs/run-domain, `transitions.ts` and `decide`), copied as the
+  // types above are. Refusals the page cannot foresee (retries used up) come back from the API.
+  /** Cancel (StopRun): an active run. */
+  const CANCELLABLE = new Set(['RUNNING', 'PAUSED']);
+  /** Retry FROM_FAILED_STEP needs a step to go back to: the failures, and runs stopped by hand. */
+  const RETRYABLE_FROM_FAILED_STEP = new Set(['FAILED', 'QUOTA_EXCEEDED', 'INTERNAL_ERROR', 'TIMEOUT', 'STOPPED']);
+  /** Retry ON_LATEST_VERSION: any finished run. */
+  const FINISHED = new Set(['SUCCEEDED', ...RETRYABLE_FROM_FAILED_STEP]);
   const POLL_MS = 1000;
   /** After an action the views catch up within milliseconds; the page keeps polling this long. */
   const SETTLE_MS = 5000;
@@ -519,14 +527,20 @@
 
   let acting = false;
 
-  /** What the run's status allows; the command service still decides, and its refusal is shown. */
+  /**
+   * Each button is enabled only when the run's status allows its action: a retry of a finished run
+   * (from the failed step: of a failed or stopped one) that is neither archived nor purged, a
+   * cancel of a running or paused run, an archive of a run not archived yet. The command service
+   * still decides, and its refusal is shown.
+   */
   function updateActions(): void {
     const run = currentRun;
-    const live = run ? LIVE.has(run.status) : true;
-    byId('retry-failed-step').disabled = acting || !run || live;
-    byId('retry-latest-version').disabled = acting || !run || live;
-    byId('cancel-run').disabled = acting || !run || !live;
-    byId('archive-run').disabled = acting || !run || run.archivedAt !== null;
+    const off = acting || !run;
+    const retryable = !!run && run.archivedAt === null && run.executionDataPurgedAt === null;
+    byId('retry-failed-step').disabled = off || !retryable || !RETRYABLE_FROM_FAILED_STEP.has(run.status);
+    byId('retry-latest-version').disabled = off || !retryable || !FINISHED.has(run.status);
+    byId('cancel-run').disabled = off || !CANCELLABLE.has(run.status);
+    byId('archive-run').disabled = off || run.archivedAt !== null;
   }
 
   /** Runs one action on the shown run, then shows its result and refreshes the page. */
