@@ -1,5 +1,6 @@
 import { INTERNAL_TOKEN_HEADER } from '@flowruns/contracts';
 import { HttpCommandClient } from '@flowruns/engine';
+import { CallBatcher, CommandServiceError, InternalApiClient, JsonText } from '@flowruns/platform';
 import { createKafka } from '@flowruns/messaging';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -53,6 +54,22 @@ export async function benchIngest(profile: Profile) {
           batchReports: p.reportBatch > 0 ? { maxReports: p.reportBatch, maxChars: 1_000_000, maxInFlight: 2 } : undefined,
         }),
     );
+    // Triggers as the gateway sends them: batched (GATEWAY_TRIGGER_BATCH) by one gateway's CallBatcher, or one call each.
+    const internal = new InternalApiClient({ baseUrl: cs.url, token: sys.env.INTERNAL_API_TOKEN, timeoutMs: 30000 });
+    const gateway =
+      p.triggerBatch > 0
+        ? new CallBatcher<Record<string, unknown>, { id: string }>({
+            key: 'triggers',
+            what: 'triggers',
+            maxItems: p.triggerBatch,
+            maxChars: 1_000_000,
+            maxInFlight: 2,
+            send: (body) => internal.call('POST', '/internal/triggers', new JsonText(body), 'refused-only'),
+            refusal: (e) => new CommandServiceError(e.statusCode, e.code, e.params, 'POST /internal/triggers'),
+          })
+        : null;
+    const triggerRun = (client: HttpCommandClient, flowId: string, body: { projectId: string; payload: unknown }) =>
+      gateway ? gateway.submit({ flowId, ...body }) : client.triggerRun(flowId, body);
     const eventsPerRun = 2 * p.steps + 2;
     const callMs: number[] = [];
     const finished: { runId: string; acceptedAt: number }[] = [];
@@ -69,7 +86,7 @@ export async function benchIngest(profile: Profile) {
     const cpu = await CpuMeter.start(sys);
     const startedAt = Date.now();
     const deadline = startedAt + p.durationS * 1000;
-    log(`ingest: ${p.concurrency} engines in ${p.workers} workers for ${p.durationS} s (report batches ≤ ${p.reportBatch})`);
+    log(`ingest: ${p.concurrency} engines in ${p.workers} workers for ${p.durationS} s (report batches ≤ ${p.reportBatch}, trigger batches ≤ ${p.triggerBatch})`);
     await Promise.all(
       Array.from({ length: p.concurrency }, async (_, w) => {
         const client = workers[w % workers.length];
@@ -77,7 +94,7 @@ export async function benchIngest(profile: Profile) {
         while (Date.now() < deadline) {
           try {
             const run = await timed(() =>
-              client.triggerRun(flows[(w + n++) % flows.length], {
+              triggerRun(client, flows[(w + n++) % flows.length], {
                 projectId: project,
                 payload: { orderId: n, customer: { id: w, email: `user${w}@example.com` } },
               }),
@@ -133,8 +150,8 @@ export async function benchIngest(profile: Profile) {
         eventsPerRun,
         commandBatch:
           p.reportBatch > 0
-            ? `reports batched per worker (≤ ${p.reportBatch} per call, 2 calls in flight), triggers one per call`
-            : 'one event per call (an engine report)',
+            ? `reports batched per worker (≤ ${p.reportBatch} per call, 2 calls in flight); triggers ${p.triggerBatch > 0 ? `batched as one gateway batches them (≤ ${p.triggerBatch} per call)` : 'one per call'}`
+            : `one call per report; triggers ${p.triggerBatch > 0 ? `batched (≤ ${p.triggerBatch} per call)` : 'one per call'}`,
       },
       acceptedEvents: events,
       completeRuns: runs,

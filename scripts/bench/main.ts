@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --profile quick|full] [--only ingest,list,bulk,purge,rebuild] [--scale F]
- *   [--report-batch N] [--engines N]` (the last two override the profile's ingest settings, for
- *   before/after comparisons: `--report-batch 0` sends one call per report, as before batching)
+ *   [--report-batch N] [--trigger-batch N] [--engines N]` (the last three override the profile's ingest settings, for
+ *   before/after comparisons: `--report-batch 0` / `--trigger-batch 0` send one call per report / trigger, as before batching)
  *
  * Runs the benchmarks of issue 6 against the built apps (dist/), each with its own database and
  * topic, writes `bench/results/<timestamp>-<profile>.json` (and `latest-<profile>.json`), and
@@ -42,8 +42,9 @@ function parseArgs(argv: string[]) {
     return n;
   };
   const reportBatch = intFlag('--report-batch', 0, 500);
+  const triggerBatch = intFlag('--trigger-batch', 0, 500);
   const engines = intFlag('--engines', 1, 2000);
-  const ingest = { ...base.ingest, ...(reportBatch !== undefined ? { reportBatch } : {}), ...(engines !== undefined ? { concurrency: engines } : {}) };
+  const ingest = { ...base.ingest, ...(reportBatch !== undefined ? { reportBatch } : {}), ...(triggerBatch !== undefined ? { triggerBatch } : {}), ...(engines !== undefined ? { concurrency: engines } : {}) };
   return { profile: { ...base, ingest }, only, scale };
 }
 

@@ -9,6 +9,8 @@ export interface Profile {
     readonly workers: number;
     /** Reports per call at most (`FLOW_WORKER_REPORT_BATCH`); 0: one call per report. */
     readonly reportBatch: number;
+    /** Triggers per call at most (`GATEWAY_TRIGGER_BATCH`); 0: one call per trigger. */
+    readonly triggerBatch: number;
     readonly steps: number;
     readonly flows: number;
   };
@@ -30,7 +32,7 @@ export interface Profile {
 export const PROFILES: Record<Profile['name'], Profile> = {
   quick: {
     name: 'quick',
-    ingest: { durationS: 30, concurrency: 128, workers: 4, reportBatch: 200, steps: 3, flows: 20 },
+    ingest: { durationS: 30, concurrency: 128, workers: 4, reportBatch: 200, triggerBatch: 100, steps: 3, flows: 20 },
     list: { sizes: [10_000, 100_000], rateRps: 200, fixedS: 4, maxS: 3, sqlS: 2, connections: 16, page: 1000 },
     bulk: { runs: 100_000 },
     purge: { runs: 100_000, windowS: 3 },
@@ -38,7 +40,7 @@ export const PROFILES: Record<Profile['name'], Profile> = {
   },
   full: {
     name: 'full',
-    ingest: { durationS: 120, concurrency: 256, workers: 4, reportBatch: 200, steps: 3, flows: 20 },
+    ingest: { durationS: 120, concurrency: 256, workers: 4, reportBatch: 200, triggerBatch: 100, steps: 3, flows: 20 },
     list: { sizes: [100_000, 1_000_000], rateRps: 200, fixedS: 15, maxS: 10, sqlS: 5, connections: 16, page: 1000 },
     bulk: { runs: 100_000 },
     purge: { runs: 1_000_000, windowS: 5 },
