@@ -33,7 +33,7 @@ import {
   type FlowRun,
   type ReportAnswer,
 } from '@flowruns/contracts';
-import { EnvelopeException, RouteParamsPipe, orThrow, parseOrThrow } from '@flowruns/platform';
+import { EnvelopeException, RouteParamsPipe, SpanKind, beginSpan, currentTraceparent, failSpan, orThrow, parseOrThrow } from '@flowruns/platform';
 import { RunCommands } from '@flowruns/write-model';
 import type { Response } from 'express';
 import { z } from 'zod';
@@ -133,7 +133,10 @@ export class RunsController {
       else valid.push({ index, report: checked.item });
     });
     if (valid.length > 0) {
-      const outcomes = orThrow(await this.commands.report(valid.map((v) => v.report), { traceparent: tp }));
+      const spans = itemSpans(valid.map((v) => v.report), (r) => `command-service.report ${r.type}`, reports.length);
+      const result = await spans.around(() => this.commands.report(spans.items, { traceparent: tp }));
+      spans.end(Array.isArray(result) ? result : valid.map(() => result));
+      const outcomes = orThrow(result);
       outcomes.forEach((o, k) => {
         answers[valid[k].index] = isDomainError(o) ? { error: envelopeOf(EnvelopeException.fromDomain(o).envelope) } : { ok: o };
       });
@@ -160,7 +163,10 @@ export class RunsController {
       else valid.push({ index, item: checked.item });
     });
     if (valid.length > 0) {
-      const outcomes = orThrow(await this.commands.triggerMany(valid.map((v) => v.item), { traceparent: tp }));
+      const spans = itemSpans(valid.map((v) => v.item), () => 'command-service.trigger', triggers.length);
+      const result = await spans.around(() => this.commands.triggerMany(spans.items, { traceparent: tp }));
+      spans.end(Array.isArray(result) ? result : valid.map(() => result));
+      const outcomes = orThrow(result);
       outcomes.forEach((o, k) => {
         answers[valid[k].index] = isDomainError(o) ? { error: envelopeOf(EnvelopeException.fromDomain(o).envelope) } : { ok: o };
       });
@@ -316,3 +322,43 @@ export class RunsController {
 }
 
 const envelopeOf = (e: ErrorEnvelope): ErrorEnvelope => ({ statusCode: e.statusCode, code: e.code, params: { ...e.params } });
+
+/**
+ * One span per item of a batch, a child of the item's own `traceparent` (the caller's span: a
+ * worker's step, a gateway request) or else of the batch call: each command keeps its own trace
+ * through the command service, however it was batched. The items go on with their span's
+ * `traceparent`, which the events they append carry to the projector and workers. `end` closes the
+ * spans (a refusal marks its span failed); `around` ends them failed if the whole batch throws.
+ */
+function itemSpans<T extends { readonly traceparent?: string }>(items: readonly T[], name: (item: T) => string, batchSize: number) {
+  const opened = items.map((item) => {
+    const { span, ctx } = beginSpan(name(item), {
+      kind: SpanKind.SERVER,
+      ...(item.traceparent ? { parent: item.traceparent } : {}),
+      attributes: { 'batch.size': batchSize },
+    });
+    return { span, item: { ...item, traceparent: currentTraceparent(ctx) ?? item.traceparent } };
+  });
+  return {
+    items: opened.map((o) => o.item),
+    async around<R>(work: () => Promise<R>): Promise<R> {
+      try {
+        return await work();
+      } catch (e) {
+        for (const { span } of opened) {
+          failSpan(span, e);
+          span.end();
+        }
+        throw e;
+      }
+    },
+    end(outcomes: readonly unknown[]): void {
+      opened.forEach(({ span }, k) => {
+        const o = outcomes[k];
+        if (isDomainError(o)) span.setAttribute('error.code', o.code);
+        if (isDomainError(o) && EnvelopeException.fromDomain(o).envelope.statusCode >= 500) failSpan(span, new Error(o.code));
+        span.end();
+      });
+    },
+  };
+}
