@@ -111,7 +111,7 @@ function section(title: string, r: Json, body: () => string[]): string[] {
 
 function renderIngest(r: Json): string[] {
   return [
-    `${r.config.concurrency} virtual engines drive runs of ${r.config.steps} steps through the command service's internal API for ${r.config.durationS} s (${r.config.eventsPerRun} events per run, one per call); the relay publishes, the projector projects.`,
+    `${r.config.concurrency} virtual engines${r.config.workers ? ` in ${r.config.workers} virtual workers` : ''} drive runs of ${r.config.steps} steps through the command service's internal API for ${r.config.durationS} s (${r.config.eventsPerRun} events per run; ${r.config.commandBatch ?? 'one per call'}); the relay publishes, the projector projects.`,
     '',
     '| figure | value |',
     '|---|---|',
