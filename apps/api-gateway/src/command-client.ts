@@ -23,7 +23,7 @@ import {
   type TriggerItemInput,
   type TriggerRunRequestInput,
 } from '@flowruns/contracts';
-import { CallBatcher, EnvelopeException, JsonText, componentLogger, currentTraceparent } from '@flowruns/platform';
+import { CallBatcher, EnvelopeException, JsonText, componentLogger } from '@flowruns/platform';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import type { TraceContext } from './traceparent';
 import type { z } from 'zod';
@@ -44,12 +44,6 @@ const unbatchedField = (params: Record<string, unknown>): Record<string, unknown
   typeof params.field === 'string' && /^triggers\.\d+/.test(params.field)
     ? { ...params, field: params.field.replace(/^triggers\.\d+\.?/, '') || 'body' }
     : params;
-
-/** The trace context a batch call is logged under (each item carries its own request's). */
-const batchTrace = (): TraceContext => {
-  const traceparent = currentTraceparent() ?? `00-${'0'.repeat(31)}1-${'0'.repeat(15)}1-00`;
-  return { traceId: traceparent.split('-')[1], traceparent };
-};
 
 const unavailable = () => EnvelopeException.of('SERVICE_UNAVAILABLE', { message: 'command service unavailable' });
 
@@ -75,8 +69,9 @@ export class CommandClient {
             maxItems: config.GATEWAY_TRIGGER_BATCH,
             maxChars: 1_000_000,
             maxInFlight: config.GATEWAY_TRIGGER_CALLS_IN_FLIGHT,
-            // Each trigger carries its own request's span; the call itself is logged under a batch trace.
-            send: (body) => this.send('POST', '/internal/triggers', new JsonText(body), batchTrace()),
+            // Each trigger carries its own request's span (the command service opens one per trigger):
+            // the batch call itself belongs to no single request's trace.
+            send: (body) => this.send('POST', '/internal/triggers', new JsonText(body), null),
             refusal: (e) => new EnvelopeException({ ...e, params: unbatchedField(e.params) }),
             breach: (message) => {
               this.log.error({ path: '/internal/triggers' }, message);
@@ -178,7 +173,7 @@ export class CommandClient {
     method: 'GET' | 'POST',
     path: string,
     body: unknown,
-    trace: TraceContext,
+    trace: TraceContext | null,
     timeoutMs = this.config.COMMAND_SERVICE_TIMEOUT_MS,
   ): Promise<T> {
     const started = Date.now();
@@ -191,7 +186,7 @@ export class CommandClient {
         headers: {
           ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
           [INTERNAL_TOKEN_HEADER]: this.config.INTERNAL_API_TOKEN,
-          [TRACEPARENT_HEADER]: trace.traceparent,
+          ...(trace ? { [TRACEPARENT_HEADER]: trace.traceparent } : {}),
         },
         body: method !== 'POST' ? undefined : body instanceof JsonText ? body.text : JSON.stringify(body),
         signal: AbortSignal.timeout(timeoutMs),
@@ -201,7 +196,7 @@ export class CommandClient {
     } catch (e) {
       const err = e as Error & { cause?: { code?: string } };
       this.log.warn(
-        { method, path, traceId: trace.traceId, err: err.name, cause: err.cause?.code ?? err.message, ms: Date.now() - started },
+        { method, path, traceId: trace?.traceId, err: err.name, cause: err.cause?.code ?? err.message, ms: Date.now() - started },
         'command service unreachable',
       );
       throw unavailable();
@@ -219,14 +214,14 @@ export class CommandClient {
     if (status === 401 || status === 403) {
       // The command service refused the gateway's internal token: our misconfiguration, never
       // the client's, so it must not look like the client's API key was rejected.
-      this.log.error({ method, path, status, traceId: trace.traceId }, 'command service refused the internal token');
+      this.log.error({ method, path, status, traceId: trace?.traceId }, 'command service refused the internal token');
       throw unavailable();
     }
     if (envelope && status >= 400) {
-      if (status >= 500) this.log.warn({ method, path, status, code: envelope.code, traceId: trace.traceId }, 'command service failed');
+      if (status >= 500) this.log.warn({ method, path, status, code: envelope.code, traceId: trace?.traceId }, 'command service failed');
       throw new EnvelopeException(envelope);
     }
-    this.log.error({ method, path, status, traceId: trace.traceId, body: text.slice(0, 200) }, 'unexpected answer from the command service');
+    this.log.error({ method, path, status, traceId: trace?.traceId, body: text.slice(0, 200) }, 'unexpected answer from the command service');
     throw unavailable();
   }
 }

@@ -28,10 +28,10 @@ import {
   TriggerRunRequestSchema,
   isDomainError,
   storableText,
-  type EngineReport,
+  type ReportResult,
+  type DomainError,
   type ErrorEnvelope,
   type FlowRun,
-  type ReportAnswer,
 } from '@flowruns/contracts';
 import { EnvelopeException, RouteParamsPipe, SpanKind, beginSpan, currentTraceparent, failSpan, orThrow, parseOrThrow } from '@flowruns/platform';
 import { RunCommands } from '@flowruns/write-model';
@@ -123,27 +123,13 @@ export class RunsController {
    */
   @Post('reports')
   @HttpCode(200)
-  async reports(@Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string): Promise<{ results: ReportAnswer[] }> {
+  reports(@Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string): Promise<BatchAnswer<ReportResult>> {
     const { reports } = parseOrThrow(ReportBatchShellSchema, body);
-    const answers: ReportAnswer[] = new Array<ReportAnswer>(reports.length);
-    const valid: { index: number; report: EngineReport }[] = [];
-    reports.forEach((raw, index) => {
-      const checked = this.batchItem(EngineReportSchema, raw, `reports.${index}`);
-      if ('error' in checked) answers[index] = checked;
-      else valid.push({ index, report: checked.item });
+    return this.batch(reports, 'reports', EngineReportSchema, {
+      span: (r) => `command-service.report ${r.type}`,
+      command: (r) => r?.type ?? 'malformedReport',
+      apply: (items) => this.commands.report(items, { traceparent: tp }),
     });
-    if (valid.length > 0) {
-      const spans = itemSpans(valid.map((v) => v.report), (r) => `command-service.report ${r.type}`, reports.length);
-      const result = await spans.around(() => this.commands.report(spans.items, { traceparent: tp }));
-      spans.end(Array.isArray(result) ? result : valid.map(() => result));
-      const outcomes = orThrow(result);
-      outcomes.forEach((o, k) => {
-        answers[valid[k].index] = isDomainError(o) ? { error: envelopeOf(EnvelopeException.fromDomain(o).envelope) } : { ok: o };
-      });
-    }
-    const types = new Map(valid.map((v) => [v.index, v.report.type]));
-    answers.forEach((a, i) => countCommand(types.get(i) ?? 'malformedReport', 'ok' in a ? 'ok' : a.error.code));
-    return { results: answers };
   }
 
   /**
@@ -153,25 +139,47 @@ export class RunsController {
    */
   @Post('triggers')
   @HttpCode(200)
-  async triggers(@Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string): Promise<{ results: ({ ok: FlowRun } | { error: ErrorEnvelope })[] }> {
+  triggers(@Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string): Promise<BatchAnswer<FlowRun>> {
     const { triggers } = parseOrThrow(TriggerBatchShellSchema, body);
-    const answers = new Array<{ ok: FlowRun } | { error: ErrorEnvelope }>(triggers.length);
-    const valid: { index: number; item: z.infer<typeof TriggerItemSchema> }[] = [];
-    triggers.forEach((raw, index) => {
-      const checked = this.batchItem(TriggerItemSchema, raw, `triggers.${index}`);
+    return this.batch(triggers, 'triggers', TriggerItemSchema, {
+      span: () => 'command-service.trigger',
+      command: () => 'trigger',
+      apply: (items) => this.commands.triggerMany(items, { traceparent: tp }),
+    });
+  }
+
+  /**
+   * A batch endpoint: each item checked (`batchItem`), the valid ones applied together in one use
+   * case call, each inside a span of its own (`itemSpans`), answered and counted one by one.
+   */
+  private async batch<S extends z.ZodType<{ traceparent?: string }>, R>(
+    raw: readonly unknown[],
+    key: string,
+    schema: S,
+    how: {
+      readonly span: (item: z.infer<S>) => string;
+      /** The `command` label an item is counted under (undefined: the item was malformed). */
+      readonly command: (item: z.infer<S> | undefined) => string;
+      readonly apply: (items: z.infer<S>[]) => Promise<(R | DomainError)[] | DomainError>;
+    },
+  ): Promise<BatchAnswer<R>> {
+    const answers = new Array<BatchAnswer<R>['results'][number]>(raw.length);
+    const valid: { index: number; item: z.infer<S> }[] = [];
+    raw.forEach((r, index) => {
+      const checked = this.batchItem(schema, r, `${key}.${index}`);
       if ('error' in checked) answers[index] = checked;
       else valid.push({ index, item: checked.item });
     });
     if (valid.length > 0) {
-      const spans = itemSpans(valid.map((v) => v.item), () => 'command-service.trigger', triggers.length);
-      const result = await spans.around(() => this.commands.triggerMany(spans.items, { traceparent: tp }));
+      const spans = itemSpans(valid.map((v) => v.item), how.span, raw.length);
+      const result = await spans.around(() => how.apply(spans.items));
       spans.end(Array.isArray(result) ? result : valid.map(() => result));
-      const outcomes = orThrow(result);
-      outcomes.forEach((o, k) => {
+      orThrow(result).forEach((o, k) => {
         answers[valid[k].index] = isDomainError(o) ? { error: envelopeOf(EnvelopeException.fromDomain(o).envelope) } : { ok: o };
       });
     }
-    for (const a of answers) countCommand('trigger', 'ok' in a ? 'ok' : a.error.code);
+    const items = new Map(valid.map((v) => [v.index, v.item]));
+    answers.forEach((a, i) => countCommand(how.command(items.get(i)), 'ok' in a ? 'ok' : a.error.code));
     return { results: answers };
   }
 
@@ -361,4 +369,9 @@ function itemSpans<T extends { readonly traceparent?: string }>(items: readonly 
       });
     },
   };
+}
+
+/** What a batch endpoint answers: one result per item, in the order sent. */
+interface BatchAnswer<R> {
+  readonly results: ({ ok: R } | { error: ErrorEnvelope })[];
 }

@@ -18,7 +18,7 @@ import {
   type CommandServicePort,
   type DriveResult,
 } from '@flowruns/engine';
-import { consumerLagByPartition, ResilientConsumer, type Admin, type Kafka, type MessageBatch } from '@flowruns/messaging';
+import { consumerLag, ResilientConsumer, type Admin, type Kafka, type MessageBatch } from '@flowruns/messaging';
 import { componentLogger, withSpan } from '@flowruns/platform';
 import { claimIntervalOf, FLOW_WORKER_CONFIG, type FlowWorkerConfig } from './config';
 import { DrivePool, type DriveRequest } from './drive-pool';
@@ -140,12 +140,9 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
 
   /** The group's lag on each partition of the topic; also feeds the gauges. */
   async lag(): Promise<number> {
-    const byPartition = await consumerLagByPartition(this.admin, this.config.FLOW_WORKER_GROUP_ID, this.config.KAFKA_TOPIC);
-    let total = 0;
-    for (const [partition, n] of byPartition) {
-      m.partitionLag.set({ partition: String(partition) }, n);
-      total += n;
-    }
+    const total = await consumerLag(this.admin, this.config.FLOW_WORKER_GROUP_ID, this.config.KAFKA_TOPIC, (partition, n) =>
+      m.partitionLag.set({ partition: String(partition) }, n),
+    );
     m.lag.set(total);
     return total;
   }

@@ -8,7 +8,7 @@ import {
 import { MikroORM } from '@mikro-orm/postgresql';
 import { PgTransactions, READ_MODEL_TABLES } from '@flowruns/database';
 import {
-  consumerLagByPartition,
+  consumerLag,
   ResilientConsumer,
   type Admin,
   type EventPublisher,
@@ -90,14 +90,11 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
 
   /** The group's lag over the topic; also feeds the gauge. */
   async lag(): Promise<number> {
-    const byPartition = await consumerLagByPartition(this.admin, this.config.PROJECTOR_GROUP_ID, this.config.KAFKA_TOPIC);
-    let lag = 0;
-    for (const [partition, n] of byPartition) {
-      m.partitionLag.set({ partition: String(partition) }, n);
-      lag += n;
-    }
-    m.lag.set(lag);
-    return lag;
+    const total = await consumerLag(this.admin, this.config.PROJECTOR_GROUP_ID, this.config.KAFKA_TOPIC, (partition, n) =>
+      m.partitionLag.set({ partition: String(partition) }, n),
+    );
+    m.lag.set(total);
+    return total;
   }
 
   onApplicationBootstrap(): void {

@@ -157,11 +157,10 @@ export type EngineReport = z.infer<typeof EngineReportSchema>;
 export type EngineReportInput = z.input<typeof EngineReportSchema>;
 
 /**
- * `POST /internal/reports`: many engines' reports in one call and one transaction. Reports of one
- * run are applied in the order given; each report gets its own answer.
+ * `POST /internal/reports`: many engines' reports in one call and one transaction, 1 to 500; the
+ * command service reads this shell first, then checks each report on its own (`EngineReportSchema`).
+ * Reports of one run are applied in the order sent; each gets its own answer (`BatchAnswerSchema`).
  */
-export const ReportBatchRequestSchema = z.object({ reports: z.array(EngineReportSchema).min(1).max(MAX_REPORTS_PER_BATCH) });
-/** The batch's shell, as the command service reads it first: each report is then checked on its own. */
 export const ReportBatchShellSchema = z.object({ reports: z.array(z.unknown()).min(1).max(MAX_REPORTS_PER_BATCH) });
 
 /** How many triggers one `POST /internal/triggers` may carry. */
@@ -175,11 +174,20 @@ export type TriggerItemInput = z.input<typeof TriggerItemSchema>;
 /** `POST /internal/triggers`: many triggers in one call and one transaction, each answered on its own. */
 export const TriggerBatchShellSchema = z.object({ triggers: z.array(z.unknown()).min(1).max(MAX_TRIGGERS_PER_BATCH) });
 
-/** One report's answer: its command result (a pause also names its request id), or its refusal. */
-export const ReportAnswerSchema = z.union([
-  z.object({ ok: CommandResultSchema.extend({ requestId: z.string().optional(), resumeDeadline: z.string().optional() }) }),
-  z.object({ error: z.object({ statusCode: z.number().int(), code: z.string(), params: z.record(z.string(), z.unknown()) }) }),
-]);
+/** One report's result: its command result; a pause's also names its request id and deadline. */
+export const ReportResultSchema = CommandResultSchema.extend({ requestId: z.string().optional(), resumeDeadline: z.string().optional() });
+export type ReportResult = z.infer<typeof ReportResultSchema>;
 
-export type ReportAnswer = z.infer<typeof ReportAnswerSchema>;
+/**
+ * What a batch endpoint (`POST /internal/reports`, `POST /internal/triggers`) answers: one result per
+ * item in the order sent, the item's answer or its refusal's envelope.
+ */
+export const BatchAnswerSchema = z.object({
+  results: z.array(
+    z.union([
+      z.object({ ok: z.unknown() }),
+      z.object({ error: z.object({ statusCode: z.number().int(), code: z.string(), params: z.record(z.string(), z.unknown()) }) }),
+    ]),
+  ),
+});
 

@@ -1,4 +1,4 @@
-import type { CommandResult, EngineReportInput } from '@flowruns/contracts';
+import type { EngineReportInput, ReportResult } from '@flowruns/contracts';
 import { CallBatcher, CommandServiceError, type CallBatcherOptions } from '@flowruns/platform';
 
 export interface ReportBatcherOptions {
@@ -12,8 +12,6 @@ export interface ReportBatcherOptions {
 
 export const DEFAULT_REPORT_BATCHING: ReportBatcherOptions = { maxReports: 200, maxChars: 1_000_000, maxInFlight: 2 };
 
-/** What one report resolves to: its command result (a pause's also names the request id). */
-export type ReportResult = CommandResult & { requestId?: string; resumeDeadline?: string };
 
 /**
  * A worker's engine reports in batches (`POST /internal/reports`, see `CallBatcher`): each caller

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { JSONB_PARAM, jsonParam } from '@flowruns/database';
+import { JSONB_PARAM } from '@flowruns/database';
 
 /** Raw SQL access (MikroORM's `em.execute` satisfies it, inside or outside a transaction). */
 export interface SqlRunner {
@@ -71,26 +71,23 @@ export class ExecutionDataStore {
    */
   async putMany(records: readonly (NewExecutionRecord & { readonly ref: string })[]): Promise<void> {
     if (records.length === 0) return;
+    // Each value is serialised once: its JSON text is both what `bytes` counts and what is sent.
     const rows = records.map((r) => {
-      const size = (v: unknown) => json(v)?.length ?? 0;
-      return {
-        ref: r.ref,
-        run_id: r.runId,
-        kind: r.kind,
-        step_name: r.stepName,
-        attempt: r.attempt,
-        input: r.input,
-        output: r.output,
-        error: r.error,
-        bytes: size(r.input) + size(r.output) + size(r.error),
-      };
+      const values = { input: json(r.input), output: json(r.output), error: json(r.error) };
+      const bytes = (values.input?.length ?? 0) + (values.output?.length ?? 0) + (values.error?.length ?? 0);
+      const head = JSON.stringify({ ref: r.ref, run_id: r.runId, kind: r.kind, step_name: r.stepName, attempt: r.attempt, bytes });
+      const tail = Object.entries(values)
+        .filter((e): e is [string, string] => e[1] !== null)
+        .map(([k, v]) => `,"${k}":${v}`)
+        .join('');
+      return `${head.slice(0, -1)}${tail}}`;
     });
     await this.sql.execute(
       `insert into execution_data (ref, run_id, kind, step_name, attempt, input, output, error, bytes)
        select x->>'ref', x->>'run_id', x->>'kind', x->>'step_name', (x->>'attempt')::int, x->'input', x->'output', x->'error',
               (x->>'bytes')::int
          from jsonb_array_elements(${JSONB_PARAM}) as a (x)`,
-      [jsonParam(rows)],
+      [Buffer.from(`[${rows.join(',')}]`, 'utf8')],
     );
   }
 

@@ -187,9 +187,18 @@ export async function ensureTopics(
 }
 
 /** Total lag of a consumer group over a topic: end offsets minus committed offsets. */
-export async function consumerLag(admin: Admin, groupId: string, topic: string): Promise<number> {
+export async function consumerLag(
+  admin: Admin,
+  groupId: string,
+  topic: string,
+  /** Also told each partition's lag (the apps' per-partition gauges). */
+  onPartition?: (partition: number, lag: number) => void,
+): Promise<number> {
   let lag = 0;
-  for (const n of (await consumerLagByPartition(admin, groupId, topic)).values()) lag += n;
+  for (const [partition, n] of await consumerLagByPartition(admin, groupId, topic)) {
+    onPartition?.(partition, n);
+    lag += n;
+  }
   return lag;
 }
 

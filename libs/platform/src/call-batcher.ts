@@ -1,5 +1,4 @@
-import type { ErrorEnvelope } from '@flowruns/contracts';
-import { z } from 'zod';
+import { BatchAnswerSchema, type ErrorEnvelope } from '@flowruns/contracts';
 import { CommandServiceUnavailable } from './internal-client';
 import { currentTraceparent } from './tracing';
 
@@ -11,16 +10,6 @@ export interface CallBatcherOptions {
   /** Calls in flight at once; items that arrive meanwhile wait and go together in the next one. */
   readonly maxInFlight: number;
 }
-
-/** How a batch endpoint answers: one result per item, in the order sent. */
-const BatchAnswer = z.object({
-  results: z.array(
-    z.union([
-      z.object({ ok: z.unknown() }),
-      z.object({ error: z.object({ statusCode: z.number().int(), code: z.string(), params: z.record(z.string(), z.unknown()) }) }),
-    ]),
-  ),
-});
 
 interface Queued<O> {
   readonly text: string;
@@ -96,7 +85,7 @@ export class CallBatcher<I extends object, O> {
   private async flush(batch: readonly Queued<O>[]): Promise<void> {
     try {
       const body = await this.opts.send(`{"${this.opts.key}":[${batch.map((q) => q.text).join(',')}]}`);
-      const parsed = BatchAnswer.safeParse(body);
+      const parsed = BatchAnswerSchema.safeParse(body);
       if (!parsed.success || parsed.data.results.length !== batch.length) {
         const message = `command service answer to ${this.opts.what} breaks the contract`;
         throw this.opts.breach ? this.opts.breach(message) : new CommandServiceUnavailable(message);

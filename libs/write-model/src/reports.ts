@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { domainError, isDomainError, type CommandResult, type DomainError, type EngineReport } from '@flowruns/contracts';
+import { domainError, isDomainError, type CommandResult, type DomainError, type EngineReport, type ReportResult } from '@flowruns/contracts';
 import { ExecutionDataStore } from '@flowruns/execution-data';
 import type { RunCommand, RunState } from '@flowruns/run-domain';
 import { LeaseStore } from './leases';
@@ -19,7 +19,7 @@ export interface ReportOptions {
 }
 
 /** One report's outcome: what the single-report endpoint would answer, or its refusal. */
-export type ReportOutcome = (CommandResult & { requestId?: string; resumeDeadline?: string }) | DomainError;
+export type ReportOutcome = ReportResult | DomainError;
 
 /**
  * Applies a batch of engine reports (many runs, many workers) in the caller's transaction, with a
@@ -100,8 +100,9 @@ async function applyWave(
   // idempotent repeat or a refusal leaves nothing behind).
   const records = [];
   for (const r of results) {
-    const s = !isDomainError(r) && r.events.length > 0 ? stored.get(r.runId) : undefined;
-    if (!s || isDomainError(r)) continue;
+    if (isDomainError(r) || r.events.length === 0) continue;
+    const s = stored.get(r.runId);
+    if (!s) continue;
     const report = reports[indexOf.get(r.runId) as number];
     if (report.type !== 'finishStep') continue;
     records.push({
