@@ -4,7 +4,7 @@ import type { FlowStep } from '@flowruns/contracts';
 import { CommandServiceError } from './command-port';
 import { FakeCommandService } from './fake-command-service.spec-helpers';
 import { RunDriver, type RunDriverOptions, type StepExecutionOutcome } from './run-driver';
-import { defaultExecutors } from './steps';
+import { defaultExecutors, parseAllowList } from './steps';
 import type { StepOutcome } from './steps/types';
 
 process.env.LOG_LEVEL ??= 'silent';
@@ -52,7 +52,8 @@ describe('RunDriver', () => {
       workerId: 'worker-a',
       leaseTtlMs: 3000,
       flowTimeoutSeconds: 600,
-      executors: defaultExecutors({ timeoutMs: 2000 }),
+      // The target is on loopback, which the http step's SSRF guard blocks unless allowed.
+      executors: defaultExecutors({ timeoutMs: 2000, allow: parseAllowList('127.0.0.1') }),
       hooks: { onStepExecuted: (e) => executed.push({ stepName: e.stepName, stepType: e.stepType, outcome: e.outcome }) },
       ...over,
     });

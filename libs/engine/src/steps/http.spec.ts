@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseAllowList } from './destinations';
 import { httpStep } from './http';
 import type { StepContext } from './types';
 
@@ -44,7 +45,8 @@ describe('http step', () => {
   });
 
   const ctx = (signal = new AbortController().signal): StepContext => ({ runId: 'r1', stepName: 's1', signal });
-  const step = httpStep({ timeoutMs: 500, maxResponseBytes: 1000 });
+  // The local target is on loopback, which the SSRF guard blocks unless allowed (see http-guard.spec.ts).
+  const step = httpStep({ timeoutMs: 500, maxResponseBytes: 1000, allow: parseAllowList('127.0.0.1') });
 
   it('answers { status, headers, body } with a JSON body parsed', async () => {
     const out = await step({ method: 'get', url: `${base}/json` }, ctx());

@@ -1,4 +1,6 @@
+import { fetch, type Response } from 'undici';
 import { z } from 'zod';
+import { DestinationRefusedError, guardedAgent, NOTHING_ALLOWED, type DestinationAllowList, type ResolveAll } from './destinations';
 import { abortReason, parseSettings } from './settings';
 import { failed, succeeded, type StepExecutor } from './types';
 
@@ -10,6 +12,13 @@ export interface HttpStepOptions {
    * unbounded body would fail the report instead of the step.
    */
   readonly maxResponseBytes?: number;
+  /**
+   * Destinations reached although the SSRF guard blocks them (`parseAllowList`): by default none, so
+   * loopback, private, link-local (cloud metadata), CGNAT, multicast and reserved addresses are refused.
+   */
+  readonly allow?: DestinationAllowList;
+  /** Resolves host names for the guard; default `dns.lookup`. Tests inject one. */
+  readonly resolveAll?: ResolveAll;
 }
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -64,6 +73,11 @@ function parseBody(text: string, contentType: string | null): unknown {
   }
 }
 
+const refusalOf = (e: unknown): DestinationRefusedError | undefined => {
+  const cause = (e as { cause?: unknown }).cause;
+  return e instanceof DestinationRefusedError ? e : cause instanceof DestinationRefusedError ? cause : undefined;
+};
+
 /** Why a request failed, without the noise of `fetch failed`: the cause's code and message. */
 function describeNetworkError(e: unknown): string {
   const err = e as Error & { cause?: { code?: string; message?: string } };
@@ -78,9 +92,14 @@ function describeNetworkError(e: unknown): string {
  * sent as JSON (`content-type: application/json` unless the settings set one). A status outside
  * 2xx fails the step with `{ message, status }` (the answer is still the step's output); a network
  * error or the per-request timeout fails it with `{ message }`.
+ *
+ * Every connection, the redirects' included, goes through the SSRF guard (`guardedAgent`): a
+ * blocked destination fails the step with `{ message: '<method> <url>: destination … is not
+ * allowed (<reason> address)' }` before anything is sent to it.
  */
 export function httpStep(opts: HttpStepOptions): StepExecutor {
   const limit = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const dispatcher = guardedAgent({ allow: opts.allow ?? NOTHING_ALLOWED, resolveAll: opts.resolveAll });
   return async (settings, ctx) => {
     const parsed = parseSettings(HttpSettings, settings);
     if (!parsed.ok) return parsed.outcome;
@@ -100,7 +119,9 @@ export function httpStep(opts: HttpStepOptions): StepExecutor {
     const timeout = AbortSignal.timeout(opts.timeoutMs);
     const signal = AbortSignal.any([ctx.signal, timeout]);
     try {
-      const res = await fetch(url, { method, headers, body: payload, signal, redirect: 'follow' });
+      // undici's own fetch, not Node's global one: the dispatcher must be this undici's. Redirects are
+      // followed by fetch (at most 20), each hop connecting through the same guarded dispatcher.
+      const res = await fetch(url, { method, headers, body: payload, signal, redirect: 'follow', dispatcher });
       const text = await readBody(res, limit);
       const output = {
         status: res.status,
@@ -114,6 +135,8 @@ export function httpStep(opts: HttpStepOptions): StepExecutor {
       if (ctx.signal.aborted) throw abortReason(ctx.signal);
       if (timeout.aborted) return failed({ message: `${method} ${url} timed out after ${opts.timeoutMs} ms` });
       if (e instanceof TooLarge) return failed({ message: `${method} ${url}: ${e.message}` });
+      const refused = refusalOf(e);
+      if (refused) return failed({ message: `${method} ${url}: ${refused.message}` });
       return failed({ message: `${method} ${url} failed: ${describeNetworkError(e)}` });
     }
   };

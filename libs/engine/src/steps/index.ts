@@ -4,6 +4,16 @@ import type { StepExecutor } from './types';
 
 export * from './types';
 export { httpStep, DEFAULT_MAX_RESPONSE_BYTES, type HttpStepOptions } from './http';
+export {
+  blockedReason,
+  checkDestination,
+  DestinationRefusedError,
+  NOTHING_ALLOWED,
+  parseAllowList,
+  type BlockReason,
+  type DestinationAllowList,
+  type ResolveAll,
+} from './destinations';
 export { approvalStep, delayStep, failStep, subflowStep, transformStep } from './simple';
 
 /** The step types the engine runs, by name. */
