@@ -86,6 +86,9 @@ export async function startSystem(
     INTERNAL_API_TOKEN: internalToken,
     RELAY_POLL_INTERVAL_MS: '200',
     FLOW_WORKER_GROUP_ID: uniqueName('e2e-worker'),
+    // The flows' http steps call local targets on 127.0.0.1, which the worker's SSRF guard blocks
+    // unless allowed; only that address, so every other private one stays refused.
+    FLOW_WORKER_HTTP_ALLOW_PRIVATE: '127.0.0.1',
     ...extraEnv,
   };
   const running: RunningApp[] = [];

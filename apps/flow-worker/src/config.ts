@@ -1,7 +1,22 @@
+import { parseAllowList } from '@flowruns/engine';
 import { InternalApiConfigSchema, KafkaConfigSchema, LogConfigSchema, env, loadConfig } from '@flowruns/platform';
 import { z } from 'zod';
 
 const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+/** An allow-list of the http step's SSRF guard (`parseAllowList`); a bad entry fails the start, naming it. */
+const allowList = () =>
+  z
+    .string()
+    .default('')
+    .transform((text, ctx) => {
+      try {
+        return parseAllowList(text);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    });
 
 export const FlowWorkerConfigSchema = z.object({
   ...KafkaConfigSchema.shape,
@@ -32,6 +47,12 @@ export const FlowWorkerConfigSchema = z.object({
   FLOW_WORKER_SHUTDOWN_TIMEOUT_MS: int(0, 600000, 20000),
   /** Deadline of one request of an `http` step. */
   ENGINE_HTTP_TIMEOUT_MS: int(1, 3600000, 30000),
+  /**
+   * The `http` step refuses loopback, private, link-local (cloud metadata), CGNAT, multicast and
+   * reserved addresses; these (addresses, CIDR ranges, host names, comma-separated) are let through
+   * all the same. `*` turns the guard off. Default: nothing.
+   */
+  FLOW_WORKER_HTTP_ALLOW_PRIVATE: allowList(),
   /** The maximum execution time of a run, checked before each step (the command service's supervisor enforces it too). */
   AP_FLOW_TIMEOUT_SECONDS: z.coerce.number().positive().default(600),
 });

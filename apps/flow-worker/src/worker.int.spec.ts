@@ -119,6 +119,8 @@ describe('flow worker against the command service, projector and Kafka', () => {
       INTERNAL_API_TOKEN: token,
       FLOW_WORKER_GROUP_ID: uniqueName('it-worker'),
       FLOW_WORKER_LEASE_TTL_MS: '3000',
+      // The target is on 127.0.0.1, which the http step's SSRF guard blocks unless allowed.
+      FLOW_WORKER_HTTP_ALLOW_PRIVATE: '127.0.0.1',
       ...env,
     });
     @Module({ imports: [WorkerModule.forConfig(config)] })
@@ -234,6 +236,40 @@ describe('flow worker against the command service, projector and Kafka', () => {
       });
       expect(steps.map((s) => [s.step_name, s.step_type])).toEqual([['fetch', 'http'], ['shape', 'transform'], ['notify', 'http']]);
       for (const s of steps) expect(typeof s.duration_ms).toBe('number');
+    } finally {
+      await pg.end();
+    }
+  });
+
+  it('fails the run at an http step whose destination the SSRF guard refuses, without calling it; the allowed target is called', async () => {
+    // Allowed: 127.0.0.1 only (startWorker). 127.0.0.2 is loopback as well, and the metadata address link-local.
+    await startWorker();
+    const metadata = await createFlow([
+      { name: 'ok', type: 'http', settings: { method: 'GET', url: `${target.url}/guard/ok` } },
+      { name: 'metadata', type: 'http', settings: { method: 'GET', url: 'http://169.254.169.254/latest/meta-data/' } },
+      { name: 'never', type: 'http', settings: { method: 'GET', url: `${target.url}/guard/never` } },
+    ]);
+    const otherLoopback = await createFlow([{ name: 'call', type: 'http', settings: { method: 'GET', url: `${target.url.replace('127.0.0.1', '127.0.0.2')}/guard/x` } }]);
+    const runs = [await trigger(metadata), await trigger(otherLoopback)];
+    const [first, second] = await Promise.all(runs.map((id) => waitForRun(id, status('FAILED'))));
+    expect(first.results.ok).toMatchObject({ status: 'SUCCEEDED' });
+    expect(first.results.metadata).toMatchObject({ status: 'FAILED' });
+    expect(first.results.never).toBeUndefined();
+    expect(second.results.call).toMatchObject({ status: 'FAILED' });
+    expect(target.count('/guard/ok')).toBe(1);
+    expect(target.count('/guard/never')).toBe(0);
+
+    const pg = new Client({ connectionString: db.url });
+    await pg.connect();
+    try {
+      const errors = await pg.query<{ step_name: string; error: unknown }>(
+        "select step_name, error from execution_data where run_id = any($1) and error is not null order by step_name",
+        [runs],
+      );
+      expect(errors.rows).toEqual([
+        { step_name: 'call', error: { message: `GET ${target.url.replace('127.0.0.1', '127.0.0.2')}/guard/x: destination 127.0.0.2 is not allowed (loopback address)` } },
+        { step_name: 'metadata', error: { message: 'GET http://169.254.169.254/latest/meta-data/: destination 169.254.169.254 is not allowed (link-local address)' } },
+      ]);
     } finally {
       await pg.end();
     }

@@ -103,7 +103,7 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
       workerId: this.workerId,
       leaseTtlMs: config.FLOW_WORKER_LEASE_TTL_MS,
       flowTimeoutSeconds: config.AP_FLOW_TIMEOUT_SECONDS,
-      executors: defaultExecutors({ timeoutMs: config.ENGINE_HTTP_TIMEOUT_MS }),
+      executors: defaultExecutors({ timeoutMs: config.ENGINE_HTTP_TIMEOUT_MS, allow: config.FLOW_WORKER_HTTP_ALLOW_PRIVATE }),
       hooks: {
         onStepExecuted: (e) => {
           m.steps.inc({ type: e.stepType, outcome: e.outcome });
@@ -149,6 +149,9 @@ export class WorkerService implements OnApplicationBootstrap, BeforeApplicationS
 
   onApplicationBootstrap(): void {
     this.log.info({ workerId: this.workerId, concurrency: this.config.FLOW_WORKER_CONCURRENCY }, 'flow worker starting');
+    const allow = this.config.FLOW_WORKER_HTTP_ALLOW_PRIVATE;
+    if (allow.any) this.log.warn('FLOW_WORKER_HTTP_ALLOW_PRIVATE=*: http steps may call any address, private and metadata ones included');
+    else if (allow.entries.length) this.log.info({ allow: allow.entries }, 'http steps may call these private destinations');
     // In the background: the HTTP side (health, metrics) is up while Kafka is not.
     this.consumer.start();
     this.claimTimer = setInterval(() => {
