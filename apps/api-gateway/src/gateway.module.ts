@@ -3,7 +3,7 @@ import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKeyStore } from '@flowruns/access';
-import { ormOptions, sqlRunner } from '@flowruns/database';
+import { ormOptions } from '@flowruns/database';
 import { createKafka, probeKafka, type Admin } from '@flowruns/messaging';
 import { HealthModule, MetricsModule, READINESS_PROBES, RouteParamsPipe, loggerModule, type ReadinessProbe } from '@flowruns/platform';
 import { ApiKeyCache } from './auth/api-key-cache';
@@ -17,6 +17,7 @@ import { MeController } from './me.controller';
 import { RequestControlModule } from './request-control.module';
 import { ResumeController } from './resume.controller';
 import { RunDataController } from './run-data.controller';
+import { GatewaySql } from './gateway-sql';
 import { RunQueries } from './run-queries';
 
 /** The Kafka admin client, held only for the readiness probe; disconnected on shutdown. */
@@ -49,8 +50,17 @@ class GatewayCoreModule {
   static forRoot(config: GatewayConfig): DynamicModule {
     return {
       module: GatewayCoreModule,
-      providers: [{ provide: GATEWAY_CONFIG, useValue: config }, CommandClient, KafkaProbe],
-      exports: [GATEWAY_CONFIG, CommandClient, KafkaProbe],
+      providers: [
+        { provide: GATEWAY_CONFIG, useValue: config },
+        CommandClient,
+        KafkaProbe,
+        {
+          provide: GatewaySql,
+          inject: [MikroORM],
+          useFactory: (orm: MikroORM) => new GatewaySql(config, orm),
+        },
+      ],
+      exports: [GATEWAY_CONFIG, CommandClient, KafkaProbe, GatewaySql],
     };
   }
 }
@@ -68,8 +78,8 @@ export class GatewayModule {
         GatewayCoreModule.forRoot(config),
         loggerModule(),
         MikroOrmModule.forRoot({
-          ...ormOptions({ url: config.DATABASE_URL, entities: [], poolMax: config.DATABASE_POOL_MAX }),
-          // Every query runs on an explicit fork (see RunQueries), so no per-request middleware.
+          ...ormOptions({ url: config.DATABASE_URL, entities: [], poolMax: 1 }),
+          // Its SQL formatter only (GatewaySql): no per-request middleware, no queries.
           registerRequestContext: false,
         }),
         MetricsModule,
@@ -77,9 +87,9 @@ export class GatewayModule {
         RequestControlModule,
         HealthModule.forProbes({
           provide: READINESS_PROBES,
-          inject: [MikroORM, KafkaProbe, CommandClient],
-          useFactory: (orm: MikroORM, kafka: KafkaProbe, commands: CommandClient): ReadinessProbe[] => [
-            { name: 'postgres', check: async () => void (await orm.em.fork().execute('select 1')) },
+          inject: [GatewaySql, KafkaProbe, CommandClient],
+          useFactory: (sql: GatewaySql, kafka: KafkaProbe, commands: CommandClient): ReadinessProbe[] => [
+            { name: 'postgres', check: async () => void (await sql.execute('select 1')) },
             { name: 'kafka', check: () => kafka.check() },
             { name: 'command-service', check: () => commands.probe() },
           ],
@@ -93,9 +103,9 @@ export class GatewayModule {
         { provide: APP_PIPE, useClass: RouteParamsPipe },
         {
           provide: ApiKeyCache,
-          inject: [MikroORM],
-          useFactory: (orm: MikroORM) =>
-            new ApiKeyCache((key) => new ApiKeyStore(sqlRunner(orm.em.fork())).verify(key), {
+          inject: [GatewaySql],
+          useFactory: (sql: GatewaySql) =>
+            new ApiKeyCache((key) => new ApiKeyStore(sql).verify(key), {
               ttlMs: config.AUTH_CACHE_TTL_MS,
               negativeTtlMs: config.AUTH_NEGATIVE_CACHE_TTL_MS,
               maxEntries: config.AUTH_CACHE_MAX_ENTRIES,

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
-import { MikroORM } from '@mikro-orm/postgresql';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
+import { GatewaySql } from './gateway-sql';
 import { IdempotencyInterceptor } from './idempotency/idempotency.interceptor';
 import { IdempotencyStore } from './idempotency/idempotency-store';
 import { IdempotencySweeper } from './idempotency/idempotency-sweeper';
@@ -25,10 +25,9 @@ import { RequestRateLimiter } from './rate-limit/request-rate-limiter';
     },
     {
       provide: IdempotencyStore,
-      inject: [MikroORM, GATEWAY_CONFIG],
-      // A fork per statement: the global entity manager is never used (allowGlobalContext is off).
-      useFactory: (orm: MikroORM, config: GatewayConfig) =>
-        new IdempotencyStore(() => orm.em.fork(), {
+      inject: [GatewaySql, GATEWAY_CONFIG],
+      useFactory: (sql: GatewaySql, config: GatewayConfig) =>
+        new IdempotencyStore(() => sql, {
           ttlSeconds: config.GATEWAY_IDEMPOTENCY_TTL_SECONDS,
           lockSeconds: config.GATEWAY_IDEMPOTENCY_LOCK_SECONDS,
         }),

@@ -1,20 +1,23 @@
 import { Injectable } from '@nestjs/common';
-import { MikroORM } from '@mikro-orm/postgresql';
 import type { FlowRunWithSteps } from '@flowruns/contracts';
-import { sqlRunner } from '@flowruns/database';
+import { GatewaySql } from './gateway-sql';
 import { RunViews, type ListRunsQuery, type RunPage, type RunSelection } from '@flowruns/run-views';
 
-/** The read side as the controllers see it: each call runs on its own entity-manager fork. */
+/** The read side as the controllers see it, on the gateway's pg pool. */
 @Injectable()
 export class RunQueries {
-  constructor(private readonly orm: MikroORM) {}
+  private readonly views: RunViews;
+
+  constructor(sql: GatewaySql) {
+    this.views = new RunViews(sql);
+  }
 
   list(query: ListRunsQuery): Promise<RunPage> {
-    return this.views().listRuns(query);
+    return this.views.listRuns(query);
   }
 
   get(projectId: string, runId: string): Promise<FlowRunWithSteps | null> {
-    return this.views().getRun(projectId, runId);
+    return this.views.getRun(projectId, runId);
   }
 
   /**
@@ -34,12 +37,7 @@ export class RunQueries {
    * is read only when the caller asks for it, so memory stays at one page however many runs match.
    */
   async *exportPages(selection: RunSelection, pageSize: number): AsyncGenerator<FlowRunWithSteps[], void, undefined> {
-    const views = this.views();
+    const views = this.views;
     for await (const ids of views.runIdPages(selection, pageSize)) yield await views.getRuns(selection.projectId, ids);
-  }
-
-  private views(): RunViews {
-    // A fork per call: the global entity manager is never used (allowGlobalContext is off).
-    return new RunViews(sqlRunner(this.orm.em.fork()));
   }
 }
