@@ -66,9 +66,12 @@ export async function fnLoad(
   const start = performance.now();
   const end = start + opts.durationS * 1000;
   const one = async (due: number) => {
+    // From the instant it was due, or from when it started if a timer fired it early (setTimeout
+    // rounds to whole milliseconds: measured from `due`, a fast query came out negative).
+    const from = Math.min(due, performance.now());
     try {
       await work();
-      latencies.push(performance.now() - due);
+      latencies.push(performance.now() - from);
     } catch {
       errors++;
     }
@@ -113,4 +116,66 @@ export async function fnLoad(
     durationS: opts.durationS,
     tool: 'harness (performance.now, µs resolution)',
   };
+}
+
+/**
+ * Several requests measured side by side: one schedule at `rate` per second in all, taking the
+ * works in turn (a, b, a, b, …), each latency from the instant its request was due (as `fnLoad`),
+ * kept apart per work. Whatever slows the machine for a moment (a collector, a timer in another
+ * process, autovacuum) falls on all of them alike, so their ratio compares the requests and not the
+ * moments they ran in — two loads one after the other compared p99s of two different quarters of a
+ * minute.
+ */
+export async function interleavedLoad(
+  works: Readonly<Record<string, () => Promise<void>>>,
+  opts: { concurrency: number; durationS: number; rate: number },
+): Promise<Record<string, LoadResult>> {
+  const names = Object.keys(works);
+  const latencies = new Map(names.map((n) => [n, [] as number[]]));
+  const errors = new Map(names.map((n) => [n, 0]));
+  const start = performance.now();
+  const end = start + opts.durationS * 1000;
+  const interval = 1000 / opts.rate;
+  let inFlight = 0;
+  const waiters: (() => void)[] = [];
+  const pending: Promise<void>[] = [];
+  for (let n = 0; ; n++) {
+    const due = start + n * interval;
+    if (due >= end) break;
+    const now = performance.now();
+    if (due > now) await new Promise((r) => setTimeout(r, due - now));
+    while (inFlight >= opts.concurrency) await new Promise<void>((r) => waiters.push(r));
+    inFlight++;
+    const name = names[n % names.length];
+    const from = Math.min(due, performance.now());
+    pending.push(
+      works[name]()
+        .then(() => void latencies.get(name)?.push(performance.now() - from))
+        .catch(() => void errors.set(name, (errors.get(name) ?? 0) + 1))
+        .finally(() => {
+          inFlight--;
+          waiters.shift()?.();
+        }),
+    );
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - start) / 1000;
+  return Object.fromEntries(
+    names.map((name) => {
+      const l = latencies.get(name) ?? [];
+      const result: LoadResult = {
+        p50Ms: round(percentile(l, 50), 3),
+        p99Ms: round(percentile(l, 99), 3),
+        maxMs: round(Math.max(...l), 3),
+        rps: round(l.length / elapsed, 1),
+        requests: l.length,
+        errors: errors.get(name) ?? 0,
+        targetRps: opts.rate / names.length,
+        connections: opts.concurrency,
+        durationS: opts.durationS,
+        tool: `harness (fetch, performance.now; ${names.join(' and ')} interleaved, ${opts.rate}/s in all)`,
+      };
+      return [name, result];
+    }),
+  );
 }
