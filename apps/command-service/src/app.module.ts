@@ -122,6 +122,7 @@ class CommandInfraModule {}
           maxRetryAttempts: config.AP_MAX_RETRY_ATTEMPTS,
           pauseTimeoutSeconds: config.AP_PAUSE_TIMEOUT_SECONDS,
           bulkBatchSize: config.COMMAND_BULK_BATCH_SIZE,
+          bulkPagesInFlight: config.COMMAND_BULK_PAGES_IN_FLIGHT,
         }),
     },
     {

@@ -35,6 +35,8 @@ export const CommandServiceConfigSchema = z.object({
   SUPERVISOR_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(100),
   /** Runs a bulk cancel/retry/archive changes per transaction (and reads per page). */
   COMMAND_BULK_BATCH_SIZE: z.coerce.number().int().min(1).max(5000).default(1000),
+  /** Pages of a bulk operation worked on at once (1: one after the other). */
+  COMMAND_BULK_PAGES_IN_FLIGHT: z.coerce.number().int().min(1).max(8).default(2),
 });
 export type CommandServiceConfig = z.infer<typeof CommandServiceConfigSchema>;
 

@@ -257,4 +257,57 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
       expect(stream).toMatchObject({ status: 'STOPPED', state: { archived: true } });
     }
   });
+
+  it('with several pages in flight, changes every run exactly once; a page that fails ends the operation after the pages already started', async () => {
+    const projectId = uniqueName('p_bulk');
+    const flow = await flowOf(projectId);
+    const runs = [];
+    for (let i = 0; i < 20; i++) runs.push(await trigger(flow.id, projectId));
+    // Pages of 2, three at once: ten pages, read while earlier ones are still being written.
+    let started = 0;
+    let open = 0;
+    let maxOpen = 0;
+    let failAt = 0;
+    const tx: Transactor = {
+      transactional: async (w) => {
+        const n = ++started;
+        open++;
+        maxOpen = Math.max(maxOpen, open);
+        try {
+          return await orm.em.fork().transactional(async (tem) => {
+            const r = await w(sqlRunner(tem));
+            if (n === failAt) throw new Error('connection lost');
+            return r;
+          });
+        } finally {
+          open--;
+        }
+      },
+    };
+    const piped = new RunCommands(tx, () => new Date(), { maxRetryAttempts: 3, pauseTimeoutSeconds: 3600, bulkBatchSize: 2, bulkPagesInFlight: 3 });
+    expect(ok(await piped.bulk({ action: 'archive', projectId, filter: {} }))).toEqual({ action: 'archive', examined: 20, changed: 20 });
+    expect(maxOpen).toBeGreaterThan(1);
+    const versions = await q<{ run_id: string; archives: number }>(
+      `select run_id, count(*)::int as archives from run_events where run_id in (?) and type = 'flowrun.archived.v1' group by run_id`,
+      [runs.map((r) => r.id)],
+    );
+    expect(versions).toHaveLength(20);
+    expect(versions.every((v) => v.archives === 1)).toBe(true);
+
+    // The sixth transaction of a cancel throws: the call rejects with that error, and only once
+    // nothing it started is still open; pages after the failure are not read.
+    started = 0;
+    failAt = 6;
+    await expect(piped.bulk({ action: 'cancel', projectId, reason: 'bulk', filter: {} })).rejects.toThrow('connection lost');
+    expect(open).toBe(0);
+    const afterFailure = started;
+    const stopped = await q<{ n: number }>(`select count(*)::int as n from run_streams where project_id = ? and status = 'STOPPED'`, [projectId]);
+    expect(stopped[0].n).toBeGreaterThan(0);
+    expect(stopped[0].n).toBeLessThan(20);
+    // The rest is still cancellable: nothing half-done, nothing started after the call returned.
+    expect(started).toBe(afterFailure);
+    failAt = 0;
+    const rest = ok(await piped.bulk({ action: 'cancel', projectId, reason: 'bulk', filter: {} }));
+    expect(rest.changed).toBe(20 - stopped[0].n);
+  });
 });

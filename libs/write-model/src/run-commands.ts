@@ -89,6 +89,11 @@ export interface RunCommandsOptions {
   readonly pauseTimeoutSeconds: number;
   /** Runs a bulk operation changes per transaction (and reads per page). */
   readonly bulkBatchSize: number;
+  /**
+   * Pages of a bulk operation in flight at once (default 2): while Postgres writes one page, the
+   * next is read, locked and decided. Pages are disjoint (keyset on run id).
+   */
+  readonly bulkPagesInFlight?: number;
 }
 
 export const DEFAULT_RUN_COMMANDS_OPTIONS: RunCommandsOptions = {
@@ -434,20 +439,46 @@ export class RunCommands {
    * `bulkBatchSize` runs per transaction, paging by run id so memory stays at one page. Under its
    * lock each run must still be in one of the selected statuses (else it changed meanwhile and is
    * skipped); runs the action does not change (already archived, refused by the decider) are not
-   * counted. A batch that fails rolls back alone: the batches before it stay done.
+   * counted. A batch that fails rolls back alone: the batches before it stay done. Up to
+   * `bulkPagesInFlight` pages are worked on at once.
    */
   async bulk(req: BulkRunRequest, ctx: CommandContext = {}): Promise<BulkRunResult | DomainError> {
     const statuses = bulkStatuses(req);
     const guard = inStatuses(statuses);
+    const depth = Math.max(1, this.options.bulkPagesInFlight ?? 2);
     let examined = 0;
     let changed = 0;
-    for await (const page of selectBulkPages(this.tx, req.projectId, req.filter, statuses, this.options.bulkBatchSize)) {
-      const now = ctx.now ?? this.clock();
-      const n = await this.inTx((sql) => this.bulkBatch(sql, req, page, guard, now, ctx));
-      if (isDomainError(n)) return n;
-      examined += page.length;
-      changed += n;
+    // The first page that was refused (a domain error) or threw; no page is read after it.
+    let failure: { error: DomainError } | { thrown: unknown } | null = null;
+    const inFlight: Promise<void>[] = [];
+    // Up to `depth` pages' transactions at once, each started as soon as its page is read. The pages
+    // hold different runs, so they lock different rows (a cancel's descendants may cross pages: a
+    // deadlock between two pages is retried by inTransaction). The pages already started when one
+    // fails still end, each committing or rolling back alone, as they did one after the other.
+    try {
+      for await (const page of selectBulkPages(this.tx, req.projectId, req.filter, statuses, this.options.bulkBatchSize)) {
+        if (failure) break;
+        const now = ctx.now ?? this.clock();
+        inFlight.push(
+          this.inTx((sql) => this.bulkBatch(sql, req, page, guard, now, ctx)).then(
+            (n) => {
+              if (!isDomainError(n)) {
+                examined += page.length;
+                changed += n;
+              } else failure ??= { error: n };
+            },
+            (e: unknown) => void (failure ??= { thrown: e }),
+          ),
+        );
+        if (inFlight.length >= depth) await inFlight.shift();
+      }
+    } finally {
+      // Every started page ends before the answer (or the error) leaves.
+      await Promise.all(inFlight);
     }
+    const failed = failure as { error: DomainError } | { thrown: unknown } | null;
+    if (failed && 'thrown' in failed) throw failed.thrown;
+    if (failed) return failed.error;
     return { action: req.action, examined, changed };
   }
 
