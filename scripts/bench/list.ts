@@ -45,9 +45,6 @@ export async function benchList(profile: Profile) {
       const t = Date.now();
       await seed(sys.db, { projectId: PROJECT, from: loaded, to: size, baseMs, spacingMs: SPACING_MS, flows: FLOWS, steps: STEPS, writeModel: false, events: false, published: true, views: true, chunk: 100_000 });
       loaded = size;
-      // As a table in service would be: vacuumed (visibility map, hint bits). Without it autovacuum
-      // started on the freshly loaded views during the first scenarios and its work landed in their p99.
-      await sys.db.q('vacuum (analyze) run_views, step_views');
       log(`list: ${size} runs loaded (and vacuumed) in ${round((Date.now() - t) / 1000, 1)} s`);
       const last = i === p.sizes.length - 1;
 

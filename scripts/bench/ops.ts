@@ -52,9 +52,10 @@ export async function benchBulk(profile: Profile) {
       log(`bulk ${op.action}: ${body} in ${round(wallS, 2)} s, projected after ${round(projectedS, 2)} s`);
       results.push({ action: op.action, answer: JSON.parse(body), wallS: round(wallS, 2), runsPerS: round(n / wallS), projectedS: round(projectedS, 2), memoryMiB: memory });
     }
-    const batchSize = sys.env.COMMAND_BULK_BATCH_SIZE ?? '1000 (default)';
+    const batchSize = sys.env.COMMAND_BULK_BATCH_SIZE ?? process.env.COMMAND_BULK_BATCH_SIZE ?? '1000 (default)';
+    const pagesInFlight = sys.env.COMMAND_BULK_PAGES_IN_FLIGHT ?? process.env.COMMAND_BULK_PAGES_IN_FLIGHT ?? '2 (default)';
     await sys.stop();
-    return { runs: n, commandBulkBatchSize: batchSize, verifiedSample: verified, operations: results };
+    return { runs: n, commandBulkBatchSize: batchSize, commandBulkPagesInFlight: pagesInFlight, verifiedSample: verified, operations: results };
   } catch (e) {
     await sys.stop().catch(() => undefined);
     throw e;

@@ -161,7 +161,7 @@ function renderList(r: Json): string[] {
 
 function renderBulk(r: Json): string[] {
   const o = [
-    `${f(r.runs, 0)} FAILED runs bulk-loaded (write model, history, views); a sample of ${r.verifiedSample.runs} checked against the decider's \`evolve\` and the projection's \`evolveRun\` first. Then through the gateway, one request each: retry FROM_FAILED_STEP → cancel → archive. COMMAND_BULK_BATCH_SIZE ${r.commandBulkBatchSize}.`,
+    `${f(r.runs, 0)} FAILED runs bulk-loaded (write model, history, views; vacuumed); a sample of ${r.verifiedSample.runs} checked against the decider's \`evolve\` and the projection's \`evolveRun\` first. Then through the gateway, one request each: retry FROM_FAILED_STEP → cancel → archive. COMMAND_BULK_BATCH_SIZE ${r.commandBulkBatchSize}, COMMAND_BULK_PAGES_IN_FLIGHT ${r.commandBulkPagesInFlight ?? '1 (before it existed)'}.`,
     '',
     '| operation | answer | wall time | runs/s | views caught up after | RSS baseline → peak (MiB) |',
     '|---|---|---|---|---|---|',
@@ -176,7 +176,7 @@ function renderBulk(r: Json): string[] {
 function renderPurge(r: Json): string[] {
   const during = r.listDuring as LoadResult[];
   return [
-    `${f(r.runs, 0)} SUCCEEDED runs finished 90 days ago (write model with 4 execution-data records each, history, views); the retention app purges them (batch ${r.settings.RETENTION_BATCH_SIZE}, pause ${r.settings.RETENTION_BATCH_PAUSE_MS} ms) while the gateway serves the first list page at 200 req/s.`,
+    `${f(r.runs, 0)} SUCCEEDED runs finished 90 days ago (write model with 4 execution-data records each, history, views; vacuumed); the retention app purges them (batch ${r.settings.RETENTION_BATCH_SIZE}, pause ${r.settings.RETENTION_BATCH_PAUSE_MS} ms) while the gateway serves the first list page at 200 req/s.`,
     '',
     '| figure | value |',
     '|---|---|',
