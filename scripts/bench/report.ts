@@ -176,12 +176,12 @@ function renderBulk(r: Json): string[] {
 function renderPurge(r: Json): string[] {
   const during = r.listDuring as LoadResult[];
   return [
-    `${f(r.runs, 0)} SUCCEEDED runs finished 90 days ago (write model with 4 execution-data records each, history, views; vacuumed); the retention app purges them (batch ${r.settings.RETENTION_BATCH_SIZE}, pause ${r.settings.RETENTION_BATCH_PAUSE_MS} ms) while the gateway serves the first list page at 200 req/s.`,
+    `${f(r.runs, 0)} SUCCEEDED runs finished 90 days ago (write model with 4 execution-data records each, history, views; vacuumed); the retention app purges them (batch ${r.settings.RETENTION_BATCH_SIZE}, pause ${r.settings.RETENTION_BATCH_PAUSE_MS} ms, ${r.settings.RETENTION_CONCURRENCY ?? 1} in flight) while the gateway serves the first list page at 200 req/s.`,
     '',
     '| figure | value |',
     '|---|---|',
     `| purge | ${f(r.purgeSeconds, 2)} s, **${f(r.runsPerS, 0)} runs/s** (${r.executionDataLeft} records left) |`,
-    `| list p50 / p99 before | ${lat(r.listBefore)} |`,
+    `| list p50 / p99 before (gateway warmed up first) | ${lat(r.listBefore)} |`,
     `| list p50 / p99 during (each window) | ${during.map((w) => lat(w)).join('; ')} |`,
     `| peak RSS (MiB) | ${Object.entries(r.memoryMiB).map(([k, v]: [string, Json]) => `${k} ${v.peakMiB}`).join(', ')} |`,
   ];

@@ -253,7 +253,7 @@ program
         printPlan(now, window.defaultDays, await client.plan(window), false, 'dry run');
         return;
       }
-      const r = await runRetentionPass(client, { window, batchSize: cfg.RETENTION_BATCH_SIZE, pauseMs: cfg.RETENTION_BATCH_PAUSE_MS });
+      const r = await runRetentionPass(client, { window, batchSize: cfg.RETENTION_BATCH_SIZE, pauseMs: cfg.RETENTION_BATCH_PAUSE_MS, concurrency: cfg.RETENTION_CONCURRENCY });
       console.log(`purged at ${now.toISOString()} (default window ${window.defaultDays} days): ${r.runs} runs, ${r.records} records, ${r.bytes} bytes in ${r.batches} batches`);
     });
   });

@@ -48,6 +48,7 @@ export class RetentionScheduler implements OnApplicationBootstrap, OnApplication
         window,
         batchSize: this.config.RETENTION_BATCH_SIZE,
         pauseMs: this.config.RETENTION_BATCH_PAUSE_MS,
+        concurrency: this.config.RETENTION_CONCURRENCY,
         shouldStop: () => this.stopping,
         onBatch: (outcome, seconds) => {
           retentionMetrics.runs.inc(outcome.runs);

@@ -10,6 +10,8 @@ export const RetentionPassConfigSchema = z.object({
   RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(2000),
   /** Pause between batches, leaving room for the live load (a batch holds one connection and about one core). */
   RETENTION_BATCH_PAUSE_MS: z.coerce.number().int().min(0).max(60000).default(10),
+  /** Batches in flight at once (each takes different runs: `skip locked`). */
+  RETENTION_CONCURRENCY: z.coerce.number().int().min(1).max(8).default(1),
   /** Deadline of one call to the command service (one batch). */
   RETENTION_CALL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600000).default(60000),
 });

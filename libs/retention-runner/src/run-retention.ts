@@ -9,6 +9,8 @@ export interface RetentionPassOptions {
   readonly pauseMs: number;
   /** Checked between batches: a stopping process finishes the batch in hand and no more. */
   readonly shouldStop?: () => boolean;
+  /** Batches in flight at once (`RETENTION_CONCURRENCY`, default 1). */
+  readonly concurrency?: number;
   /** Called after every batch (metrics, progress). */
   readonly onBatch?: (outcome: PurgeOutcomeResult, seconds: number) => void;
 }
@@ -26,23 +28,44 @@ export interface RetentionPassResult {
  * One retention pass: batches until a batch comes back short (nothing more has expired, or the rest
  * is being purged by another instance right now). Each batch is one transaction in the command
  * service, so a pass killed at any point has lost nothing and purged nothing twice; the next pass
- * takes up where it stopped.
+ * takes up where it stopped. With `concurrency` > 1 that many batches are in flight at once: each
+ * locks its runs with `skip locked`, so they take different runs, and a lane that gets a short batch
+ * stops while the others go on until theirs is short too. A failed batch stops every lane after its
+ * batch in hand, and the pass fails with that error.
  */
 export async function runRetentionPass(client: RetentionClient, opts: RetentionPassOptions): Promise<RetentionPassResult> {
   let runs = 0;
   let records = 0;
   let bytes = 0;
   let batches = 0;
-  for (;;) {
-    if (opts.shouldStop?.()) return { runs, records, bytes, batches, complete: false };
-    const started = process.hrtime.bigint();
-    const outcome = await client.purgeBatch(opts.window, opts.batchSize);
-    opts.onBatch?.(outcome, Number(process.hrtime.bigint() - started) / 1e9);
-    batches++;
-    runs += outcome.runs;
-    records += outcome.records;
-    bytes += outcome.bytes;
-    if (outcome.runs < opts.batchSize) return { runs, records, bytes, batches, complete: true };
-    if (opts.pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, opts.pauseMs));
-  }
+  let stopped = false;
+  let failed: { error: unknown } | null = null;
+  const lane = async (): Promise<void> => {
+    for (;;) {
+      if (failed) return;
+      if (opts.shouldStop?.()) {
+        stopped = true;
+        return;
+      }
+      const started = process.hrtime.bigint();
+      let outcome: PurgeOutcomeResult;
+      try {
+        outcome = await client.purgeBatch(opts.window, opts.batchSize);
+      } catch (error) {
+        failed ??= { error };
+        return;
+      }
+      opts.onBatch?.(outcome, Number(process.hrtime.bigint() - started) / 1e9);
+      batches++;
+      runs += outcome.runs;
+      records += outcome.records;
+      bytes += outcome.bytes;
+      if (outcome.runs < opts.batchSize) return;
+      if (opts.pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, opts.pauseMs));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 1) }, lane));
+  const failure = failed as { error: unknown } | null;
+  if (failure) throw failure.error;
+  return { runs, records, bytes, batches, complete: !stopped };
 }

@@ -1,0 +1,85 @@
+import type { PurgeOutcomeResult } from '@flowruns/contracts';
+import type { RetentionClient } from './retention-client';
+import { runRetentionPass } from './run-retention';
+
+/**
+ * A stand-in for the command service's purge endpoint over `expired` runs: each call takes up to
+ * `limit` of what is left, answering after the test lets it (so calls overlap); `failOn` makes that
+ * call fail instead.
+ */
+function purgeEndpoint(expired: number, opts: { failOn?: number } = {}) {
+  let left = expired;
+  let calls = 0;
+  let open = 0;
+  let maxOpen = 0;
+  let callsAfterFailure = 0;
+  let failedAt: number | null = null;
+  const client = {
+    purgeBatch: async (_window: unknown, limit: number): Promise<PurgeOutcomeResult> => {
+      const n = ++calls;
+      if (failedAt !== null) callsAfterFailure++;
+      open++;
+      maxOpen = Math.max(maxOpen, open);
+      try {
+        // Let the other lanes start their calls before this one answers.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (n === opts.failOn) {
+          failedAt = n;
+          throw new Error('command service unavailable');
+        }
+        const runs = Math.min(limit, left);
+        left -= runs;
+        return { runs, records: runs * 4, bytes: runs * 100 };
+      } finally {
+        open--;
+      }
+    },
+  } as unknown as RetentionClient;
+  return { client, stats: () => ({ calls, maxOpen, left, open, callsAfterFailure }) };
+}
+
+const window = { now: new Date('2026-11-29T00:00:00Z'), defaultDays: 30 };
+
+describe('runRetentionPass', () => {
+  it('one lane: batches until one comes back short, adding up what each purged', async () => {
+    const { client, stats } = purgeEndpoint(25);
+    const r = await runRetentionPass(client, { window, batchSize: 10, pauseMs: 0 });
+    expect(r).toEqual({ runs: 25, records: 100, bytes: 2500, batches: 3, complete: true });
+    expect(stats().maxOpen).toBe(1);
+  });
+
+  it('several lanes: that many batches in flight, every expired run purged once, complete when all came back short', async () => {
+    const { client, stats } = purgeEndpoint(95);
+    const r = await runRetentionPass(client, { window, batchSize: 10, pauseMs: 0, concurrency: 3 });
+    expect(r.runs).toBe(95);
+    expect(r.records).toBe(380);
+    expect(r.complete).toBe(true);
+    expect(stats()).toMatchObject({ maxOpen: 3, left: 0, open: 0 });
+  });
+
+  it('a failed batch fails the pass once the batches in hand have ended, and no lane starts another', async () => {
+    const { client, stats } = purgeEndpoint(1000, { failOn: 4 });
+    await expect(runRetentionPass(client, { window, batchSize: 10, pauseMs: 0, concurrency: 3 })).rejects.toThrow('command service unavailable');
+    expect(stats().open).toBe(0);
+    // The two other lanes were mid-call when the fourth call failed; neither started one after.
+    expect(stats().callsAfterFailure).toBe(0);
+    expect(stats().left).toBeGreaterThan(900);
+  });
+
+  it('stops when asked, between batches, and says the pass is not complete', async () => {
+    const { client } = purgeEndpoint(1000);
+    let batches = 0;
+    const r = await runRetentionPass(client, {
+      window,
+      batchSize: 10,
+      pauseMs: 0,
+      concurrency: 2,
+      shouldStop: () => batches >= 4,
+      onBatch: () => batches++,
+    });
+    expect(r.complete).toBe(false);
+    expect(r.runs).toBe(r.batches * 10);
+    expect(r.batches).toBeGreaterThanOrEqual(4);
+    expect(r.batches).toBeLessThanOrEqual(5);
+  });
+});
