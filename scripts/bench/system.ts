@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createKafka, ensureTopics } from '@flowruns/messaging';
 import { BenchDatabase } from './db';
@@ -232,8 +232,8 @@ export function cpuSeconds(pid: number): number | null {
 }
 
 /**
- * CPU used during a window by the apps, this harness process and the Postgres backends serving
- * the benchmark's database: what each event costs, which the machine's other load does not
+ * CPU used during a window by the apps, this harness process, the Postgres backends serving the
+ * benchmark's database, Postgres's background writers and the Kafka broker: what each event costs, which the machine's other load does not
  * change much (unlike throughput). Backends that did not exist at the start count from zero.
  */
 export class CpuMeter {
@@ -246,7 +246,13 @@ export class CpuMeter {
   ) {}
 
   static async start(sys: BenchSystem): Promise<CpuMeter> {
-    const m = new CpuMeter(sys, pidsOf(sys));
+    // The broker and Postgres's own background processes (WAL writer, checkpointer, background
+    // writer) work for the load too; autovacuum workers come and go and are not counted.
+    const others = [
+      ...processesMatching(/kafka\.Kafka\b/).map((pid) => ({ name: 'kafka broker', pid })),
+      ...processesMatching(/^postgres: [^:]*: (walwriter|checkpointer|background writer)/).map((pid) => ({ name: 'postgres background', pid })),
+    ];
+    const m = new CpuMeter(sys, [...pidsOf(sys), ...others]);
     for (const p of m.procs) m.start.set(`app:${p.pid}`, cpuSeconds(p.pid) ?? 0);
     for (const pid of await m.backends()) m.start.set(`pg:${pid}`, cpuSeconds(pid) ?? 0);
     return m;
@@ -260,7 +266,7 @@ export class CpuMeter {
   /** CPU seconds per process name since `start` (`postgres` = the backends, `harness` = this process). */
   async stop(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const p of this.procs) out[p.name] = (cpuSeconds(p.pid) ?? NaN) - (this.start.get(`app:${p.pid}`) ?? 0);
+    for (const p of this.procs) out[p.name] = (out[p.name] ?? 0) + (cpuSeconds(p.pid) ?? NaN) - (this.start.get(`app:${p.pid}`) ?? 0);
     let pg = 0;
     for (const pid of await this.backends()) pg += (cpuSeconds(pid) ?? 0) - (this.start.get(`pg:${pid}`) ?? 0);
     out.postgres = pg;
@@ -268,6 +274,20 @@ export class CpuMeter {
     out.harness = (h.user + h.system) / 1e6;
     return out;
   }
+}
+
+/** The pids of the processes whose command line matches (arguments joined by spaces). */
+function processesMatching(re: RegExp): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (re.test(readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' '))) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
 }
 
 export const pidsOf = (sys: BenchSystem) =>
