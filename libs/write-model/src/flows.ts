@@ -190,23 +190,33 @@ export class FlowStore {
 
   /** The flow's latest published version, only if the flow belongs to the project. */
   async latest(projectId: string, flowId: string): Promise<FlowVersionRecord | null> {
-    const rows = await this.sql.execute<FlowRow & { monthly_run_quota: number | null }>(
+    const rows = await this.sql.execute<LatestRow>(
       `select q.*, (select monthly_run_quota from projects p where p.id = q.project_id) as monthly_run_quota
          from (${FLOW_SELECT} where f.id = ? and f.project_id = ?) q`,
       [flowId, projectId],
     );
-    const r = rows[0];
-    if (!r) return null;
-    return {
-      flowId: r.id,
-      projectId: r.project_id,
-      flowDisplayName: r.display_name,
-      tags: r.tags,
-      versionId: r.version_id,
-      versionDisplayName: r.version_display_name,
-      steps: r.steps,
-      monthlyRunQuota: r.monthly_run_quota,
-    };
+    return rows[0] ? toVersionRecord(rows[0]) : null;
+  }
+
+  /**
+   * `latest` for many flows in one statement (a batch of triggers: one read and one plan instead
+   * of one per trigger), keyed by `latestKey`; a flow is left out unless it belongs to the project it
+   * was asked with.
+   */
+  async latestMany(wanted: readonly { readonly projectId: string; readonly flowId: string }[]): Promise<Map<string, FlowVersionRecord>> {
+    const out = new Map<string, FlowVersionRecord>();
+    if (wanted.length === 0) return out;
+    const rows = await this.sql.execute<LatestRow>(
+      `select q.*, (select monthly_run_quota from projects p where p.id = q.project_id) as monthly_run_quota
+         from (${FLOW_SELECT} where f.id in (?)) q`,
+      [[...new Set(wanted.map((w) => w.flowId))]],
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const w of wanted) {
+      const r = byId.get(w.flowId);
+      if (r && r.project_id === w.projectId) out.set(latestKey(w.projectId, w.flowId), toVersionRecord(r));
+    }
+    return out;
   }
 
   /** The steps of one version (what an engine executes). */
@@ -215,6 +225,22 @@ export class FlowStore {
     return rows[0]?.steps ?? null;
   }
 }
+
+/** The key of `latestMany`'s answer for one (project, flow). */
+export const latestKey = (projectId: string, flowId: string): string => `${projectId}\u0000${flowId}`;
+
+type LatestRow = FlowRow & { monthly_run_quota: number | null };
+
+const toVersionRecord = (r: LatestRow): FlowVersionRecord => ({
+  flowId: r.id,
+  projectId: r.project_id,
+  flowDisplayName: r.display_name,
+  tags: r.tags,
+  versionId: r.version_id,
+  versionDisplayName: r.version_display_name,
+  steps: r.steps,
+  monthlyRunQuota: r.monthly_run_quota,
+});
 
 /** A Postgres text[] literal (knex would expand a JS array binding into a list). */
 export function toPgArray(values: readonly string[]): string {

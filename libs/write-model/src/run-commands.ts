@@ -24,7 +24,7 @@ import {
 import { ExecutionDataStore } from '@flowruns/execution-data';
 import type { RunCommand, RunState } from '@flowruns/run-domain';
 import { v7 as uuidv7 } from 'uuid';
-import { FlowStore, type FlowVersionRecord } from './flows';
+import { FlowStore, latestKey, type FlowVersionRecord } from './flows';
 import { LeaseStore } from './leases';
 import { appendManyWithRules, appendWithRules, fenced } from './run-rules';
 import { bulkStatuses, inStatuses, selectBulkPages } from './bulk';
@@ -184,18 +184,31 @@ export class RunCommands {
     const now = ctx.now ?? this.clock();
     const order = triggers.map((_, i) => i).sort((a, b) => (triggers[a].projectId < triggers[b].projectId ? -1 : triggers[a].projectId > triggers[b].projectId ? 1 : a - b));
     return this.inTx(async (sql) => {
+      // Every flow of the batch in one read (its plan alone cost more than the trigger's own write).
+      const flows = await new FlowStore(sql).latestMany(triggers);
       const out = new Array<FlowRun | DomainError>(triggers.length);
       for (const i of order) {
         const t = triggers[i];
-        out[i] = await this.triggerIn(sql, t.flowId, t, now, { ...ctx, traceparent: t.traceparent ?? ctx.traceparent });
+        const flow = flows.get(latestKey(t.projectId, t.flowId)) ?? null;
+        out[i] = await this.triggerIn(sql, t.flowId, t, now, { ...ctx, traceparent: t.traceparent ?? ctx.traceparent }, flow);
       }
       return out;
     });
   }
 
-  /** A trigger inside the caller's transaction. Its refusals come before it writes anything. */
-  private async triggerIn(sql: SqlRunner, flowId: string, req: TriggerRunRequest, now: Date, ctx: CommandContext): Promise<FlowRun | DomainError> {
-    const flow = await new FlowStore(sql).latest(req.projectId, flowId);
+  /**
+   * A trigger inside the caller's transaction. Its refusals come before it writes anything. `known`:
+   * the flow as the caller read it for a batch (null: not found), else it is read here.
+   */
+  private async triggerIn(
+    sql: SqlRunner,
+    flowId: string,
+    req: TriggerRunRequest,
+    now: Date,
+    ctx: CommandContext,
+    known?: FlowVersionRecord | null,
+  ): Promise<FlowRun | DomainError> {
+    const flow = known !== undefined ? known : await new FlowStore(sql).latest(req.projectId, flowId);
     if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: flowId, message: 'Flow not found' });
     if (req.parentRunId !== null) {
       const parent = await readStream(sql, req.parentRunId);
