@@ -77,25 +77,7 @@ export async function fnLoad(
     }
   };
   if (opts.rate) {
-    const interval = 1000 / opts.rate;
-    let inFlight = 0;
-    const waiters: (() => void)[] = [];
-    const pending: Promise<void>[] = [];
-    for (let n = 0; ; n++) {
-      const due = start + n * interval;
-      if (due >= end) break;
-      const now = performance.now();
-      if (due > now) await new Promise((r) => setTimeout(r, due - now));
-      while (inFlight >= opts.concurrency) await new Promise<void>((r) => waiters.push(r));
-      inFlight++;
-      pending.push(
-        one(due).finally(() => {
-          inFlight--;
-          waiters.shift()?.();
-        }),
-      );
-    }
-    await Promise.all(pending);
+    await onSchedule(opts, (_, due) => one(due));
   } else {
     await Promise.all(
       Array.from({ length: opts.concurrency }, async () => {
@@ -134,31 +116,16 @@ export async function interleavedLoad(
   const latencies = new Map(names.map((n) => [n, [] as number[]]));
   const errors = new Map(names.map((n) => [n, 0]));
   const start = performance.now();
-  const end = start + opts.durationS * 1000;
-  const interval = 1000 / opts.rate;
-  let inFlight = 0;
-  const waiters: (() => void)[] = [];
-  const pending: Promise<void>[] = [];
-  for (let n = 0; ; n++) {
-    const due = start + n * interval;
-    if (due >= end) break;
-    const now = performance.now();
-    if (due > now) await new Promise((r) => setTimeout(r, due - now));
-    while (inFlight >= opts.concurrency) await new Promise<void>((r) => waiters.push(r));
-    inFlight++;
+  await onSchedule(opts, async (n, due) => {
     const name = names[n % names.length];
     const from = Math.min(due, performance.now());
-    pending.push(
-      works[name]()
-        .then(() => void latencies.get(name)?.push(performance.now() - from))
-        .catch(() => void errors.set(name, (errors.get(name) ?? 0) + 1))
-        .finally(() => {
-          inFlight--;
-          waiters.shift()?.();
-        }),
-    );
-  }
-  await Promise.all(pending);
+    try {
+      await works[name]();
+      latencies.get(name)?.push(performance.now() - from);
+    } catch {
+      errors.set(name, (errors.get(name) ?? 0) + 1);
+    }
+  });
   const elapsed = (performance.now() - start) / 1000;
   return Object.fromEntries(
     names.map((name) => {
@@ -178,4 +145,36 @@ export async function interleavedLoad(
       return [name, result];
     }),
   );
+}
+
+/**
+ * Calls `fire(n, due)` for the n-th request at `rate` per second for `durationS`, each at its due
+ * instant or, when `concurrency` requests are already in flight, as soon as one ends (the delay
+ * then counts against it: latencies are measured from `due`). Resolves when every request ended.
+ */
+async function onSchedule(
+  opts: { concurrency: number; durationS: number; rate?: number },
+  fire: (n: number, due: number) => Promise<void>,
+): Promise<void> {
+  const start = performance.now();
+  const end = start + opts.durationS * 1000;
+  const interval = 1000 / (opts.rate ?? 1);
+  let inFlight = 0;
+  const waiters: (() => void)[] = [];
+  const pending: Promise<void>[] = [];
+  for (let n = 0; ; n++) {
+    const due = start + n * interval;
+    if (due >= end) break;
+    const now = performance.now();
+    if (due > now) await new Promise((r) => setTimeout(r, due - now));
+    while (inFlight >= opts.concurrency) await new Promise<void>((r) => waiters.push(r));
+    inFlight++;
+    pending.push(
+      fire(n, due).finally(() => {
+        inFlight--;
+        waiters.shift()?.();
+      }),
+    );
+  }
+  await Promise.all(pending);
 }
