@@ -449,7 +449,7 @@ export class RunCommands {
 
   /**
    * Cancels, retries or archives every run of a project that the filter selects, a batch of
-   * `bulkBatchSize` runs per transaction, paging by run id so memory stays at one page. Under its
+   * `bulkBatchSize` runs per transaction, paging by run id so memory stays at a few pages. Under its
    * lock each run must still be in one of the selected statuses (else it changed meanwhile and is
    * skipped); runs the action does not change (already archived, refused by the decider) are not
    * counted. A batch that fails rolls back alone: the batches before it stay done. Up to
