@@ -49,9 +49,9 @@ export const inStatuses =
 /**
  * Pages of the run ids a bulk request selects in one project, read from the write model (so a bulk
  * operation never misses a run the views have not caught up with), in run id order. Each page is
- * read after the previous one was handled, by keyset (`run_id > last`), so memory stays at one
- * page however many runs match, and a run whose status changes mid-way is neither read twice nor
- * skipped because of the change.
+ * read when the caller asks for it (`RunCommands.bulk` asks while the pages before are still being
+ * written), by keyset (`run_id > last`), so memory stays at the pages in hand however many runs
+ * match, and a run whose status changes mid-way is neither read twice nor skipped because of it.
  */
 export async function* selectBulkPages(
   tx: Transactor,
