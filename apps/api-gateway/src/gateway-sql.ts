@@ -6,10 +6,11 @@ import type { GatewayConfig } from './config';
 
 /**
  * The gateway's SQL: every statement it sends (run views, API keys, idempotency keys, the
- * readiness probe) goes to one plain pg pool with MikroORM's own formatting (as the command
- * service's write path and the projector). Through `em.fork().execute` a list request cost an
- * entity-manager fork and knex's runner machinery on top of the query (bench/notes.md, "Reads on
- * a plain pg pool"). MikroORM stays for its SQL formatter only (one connection).
+ * readiness probe) goes to one plain pg pool with MikroORM's own formatting, as the command
+ * service's write path and the projector do, instead of an entity-manager fork per call. Measured
+ * on the list benchmark it made no difference beyond the noise (bench/notes.md, session 5, "Gateway
+ * reads on a plain pg pool"); it is kept for one pool and one path. MikroORM stays for its SQL
+ * formatter only (one connection).
  */
 export class GatewaySql extends PgTransactions implements OnApplicationShutdown {
   constructor(config: GatewayConfig, orm: MikroORM) {

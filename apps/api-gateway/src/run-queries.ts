@@ -37,7 +37,6 @@ export class RunQueries {
    * is read only when the caller asks for it, so memory stays at one page however many runs match.
    */
   async *exportPages(selection: RunSelection, pageSize: number): AsyncGenerator<FlowRunWithSteps[], void, undefined> {
-    const views = this.views;
-    for await (const ids of views.runIdPages(selection, pageSize)) yield await views.getRuns(selection.projectId, ids);
+    for await (const ids of this.views.runIdPages(selection, pageSize)) yield await this.views.getRuns(selection.projectId, ids);
   }
 }
