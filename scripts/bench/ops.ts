@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { httpLoad, type LoadResult } from './load';
 import type { Profile } from './profiles';
 import { seed } from './seed';
-import { BenchSystem, MemorySampler, pidsOf } from './system';
+import { BenchSystem, CpuMeter, MemorySampler, pidsOf } from './system';
 import { log, round, waitFor } from './util';
 import { compareViews, verifySample } from './verify';
 
@@ -86,6 +86,7 @@ export async function benchPurge(profile: Profile) {
     // purge's effect look smaller than it is.
     await httpLoad({ url: listUrl, headers, connections: 8, durationS: 3, rate });
     const before = await httpLoad({ url: listUrl, headers, connections: 8, durationS: 2 * profile.purge.windowS, rate });
+    const cpu = await CpuMeter.start(sys);
     const retention = await sys.start('retention', { RETENTION_INTERVAL_MS: '3600000' });
     const mem = new MemorySampler(pidsOf(sys));
     const windows: LoadResult[] = [];
@@ -94,6 +95,11 @@ export async function benchPurge(profile: Profile) {
       if (performance.now() - t0 > 900_000) throw new Error(`purge not done after 900 s:\n${retention.output()}`);
       windows.push(await httpLoad({ url: listUrl, headers, connections: 8, durationS: profile.purge.windowS, rate }));
     }
+    // The views catch up after the command side has purged the last run; the CPU a purged run
+    // costs includes the relay and the projector.
+    await waitFor(async () => (await count(sys, 'select count(*)::text as n from run_views where purged_at is null')) === 0, { timeoutMs: 300000, intervalMs: 100, what: 'the views to show the purge' });
+    const viewsCaughtUpS = (performance.now() - t0) / 1000;
+    const cpuS = await cpu.stop();
     const memory = mem.stop();
     const span = await sys.db.one<{ s: number; records: string }>(
       `select extract(epoch from max(purged_at) - min(purged_at))::float8 as s,
@@ -118,6 +124,8 @@ export async function benchPurge(profile: Profile) {
       listBefore: before,
       listDuring: windows,
       listDuringWorstP99Ms: worst?.p99Ms ?? null,
+      viewsCaughtUpS: round(viewsCaughtUpS, 2),
+      cpuMsPerRun: Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round((v * 1000) / n, 3)])),
       memoryMiB: memory,
     };
   } catch (e) {

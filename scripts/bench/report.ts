@@ -183,6 +183,10 @@ function renderPurge(r: Json): string[] {
     `| purge | ${f(r.purgeSeconds, 2)} s, **${f(r.runsPerS, 0)} runs/s** (${r.executionDataLeft} records left) |`,
     `| list p50 / p99 before (gateway warmed up first) | ${lat(r.listBefore)} |`,
     `| list p50 / p99 during (each window) | ${during.map((w) => lat(w)).join('; ')} |`,
+    ...(r.viewsCaughtUpS !== undefined ? [`| views show every purge | ${f(r.viewsCaughtUpS, 2)} s after the retention app started |`] : []),
+    ...(r.cpuMsPerRun
+      ? [`| CPU per purged run (ms, purge and catch-up) | ${Object.entries(r.cpuMsPerRun).map(([k, v]) => `${k} ${f(v as number, 3)}`).join(', ')} |`]
+      : []),
     `| peak RSS (MiB) | ${Object.entries(r.memoryMiB).map(([k, v]: [string, Json]) => `${k} ${v.peakMiB}`).join(', ')} |`,
   ];
 }

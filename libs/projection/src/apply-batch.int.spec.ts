@@ -87,7 +87,7 @@ describe('applyBatch against Postgres', () => {
         attempt: 1,
         position: 1,
         duration_ms: 120,
-        data_ref: null,
+        data_ref: 'run-full:fetch:1',
         started_at: pg(e[1].time),
         finished_at: pg(e[2].time),
       },
@@ -99,7 +99,7 @@ describe('applyBatch against Postgres', () => {
         attempt: 1,
         position: 2,
         duration_ms: null,
-        data_ref: null,
+        data_ref: 'run-full:approve:resume',
         started_at: pg(e[3].time),
         finished_at: pg(e[5].time),
       },
@@ -111,7 +111,7 @@ describe('applyBatch against Postgres', () => {
         attempt: 2,
         position: 3,
         duration_ms: 95,
-        data_ref: null,
+        data_ref: 'run-full:push:2',
         started_at: pg(e[10].time),
         finished_at: pg(e[11].time),
       },
@@ -231,6 +231,96 @@ describe('applyBatch against Postgres', () => {
     } finally {
       await clean.drop();
     }
+  });
+});
+
+describe('archive and purge alone in their batch (the patch path)', () => {
+  let db: Db;
+  beforeEach(async () => {
+    db = await openDb('projection_patch');
+  });
+  afterEach(async () => {
+    await db.drop();
+  });
+
+  /** The rows of a database where every event went through the fold (each run's history in one batch). */
+  const foldedReference = async (events: readonly EventEnvelope[]) => {
+    const ref = await openDb('projection_patch_ref');
+    try {
+      await apply(ref, events);
+      return await dump(ref);
+    } finally {
+      await ref.drop();
+    }
+  };
+
+  it('gives the rows the fold gives, beside other runs\' events in the same batch', async () => {
+    const a = fullRunHistory('run-a').events;
+    const b = fullRunHistory('run-b').events;
+    const c = fullRunHistory('run-c').events;
+    await apply(db, [...a.slice(0, 14), ...b.slice(0, 15)]);
+    // run-a: its archive alone; run-b: its purge alone; run-c: a whole history (the fold).
+    const stats = await apply(db, [a[14], ...c, b[15]]);
+    expect(stats).toEqual({ applied: 18, duplicates: 0, gaps: 0, unknown: 0, stalls: [] });
+    // run-a's purge alone in a batch of its own: one statement, the patch (the fold takes four).
+    const statements: string[] = [];
+    const alone = await db.orm.em.fork().transactional((tem) =>
+      projectEnvelopes(
+        {
+          execute: async <T>(sql: string, params: unknown[] = []) => {
+            statements.push(sql);
+            return (await tem.execute(sql, params)) as T[];
+          },
+        },
+        toProjectable([a[15]]),
+      ),
+    );
+    expect(alone).toEqual({ applied: 1, duplicates: 0, gaps: 0, unknown: 0, stalls: [] });
+    expect(statements).toHaveLength(1);
+    expect(statements[0]).toMatch(/update run_views/);
+
+    const got = await dump(db);
+    expect(got.runs.map((r) => (r as { purged_at: string | null }).purged_at)).toEqual([
+      a[15].time.replace('Z', '+00:00'),
+      b[15].time.replace('Z', '+00:00'),
+      c[15].time.replace('Z', '+00:00'),
+    ]);
+    expect(got).toEqual(await foldedReference([...a, ...b, ...c]));
+  });
+
+  it('leaves a duplicate, a gap, a stalled run and a run with no view to the fold, which records them', async () => {
+    const dup = fullRunHistory('run-dup').events;
+    const gap = fullRunHistory('run-gap').events;
+    const stalled = fullRunHistory('run-stalled').events;
+    const missing = fullRunHistory('run-missing').events;
+    await apply(db, [...dup, ...gap.slice(0, 13), ...stalled.slice(0, 3), stalled[4]]);
+    const before = await dump(db, { withUpdatedAt: true });
+
+    const stats = await apply(db, [dup[15], gap[15], stalled[14], missing[14]]);
+    expect(stats.applied).toBe(0);
+    expect(stats.duplicates).toBe(1);
+    expect(stats.gaps).toBe(3);
+    expect(stats.stalls.map((s) => [s.runId, s.expectedSeq, s.receivedSeq, s.reason])).toEqual([
+      ['run-gap', 14, 16, 'gap'],
+      ['run-missing', 1, 15, 'gap'],
+    ]);
+    const after = await dump(db, { withUpdatedAt: true });
+    expect(after.runs).toEqual(before.runs);
+    expect(after.stalls.map((s) => (s as { run_id: string }).run_id)).toEqual(['run-gap', 'run-missing', 'run-stalled']);
+  });
+
+  it('does not deadlock or lose a write when two transactions patch and fold overlapping runs at once', async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => `run-${String(i).padStart(2, '0')}`);
+    const hs = ids.map((id) => fullRunHistory(id).events);
+    await apply(db, hs.flatMap((e) => e.slice(0, 14)));
+    // Each batch patches some runs and folds the others' archive + purge; the two batches take the
+    // runs in opposite orders, as two consumers in a rebalance overlap could.
+    const batch = (order: readonly number[], alone: (i: number) => boolean) =>
+      order.flatMap((i) => (alone(i) ? [hs[i][14]] : [hs[i][14], hs[i][15]]));
+    const up = ids.map((_, i) => i);
+    await Promise.all([apply(db, batch(up, (i) => i % 2 === 0)), apply(db, batch([...up].reverse(), (i) => i % 2 === 1))]);
+    await apply(db, hs.flatMap((e) => e.slice(14)));
+    expect(await dump(db)).toEqual(await foldedReference(hs.flat()));
   });
 });
 

@@ -1,6 +1,6 @@
 import { componentLogger } from '@flowruns/platform';
 import { foldBatch, type ProjectableEnvelope, type RunProjectionStats } from './fold';
-import { loadRuns, saveRuns, type SqlRunner } from './store';
+import { lockRuns, loadRuns, patchRuns, PATCH_EVENT_TYPES, saveRuns, type PatchEventType, type RunPatch, type SqlRunner } from './store';
 
 /** Runs raw SQL; a MikroORM `EntityManager` (a fork or a transactional one) is one. */
 export interface ExecutesSql {
@@ -18,11 +18,26 @@ const runner = (em: ExecutesSql): SqlRunner => ({
   execute: async <T>(sql: string, params: unknown[] = []) => (await em.execute(sql, params)) as T[],
 });
 
-/**
- * Projects events inside a transaction the caller already opened: loads and locks the batch's runs,
- * folds the events over them, writes the result. Prefer `applyBatch`, which opens the transaction.
- */
-export async function projectEnvelopes(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Promise<RunProjectionStats> {
+const PATCH_TYPES: ReadonlySet<string> = new Set(PATCH_EVENT_TYPES);
+
+/** A run's only event in the batch, if it is a patch event (an archive or a purge). */
+function splitPatches(items: readonly ProjectableEnvelope[]) {
+  const perRun = new Map<string, number>();
+  for (const i of items) perRun.set(i.envelope.subject, (perRun.get(i.envelope.subject) ?? 0) + 1);
+  const patches: RunPatch[] = [];
+  const rest: ProjectableEnvelope[] = [];
+  for (const i of items) {
+    const e = i.envelope;
+    if (i.kind === 'known' && PATCH_TYPES.has(e.type) && perRun.get(e.subject) === 1) {
+      patches.push({ runId: e.subject, seq: e.seq, type: e.type as PatchEventType, time: e.time });
+    } else {
+      rest.push(i);
+    }
+  }
+  return { patches, rest };
+}
+
+async function fold(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Promise<RunProjectionStats> {
   if (items.length === 0) return { applied: 0, duplicates: 0, gaps: 0, unknown: 0, stalls: [] };
   const loaded = await loadRuns(
     sql,
@@ -31,6 +46,27 @@ export async function projectEnvelopes(sql: SqlRunner, items: readonly Projectab
   const folded = foldBatch(loaded, items);
   await saveRuns(sql, { runs: folded.changedRuns, steps: folded.changedSteps, stalls: folded.stats.stalls });
   return folded.stats;
+}
+
+/**
+ * Projects events inside a transaction the caller already opened: loads and locks the batch's runs,
+ * folds the events over them, writes the result. Prefer `applyBatch`, which opens the transaction.
+ *
+ * A run whose only event in the batch is an archive or a purge takes a shorter path: one `update`
+ * of its view row, no load, no fold (a bulk archive or a retention purge is a batch of exactly
+ * these). A patch that does not apply cleanly (a duplicate, a gap, a stalled run) goes through the
+ * fold like any other event, so the outcome is the fold's in every case.
+ */
+export async function projectEnvelopes(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Promise<RunProjectionStats> {
+  if (items.length === 0) return { applied: 0, duplicates: 0, gaps: 0, unknown: 0, stalls: [] };
+  const { patches, rest } = splitPatches(items);
+  if (patches.length === 0) return fold(sql, items);
+  // Both paths lock rows; taking every lock first, in one order, keeps them deadlock-free.
+  if (rest.length) await lockRuns(sql, items.map((i) => i.envelope.subject));
+  const patched = await patchRuns(sql, patches);
+  // A patched run had no other event in the batch; the rest keep their delivery order.
+  const stats = await fold(sql, patched.size === patches.length ? rest : items.filter((i) => !patched.has(i.envelope.subject)));
+  return { ...stats, applied: stats.applied + patched.size };
 }
 
 /**

@@ -108,6 +108,59 @@ const INSERT_STALLS = `
   from jsonb_to_recordset(${JSONB_PARAM}) as x(run_id text, expected_seq integer, received_seq integer, event_id text)
   on conflict (run_id) do nothing`;
 
+/**
+ * The events that change only columns of the run's own row, none of them indexed and none derived
+ * from the steps: applied by `patchRuns` with one `update` instead of load, fold and upsert.
+ * `evolveRun` is the definition; the patch must give the same row (the rebuild-determinism test
+ * projects a history both ways).
+ */
+export const PATCH_EVENT_TYPES = ['flowrun.archived.v1', 'flowrun.execution-data-purged.v1'] as const;
+export type PatchEventType = (typeof PATCH_EVENT_TYPES)[number];
+
+export interface RunPatch {
+  readonly runId: string;
+  readonly seq: number;
+  readonly type: PatchEventType;
+  readonly time: string;
+}
+
+// Only a run at exactly `seq - 1` and not stalled is patched; anything else (a duplicate, a gap, a
+// run with no view, a stalled run) is left to the fold, which knows what to record. The rows are
+// locked in id order, as SELECT_RUNS does, so two transactions over the same runs cannot deadlock.
+const PATCH_RUNS = `
+  with x as (
+    select * from jsonb_to_recordset(${JSONB_PARAM}) as x(id text, seq integer, type text, time timestamptz)
+  ), locked as (
+    select v.id from run_views v join x on x.id = v.id
+    where v.version = x.seq - 1 and not exists (select 1 from projection_stalls s where s.run_id = v.id)
+    order by v.id for update of v
+  )
+  update run_views v set
+    version = x.seq,
+    archived_at = case when x.type = 'flowrun.archived.v1' then x.time else v.archived_at end,
+    purged_at = case when x.type = 'flowrun.execution-data-purged.v1' then x.time else v.purged_at end,
+    logs_file_id = case when x.type = 'flowrun.execution-data-purged.v1' then null else v.logs_file_id end,
+    trigger_data_ref = case when x.type = 'flowrun.execution-data-purged.v1' then null else v.trigger_data_ref end,
+    updated_at = now()
+  from x
+  where v.id = x.id and v.id in (select id from locked) and v.version = x.seq - 1
+  returning v.id`;
+
+/** Applies one patch event per run (see `PATCH_EVENT_TYPES`); returns the runs it wrote. */
+export async function patchRuns(sql: SqlRunner, patches: readonly RunPatch[]): Promise<Set<string>> {
+  if (patches.length === 0) return new Set();
+  const rows = await sql.execute<{ id: string }>(PATCH_RUNS, [
+    jsonParam(patches.map((p) => ({ id: p.runId, seq: p.seq, type: p.type, time: p.time }))),
+  ]);
+  return new Set(rows.map((r) => r.id));
+}
+
+/** Locks these runs' view rows in id order (rows that do not exist yet lock nothing). */
+export async function lockRuns(sql: SqlRunner, runIds: readonly string[]): Promise<void> {
+  const ids = [...new Set(runIds)].sort();
+  if (ids.length) await sql.execute(`select id from run_views where id = ${ANY_ID} order by id for update`, [idsParam(ids)]);
+}
+
 const toRunRow = (v: RunView): RunRow => ({
   id: v.id,
   project_id: v.projectId,

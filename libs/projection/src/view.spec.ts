@@ -184,7 +184,7 @@ describe('evolveRun', () => {
     expect(after).toEqual({ ...before, view: { ...before.view, version: 3 } });
   });
 
-  it('archive stamps the time; purge stamps it and drops every data reference', () => {
+  it('archive stamps the time; purge stamps it and drops the run\'s data references, the steps keep theirs', () => {
     const h = fullRunHistory('run-1');
     const p = project(h.events);
     const [archived, purged] = h.events.slice(-2);
@@ -197,7 +197,7 @@ describe('evolveRun', () => {
       attempt: 2,
       version: 16,
     });
-    expect(Object.values(p.steps).map((s) => s.dataRef)).toEqual([null, null, null]);
+    expect(Object.values(p.steps).map((s) => s.dataRef)).toEqual(['run-1:fetch:1', 'run-1:approve:resume', 'run-1:push:2']);
     expect(Object.values(p.steps).map((s) => [s.stepName, s.position, s.status, s.attempt])).toEqual([
       ['fetch', 1, 'SUCCEEDED', 1],
       ['approve', 2, 'SUCCEEDED', 1],

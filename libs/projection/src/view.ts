@@ -217,11 +217,10 @@ export function evolveRun(current: RunProjection | null, e: KnownEnvelope): Evol
       }
     case 'flowrun.archived.v1':
       return done({ ...view, archivedAt: time });
-    case 'flowrun.execution-data-purged.v1': {
-      const purged: Record<string, StepView> = {};
-      for (const [name, s] of Object.entries(steps)) purged[name] = s.dataRef === null ? s : { ...s, dataRef: null };
-      return done({ ...view, purgedAt: time, logsFileId: null, triggerDataRef: null }, purged);
-    }
+    case 'flowrun.execution-data-purged.v1':
+      // The run row says the data is gone (readers return no steps once `purgedAt` is set); the step
+      // rows keep the references they had, so a purge writes one row, not one per step.
+      return done({ ...view, purgedAt: time, logsFileId: null, triggerDataRef: null });
     default:
       return assertNever(e);
   }
