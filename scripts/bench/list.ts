@@ -1,7 +1,7 @@
 import { ApiKeyStore } from '@flowruns/access';
 import { buildListQuery, decodeCursor, type ListRunsQuery } from '@flowruns/run-views';
 import { toPositional } from './db';
-import { fnLoad, httpLoad, interleavedLoad, type LoadResult } from './load';
+import { fnLoad, httpLoad, runHttpSchedule, type LoadResult } from './load';
 import type { Profile } from './profiles';
 import { seed } from './seed';
 import { BenchSystem } from './system';
@@ -87,16 +87,14 @@ export async function benchList(profile: Profile) {
       }
       const alternatives = last ? await alternativesAt(sys, cursor, p) : null;
       // Page 1 and page N side by side (interleaved, one schedule): the ratio the target names.
-      const fetchOk = (u: string) => async () => {
-        const r = await fetch(u, { headers: auth });
-        await r.arrayBuffer();
-        if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      };
       const sideBySide = last
-        ? await interleavedLoad(
-            { 'page 1': fetchOk(url({})), [`page ${p.page}`]: fetchOk(url({ cursor })) },
-            { concurrency: 8, durationS: Math.max(p.fixedS, 10), rate: p.rateRps },
-          )
+        ? await runHttpSchedule({
+            urls: { 'page 1': url({}), [`page ${p.page}`]: url({ cursor }) },
+            headers: auth,
+            connections: 8,
+            durationS: Math.max(p.fixedS, 10),
+            rate: p.rateRps,
+          })
         : null;
       if (sideBySide) {
         const [a, b] = Object.values(sideBySide);

@@ -1,5 +1,9 @@
 import autocannon from 'autocannon';
 import { performance } from 'node:perf_hooks';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import type { HttpScheduleOptions } from './http-schedule';
+import { onSchedule } from './schedule';
 import { percentile, round } from './util';
 
 /** What every load measurement reports: latency percentiles (ms) and the achieved rate. */
@@ -18,9 +22,11 @@ export interface LoadResult {
 }
 
 /**
- * HTTP load with autocannon: at a fixed rate (`rate`, latencies corrected for coordinated
- * omission by autocannon) or closed-loop over `connections`. Any answer but 2xx counts as an error,
- * and a run with errors is reported as such, never silently averaged in.
+ * HTTP load. At a fixed rate (`rate`): a schedule run by a process of its own
+ * (`http-schedule.ts`), each latency from the instant its request was due, so a stall counts
+ * against every request it delayed. Closed-loop (no `rate`): autocannon over `connections`. Any
+ * answer but 2xx counts as an error, and a run with errors is reported as such, never silently
+ * averaged in.
  */
 export async function httpLoad(opts: {
   url: string;
@@ -29,12 +35,15 @@ export async function httpLoad(opts: {
   durationS: number;
   rate?: number;
 }): Promise<LoadResult> {
+  if (opts.rate) {
+    const r = await runHttpSchedule({ urls: { only: opts.url }, headers: opts.headers, connections: opts.connections, durationS: opts.durationS, rate: opts.rate });
+    return r.only;
+  }
   const r = await autocannon({
     url: opts.url,
     headers: opts.headers,
     connections: opts.connections,
     duration: opts.durationS,
-    overallRate: opts.rate,
     timeout: 30,
   });
   return {
@@ -44,11 +53,28 @@ export async function httpLoad(opts: {
     rps: round(r.requests.total / r.duration, 1),
     requests: r.requests.total,
     errors: r.errors + r.timeouts + r.non2xx,
-    targetRps: opts.rate ?? null,
+    targetRps: null,
     connections: opts.connections,
     durationS: opts.durationS,
     tool: 'autocannon 8 (ms resolution)',
   };
+}
+
+/** A fixed-rate schedule over one or more URLs, run by `http-schedule.ts` in a child process. */
+export function runHttpSchedule(opts: HttpScheduleOptions): Promise<Record<string, LoadResult>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'http-schedule.js'), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const last = out.trim().split('\n').pop() ?? '';
+      if (code !== 0 || !last) return reject(new Error(`the load process exited with ${code}: ${err}`));
+      resolve(JSON.parse(last) as Record<string, LoadResult>);
+    });
+  });
 }
 
 /**
@@ -98,83 +124,4 @@ export async function fnLoad(
     durationS: opts.durationS,
     tool: 'harness (performance.now, µs resolution)',
   };
-}
-
-/**
- * Several requests measured side by side: one schedule at `rate` per second in all, taking the
- * works in turn (a, b, a, b, …), each latency from the instant its request was due (as `fnLoad`),
- * kept apart per work. Whatever slows the machine for a moment (a collector, a timer in another
- * process, autovacuum) falls on all of them alike, so their ratio compares the requests and not the
- * moments they ran in — two loads one after the other compared p99s of two different quarters of a
- * minute.
- */
-export async function interleavedLoad(
-  works: Readonly<Record<string, () => Promise<void>>>,
-  opts: { concurrency: number; durationS: number; rate: number },
-): Promise<Record<string, LoadResult>> {
-  const names = Object.keys(works);
-  const latencies = new Map(names.map((n) => [n, [] as number[]]));
-  const errors = new Map(names.map((n) => [n, 0]));
-  const start = performance.now();
-  await onSchedule(opts, async (n, due) => {
-    const name = names[n % names.length];
-    const from = Math.min(due, performance.now());
-    try {
-      await works[name]();
-      latencies.get(name)?.push(performance.now() - from);
-    } catch {
-      errors.set(name, (errors.get(name) ?? 0) + 1);
-    }
-  });
-  const elapsed = (performance.now() - start) / 1000;
-  return Object.fromEntries(
-    names.map((name) => {
-      const l = latencies.get(name) ?? [];
-      const result: LoadResult = {
-        p50Ms: round(percentile(l, 50), 3),
-        p99Ms: round(percentile(l, 99), 3),
-        maxMs: round(Math.max(...l), 3),
-        rps: round(l.length / elapsed, 1),
-        requests: l.length,
-        errors: errors.get(name) ?? 0,
-        targetRps: opts.rate / names.length,
-        connections: opts.concurrency,
-        durationS: opts.durationS,
-        tool: `harness (fetch, performance.now; ${names.join(' and ')} interleaved, ${opts.rate}/s in all)`,
-      };
-      return [name, result];
-    }),
-  );
-}
-
-/**
- * Calls `fire(n, due)` for the n-th request at `rate` per second for `durationS`, each at its due
- * instant or, when `concurrency` requests are already in flight, as soon as one ends (the delay
- * then counts against it: latencies are measured from `due`). Resolves when every request ended.
- */
-async function onSchedule(
-  opts: { concurrency: number; durationS: number; rate?: number },
-  fire: (n: number, due: number) => Promise<void>,
-): Promise<void> {
-  const start = performance.now();
-  const end = start + opts.durationS * 1000;
-  const interval = 1000 / (opts.rate ?? 1);
-  let inFlight = 0;
-  const waiters: (() => void)[] = [];
-  const pending: Promise<void>[] = [];
-  for (let n = 0; ; n++) {
-    const due = start + n * interval;
-    if (due >= end) break;
-    const now = performance.now();
-    if (due > now) await new Promise((r) => setTimeout(r, due - now));
-    while (inFlight >= opts.concurrency) await new Promise<void>((r) => waiters.push(r));
-    inFlight++;
-    pending.push(
-      fire(n, due).finally(() => {
-        inFlight--;
-        waiters.shift()?.();
-      }),
-    );
-  }
-  await Promise.all(pending);
 }

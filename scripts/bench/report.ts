@@ -136,7 +136,7 @@ function renderIngest(r: Json): string[] {
 
 function renderList(r: Json): string[] {
   const o: string[] = [
-    `Views bulk-loaded and vacuumed (${r.config.flows} flows, ${r.config.steps} steps per run, 70% SUCCEEDED / 15% FAILED / 5% RUNNING / 5% STOPPED / 5% TIMEOUT, no PAUSED), ${r.config.project}, \`limit=10\`. API: autocannon at ${r.config.rateRps} req/s (8 connections), then closed loop (${r.config.connections} connections). SQL: the gateway's own query (\`buildListQuery\`) on a pg pool, at ${r.config.rateRps}/s, then closed loop (8).`,
+    `Views bulk-loaded and vacuumed (${r.config.flows} flows, ${r.config.steps} steps per run, 70% SUCCEEDED / 15% FAILED / 5% RUNNING / 5% STOPPED / 5% TIMEOUT, no PAUSED), ${r.config.project}, \`limit=10\`. API: ${r.config.rateRps} req/s on a fixed schedule from a load process of its own (8 connections, each latency from when its request was due), then closed loop with autocannon (${r.config.connections} connections). SQL: the gateway's own query (\`buildListQuery\`) on a pg pool, at ${r.config.rateRps}/s, then closed loop (8).`,
     '',
   ];
   const sizes = r.sizes as Json[];

@@ -1,0 +1,87 @@
+/**
+ * Fixed-rate HTTP load in a process of its own (`runHttpSchedule` spawns this file). The load
+ * generator used to run inside the harness process, which also holds the benchmark's database pools
+ * and the data generator's garbage: a pause of the harness's collector or event loop delayed the
+ * requests it was due to send and was counted against the gateway. In a child process the only
+ * work on its event loop is the schedule.
+ *
+ * Protocol: argv[2] is the JSON of `HttpScheduleOptions`; the result (`Record<name, LoadResult>`)
+ * is the last line of stdout.
+ */
+import { performance } from 'node:perf_hooks';
+import { Pool } from 'undici';
+import type { LoadResult } from './load';
+import { onSchedule } from './schedule';
+import { percentile, round } from './util';
+
+export interface HttpScheduleOptions {
+  /** Named URLs, taken in turn (a, b, a, b, …) on one schedule. All must share one origin. */
+  readonly urls: Readonly<Record<string, string>>;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Requests per second in all. */
+  readonly rate: number;
+  readonly durationS: number;
+  /** Keep-alive connections, which is also the most requests in flight. */
+  readonly connections: number;
+}
+
+async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResult>> {
+  const names = Object.keys(opts.urls);
+  const targets = names.map((n) => new URL(opts.urls[n]));
+  const origin = targets[0].origin;
+  if (targets.some((t) => t.origin !== origin)) throw new Error('every URL of a schedule must share one origin');
+  const pool = new Pool(origin, { connections: opts.connections });
+  const request = async (path: string) => {
+    const r = await pool.request({ path, method: 'GET', headers: { ...opts.headers } });
+    await r.body.arrayBuffer();
+    if (r.statusCode < 200 || r.statusCode > 299) throw new Error(`HTTP ${r.statusCode}`);
+  };
+  // Connections opened and code warmed before the schedule starts.
+  for (let i = 0; i < opts.connections * 2; i++) await request(targets[i % targets.length].pathname + targets[i % targets.length].search);
+
+  const latencies = names.map(() => [] as number[]);
+  const errors = names.map(() => 0);
+  const start = performance.now();
+  await onSchedule({ concurrency: opts.connections, durationS: opts.durationS, rate: opts.rate }, async (n, due) => {
+    const i = n % names.length;
+    const from = Math.min(due, performance.now());
+    try {
+      await request(targets[i].pathname + targets[i].search);
+      latencies[i].push(performance.now() - from);
+    } catch {
+      errors[i]++;
+    }
+  });
+  const elapsed = (performance.now() - start) / 1000;
+  await pool.close();
+  const tool = names.length > 1
+    ? `load process (undici; ${names.join(' and ')} interleaved, ${opts.rate}/s in all; latency from each request's due time)`
+    : "load process (undici; latency from each request's due time)";
+  return Object.fromEntries(
+    names.map((name, i): [string, LoadResult] => [
+      name,
+      {
+        p50Ms: round(percentile(latencies[i], 50), 2),
+        p99Ms: round(percentile(latencies[i], 99), 2),
+        maxMs: round(Math.max(...latencies[i]), 2),
+        rps: round(latencies[i].length / elapsed, 1),
+        requests: latencies[i].length,
+        errors: errors[i],
+        targetRps: opts.rate / names.length,
+        connections: opts.connections,
+        durationS: opts.durationS,
+        tool,
+      },
+    ]),
+  );
+}
+
+if (require.main === module) {
+  main(JSON.parse(process.argv[2]) as HttpScheduleOptions).then(
+    (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,33 @@
+import { performance } from 'node:perf_hooks';
+
+/**
+ * Calls `fire(n, due)` for the n-th request at `rate` per second for `durationS`, each at its due
+ * instant or, when `concurrency` requests are already in flight, as soon as one ends (the delay
+ * then counts against it: latencies are measured from `due`). Resolves when every request ended.
+ */
+export async function onSchedule(
+  opts: { concurrency: number; durationS: number; rate?: number },
+  fire: (n: number, due: number) => Promise<void>,
+): Promise<void> {
+  const start = performance.now();
+  const end = start + opts.durationS * 1000;
+  const interval = 1000 / (opts.rate ?? 1);
+  let inFlight = 0;
+  const waiters: (() => void)[] = [];
+  const pending: Promise<void>[] = [];
+  for (let n = 0; ; n++) {
+    const due = start + n * interval;
+    if (due >= end) break;
+    const now = performance.now();
+    if (due > now) await new Promise((r) => setTimeout(r, due - now));
+    while (inFlight >= opts.concurrency) await new Promise<void>((r) => waiters.push(r));
+    inFlight++;
+    pending.push(
+      fire(n, due).finally(() => {
+        inFlight--;
+        waiters.shift()?.();
+      }),
+    );
+  }
+  await Promise.all(pending);
+}
