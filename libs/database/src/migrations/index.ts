@@ -4,6 +4,7 @@ import { Migration20261128180000BulkSelection } from './Migration20261128180000B
 import { Migration20261128190000Retention } from './Migration20261128190000Retention';
 import { Migration20261129000000IdempotencyKeys } from './Migration20261129000000IdempotencyKeys';
 import { Migration20261129120000Fillfactor } from './Migration20261129120000Fillfactor';
+import { Migration20261129150000StallReason } from './Migration20261129150000StallReason';
 
 /** Every migration, in order. Listed explicitly so the same list works from sources and from dist. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261128190000Retention', class: Migration20261128190000Retention },
   { name: 'Migration20261129000000IdempotencyKeys', class: Migration20261129000000IdempotencyKeys },
   { name: 'Migration20261129120000Fillfactor', class: Migration20261129120000Fillfactor },
+  { name: 'Migration20261129150000StallReason', class: Migration20261129150000StallReason },
 ];

@@ -1,0 +1,47 @@
+import { dropTestDatabase, ensureDatabase, ormOptions, parseDatabaseUrl } from '@flowruns/database';
+import { testEnv, uniqueName } from '@flowruns/testing';
+import { MikroORM } from '@mikro-orm/postgresql';
+
+/**
+ * Migrations that change a table holding rows: what happens to the rows already there, and that
+ * `down` undoes `up` (a rollback of the release must leave a schema the old code works with).
+ */
+describe('Migration20261129150000StallReason', () => {
+  const url = parseDatabaseUrl(testEnv().databaseUrl).serverUrl(uniqueName('flowruns_test_migrations').toLowerCase());
+  let orm: MikroORM;
+  beforeAll(async () => {
+    await ensureDatabase(url);
+    orm = await MikroORM.init(ormOptions({ url, entities: [], poolMax: 1 }));
+  });
+  afterAll(async () => {
+    await orm?.close(true);
+    await dropTestDatabase(url);
+  });
+
+  const sql = <T>(text: string, params: unknown[] = []) => orm.em.fork().execute<T[]>(text, params);
+  const columns = async () =>
+    (await sql<{ column_name: string }>(`select column_name from information_schema.columns where table_name = 'projection_stalls' order by ordinal_position`)).map(
+      (c) => c.column_name,
+    );
+  const rows = async () => (await sql<{ row: unknown }>(`select to_jsonb(s) - 'detected_at' as row from projection_stalls s order by run_id`)).map((r) => r.row);
+  const old = { run_id: 'run-old', expected_seq: 3, received_seq: 5, event_id: 'evt-old' };
+
+  it('adds reason and event_type, null for a stall recorded before it; down removes them and keeps the rows', async () => {
+    await orm.getMigrator().up({ to: 'Migration20261129120000Fillfactor' });
+    await sql(`insert into projection_stalls (run_id, expected_seq, received_seq, event_id) values (?, ?, ?, ?)`, Object.values(old));
+
+    await orm.getMigrator().up();
+    expect(await columns()).toEqual(['run_id', 'expected_seq', 'received_seq', 'event_id', 'detected_at', 'reason', 'event_type']);
+    const added = { run_id: 'run-new', expected_seq: 1, received_seq: 1, event_id: 'evt-new', event_type: 'flowrun.step.started.v1', reason: 'not-created' };
+    await sql(`insert into projection_stalls (run_id, expected_seq, received_seq, event_id, event_type, reason) values (?, ?, ?, ?, ?, ?)`, Object.values(added));
+    expect(await rows()).toEqual([added, { ...old, event_type: null, reason: null }]);
+
+    await orm.getMigrator().down({ to: 'Migration20261129150000StallReason' });
+    expect(await columns()).toEqual(['run_id', 'expected_seq', 'received_seq', 'event_id', 'detected_at']);
+    expect(await rows()).toEqual([{ run_id: 'run-new', expected_seq: 1, received_seq: 1, event_id: 'evt-new' }, old]);
+
+    // And up again, as a release rolled forward after its rollback would.
+    await orm.getMigrator().up();
+    expect(await columns()).toContain('reason');
+  });
+});
