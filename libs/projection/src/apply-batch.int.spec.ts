@@ -159,7 +159,9 @@ describe('applyBatch against Postgres', () => {
       ['run-gap', 2],
       ['run-ok', 16],
     ]);
-    expect(stalls).toEqual([{ run_id: 'run-gap', expected_seq: 3, received_seq: 4, event_id: a[3].id }]);
+    expect(stalls).toEqual([
+      { run_id: 'run-gap', expected_seq: 3, received_seq: 4, event_id: a[3].id, event_type: a[3].type, reason: 'gap' },
+    ]);
   });
 
   it('records a gap before the run exists (the trigger was lost) without creating a view', async () => {
@@ -168,7 +170,40 @@ describe('applyBatch against Postgres', () => {
     expect(stats.stalls.map((s) => [s.expectedSeq, s.receivedSeq, s.reason])).toEqual([[1, 2, 'gap']]);
     const { runs, stalls } = await dump(db);
     expect(runs).toEqual([]);
-    expect(stalls).toHaveLength(1);
+    expect(stalls).toEqual([
+      { run_id: 'run-late', expected_seq: 1, received_seq: 2, event_id: a[1].id, event_type: a[1].type, reason: 'gap' },
+    ]);
+  });
+
+  it('records why each run stalled and the type of the event it stalled on: not-created, already-created', async () => {
+    // A known event first, an unknown type first: neither has a row to apply to.
+    const known = new RunHistory('run-known-first');
+    known.stepStarted('fetch');
+    const unknown = new RunHistory('run-unknown-first');
+    unknown.addRaw('flowrun.triggered.v2', {});
+    const twice = new RunHistory('run-twice');
+    twice.triggered();
+    twice.triggered();
+    const stats = await apply(db, [...known.events, ...unknown.events, ...twice.events]);
+    expect(stats.stalls.map((s) => [s.runId, s.reason])).toEqual([
+      ['run-known-first', 'not-created'],
+      ['run-unknown-first', 'not-created'],
+      ['run-twice', 'already-created'],
+    ]);
+
+    const row = (e: EventEnvelope, expected: number, reason: string) => ({
+      run_id: e.subject,
+      expected_seq: expected,
+      received_seq: e.seq,
+      event_id: e.id,
+      event_type: e.type,
+      reason,
+    });
+    expect((await dump(db)).stalls).toEqual([
+      row(known.events[0], 1, 'not-created'),
+      row(twice.events[1], 2, 'already-created'),
+      row(unknown.events[0], 1, 'not-created'),
+    ]);
   });
 
   it('skips an unknown event type without stalling: the version moves and later events apply', async () => {
@@ -306,7 +341,13 @@ describe('archive and purge alone in their batch (the patch path)', () => {
     ]);
     const after = await dump(db, { withUpdatedAt: true });
     expect(after.runs).toEqual(before.runs);
-    expect(after.stalls.map((s) => (s as { run_id: string }).run_id)).toEqual(['run-gap', 'run-missing', 'run-stalled']);
+    // The event each run stalled on, whichever path it came through.
+    const stalledOn = (r: Record<string, unknown>) => [r.run_id, r.received_seq, r.event_type, r.reason];
+    expect(after.stalls.map((s) => stalledOn(s as Record<string, unknown>))).toEqual([
+      ['run-gap', 16, 'flowrun.execution-data-purged.v1', 'gap'],
+      ['run-missing', 15, 'flowrun.archived.v1', 'gap'],
+      ['run-stalled', 5, stalled[4].type, 'gap'],
+    ]);
   });
 
   it('does not deadlock or lose a write when two transactions patch and fold overlapping runs at once', async () => {
@@ -349,7 +390,10 @@ describe('rebuild determinism', () => {
     const b = await dump(oneByOne);
     expect(a.runs).toHaveLength(4);
     expect(a.steps.length).toBeGreaterThan(6);
-    expect(a.stalls).toHaveLength(1);
+    const stalledOn = gap.find((x) => x.seq === 5)!;
+    expect(a.stalls).toEqual([
+      { run_id: 'run-d', expected_seq: 4, received_seq: 5, event_id: stalledOn.id, event_type: stalledOn.type, reason: 'gap' },
+    ]);
     expect(b).toEqual(a);
   });
 

@@ -186,8 +186,10 @@ describe('ProjectionBatchHandler on a real consumer group', () => {
     await waitFor(async () => (await h.version('run-gap')) === 4, { what: 'run-gap stopped at 4' });
     const stalls = await h.orm.em
       .fork()
-      .execute('select run_id, expected_seq, received_seq, event_id from projection_stalls');
-    expect(stalls).toEqual([{ run_id: 'run-gap', expected_seq: 5, received_seq: 6, event_id: gap[5].id }]);
+      .execute('select run_id, expected_seq, received_seq, event_id, event_type, reason from projection_stalls');
+    expect(stalls).toEqual([
+      { run_id: 'run-gap', expected_seq: 5, received_seq: 6, event_id: gap[5].id, event_type: gap[5].type, reason: 'gap' },
+    ]);
     await waitFor(() => sum(h.outcomes, 'gaps') === 11, { what: 'the 11 events after the gap skipped' });
 
     // The missing event arrives late: still skipped, never guessed into place.

@@ -103,9 +103,10 @@ const UPSERT_STEPS = `
   select ${columnList(STEP_COLUMNS)} from jsonb_to_recordset(${JSONB_PARAM}) as x(${recordsetSignature(STEP_COLUMNS)})
   on conflict (run_id, step_name) do update set ${updateList(STEP_COLUMNS, ['run_id', 'step_name'])}`;
 const INSERT_STALLS = `
-  insert into projection_stalls (run_id, expected_seq, received_seq, event_id)
-  select run_id, expected_seq, received_seq, event_id
-  from jsonb_to_recordset(${JSONB_PARAM}) as x(run_id text, expected_seq integer, received_seq integer, event_id text)
+  insert into projection_stalls (run_id, expected_seq, received_seq, event_id, event_type, reason)
+  select run_id, expected_seq, received_seq, event_id, event_type, reason
+  from jsonb_to_recordset(${JSONB_PARAM})
+    as x(run_id text, expected_seq integer, received_seq integer, event_id text, event_type text, reason text)
   on conflict (run_id) do nothing`;
 
 /**
@@ -307,6 +308,8 @@ export async function saveRuns(
           expected_seq: s.expectedSeq,
           received_seq: s.receivedSeq,
           event_id: s.eventId,
+          event_type: s.eventType,
+          reason: s.reason,
         })),
       ),
     ]);
