@@ -10,6 +10,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import { readDeadLetters, replayMessage } from './dead-letters';
 import { prepareRebuild } from './projection-rebuild';
+import { listStalls, stallsTable } from './projection-stalls';
 
 // The CLI logs (kafkajs retries, MikroORM) only from errors up unless LOG_LEVEL says otherwise:
 // its own output is what the operator reads.
@@ -61,8 +62,12 @@ const withOrm = async <T>(work: (orm: MikroORM) => Promise<T>): Promise<T> => {
   try {
     return await work(orm);
   } catch (e) {
-    const missing = /relation "([^"]+)" does not exist/.exec((e as Error)?.message ?? '');
+    const message = (e as Error)?.message ?? '';
+    const missing = /relation "([^"]+)" does not exist/.exec(message);
     if (missing) throw failure('not-migrated', `the database has no table ${missing[1]}: run db:migrate first (npm run migrate)`);
+    // A table that a later migration gave a column (projection_stalls.reason, for one).
+    const column = /column "?([\w.]+)"? does not exist/.exec(message);
+    if (column) throw failure('not-migrated', `the database has no column ${column[1]}: run db:migrate first (npm run migrate)`);
     throw e;
   } finally {
     await orm.close(true);
@@ -293,6 +298,38 @@ program
       }),
     );
   });
+
+/** `--limit`: an integer from 1 to `max`. */
+const countOption = (name: string, max: number) => (value: string): number => {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    throw usageError('invalid-option', `${name}: "${value}" must be an integer from 1 to ${max}`);
+  }
+  return Number(value);
+};
+
+program
+  .command('projection:stalls')
+  .description(
+    'list the runs whose projection stalled (their views stopped until a rebuild), newest first: run, project, reason ' +
+      '(gap, not-created, already-created), the event it stalled on, expected and received seq, when',
+  )
+  .option('--limit <n>', 'at most this many, the newest (1-10000)', countOption('--limit', 10_000), 50)
+  .option('--json', 'one JSON object per stall and line: {runId, projectId, reason, eventType, expectedSeq, receivedSeq, eventId, detectedAt}')
+  .action((opts: { limit: number; json?: boolean }) =>
+    withOrm(async (orm) => {
+      const { stalls, total } = await listStalls(sqlRunner(orm.em.fork()), opts.limit);
+      if (opts.json) {
+        for (const s of stalls) console.log(JSON.stringify(s));
+        return;
+      }
+      if (total === 0) {
+        console.log('no stalled runs');
+        return;
+      }
+      for (const line of stallsTable(stalls)) console.log(line);
+      console.log(stalls.length < total ? `the newest ${stalls.length} of ${total} stalled run(s) (--limit)` : `${total} stalled run(s)`);
+    }),
+  );
 
 program
   .command('dead-letters:list')
