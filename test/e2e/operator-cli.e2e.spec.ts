@@ -25,6 +25,7 @@ const COMMANDS = [
   'retention:plan',
   'retention:run',
   'projection:rebuild',
+  'projection:stalls',
   'dead-letters:list',
   'dead-letters:replay',
 ];
@@ -61,6 +62,7 @@ describe('operator CLI: help, errors and exit codes', () => {
     ['a missing argument', ['api-keys:revoke']],
     ['an invalid option value', ['projects:set', 'p', '--monthly-run-quota', 'lots']],
     ['an invalid --now', ['retention:plan', '--now', 'yesterday']],
+    ['an invalid --limit', ['projection:stalls', '--limit', '0']],
     ['nothing to replay', ['dead-letters:replay']],
   ])('exits 2 on a usage error: %s, without a stack trace', async (_what, args) => {
     const r = await outcome(args, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/never_used' });
@@ -91,9 +93,10 @@ describe('operator CLI: help, errors and exit codes', () => {
 
 /**
  * The commands that work on the database and the broker alone, from a fresh database: migrations,
- * topics, API keys and projects, with their success output and their failures' exit codes.
+ * topics, API keys, projects and projection stalls, with their success output and their failures'
+ * exit codes.
  */
-describe('operator CLI: db:migrate, topics:create, api-keys:*, projects:*', () => {
+describe('operator CLI: db:migrate, topics:create, api-keys:*, projects:*, projection:stalls', () => {
   const dbName = uniqueName('flowruns_test_cli').toLowerCase();
   const url = parseDatabaseUrl(testEnv().databaseUrl).serverUrl(dbName);
   const topic = uniqueName('e2e-cli-topics');
@@ -159,6 +162,51 @@ describe('operator CLI: db:migrate, topics:create, api-keys:*, projects:*', () =
     expect((await cli('projects:set', 'proj_q', '--monthly-run-quota', 'none')).stdout).toBe('project proj_q: retention 7 days, monthly run quota unlimited\n');
     await expect(cli('projects:list', '--project', 'proj_other')).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('no project proj_other') });
     await expect(cli('projects:set', 'proj_q', '--monthly-run-quota', '0')).rejects.toMatchObject({ code: 2 });
+  });
+
+  it('projection:stalls: none yet; then newest first, as a table or JSON lines, up to --limit; a bad --limit is exit 2', async () => {
+    await migrated();
+    expect((await cli('projection:stalls')).stdout).toBe('no stalled runs\n');
+    expect((await cli('projection:stalls', '--json')).stdout).toBe('');
+    const db = new Client({ connectionString: url });
+    await db.connect();
+    try {
+      await db.query(
+        `insert into projection_stalls (run_id, expected_seq, received_seq, event_id, event_type, reason, detected_at) values
+           ('run-s1', 1, 1, 'evt-1', 'flowrun.step.started.v1', 'not-created', '2026-11-29T10:00:00Z'),
+           ('run-s2', 4, 6, 'evt-2', 'flowrun.step.succeeded.v1', 'gap', '2026-11-29T11:00:00Z')`,
+      );
+      expect((await cli('projection:stalls')).stdout.split('\n')).toEqual([
+        expect.stringMatching(/^RUN +PROJECT +REASON +EVENT TYPE +EXPECTED +RECEIVED +EVENT +DETECTED AT$/),
+        expect.stringMatching(/^run-s2 +- +gap +flowrun\.step\.succeeded\.v1 +4 +6 +evt-2 +2026-11-29T11:00:00\.000Z$/),
+        expect.stringMatching(/^run-s1 +- +not-created +flowrun\.step\.started\.v1 +1 +1 +evt-1 +2026-11-29T10:00:00\.000Z$/),
+        '2 stalled run(s)',
+        '',
+      ]);
+      expect((await cli('projection:stalls', '--limit', '1')).stdout).toMatch(/^run-s2 .*\nthe newest 1 of 2 stalled run\(s\) \(--limit\)\n$/m);
+      const json = (await cli('projection:stalls', '--json', '--limit', '1')).stdout;
+      expect(json.trimEnd().split('\n').map((line) => JSON.parse(line))).toEqual([
+        { runId: 'run-s2', projectId: null, reason: 'gap', eventType: 'flowrun.step.succeeded.v1', expectedSeq: 4, receivedSeq: 6, eventId: 'evt-2', detectedAt: '2026-11-29T11:00:00.000Z' },
+      ]);
+      await expect(cli('projection:stalls', '--limit', 'ten')).rejects.toMatchObject({
+        code: 2,
+        stdout: '',
+        stderr: expect.stringContaining('error: --limit: "ten" must be an integer from 1 to 10000'),
+      });
+
+      // A database whose migrations stop before the reason was kept: told to migrate, not an SQL error.
+      await db.query('alter table projection_stalls drop column reason');
+      try {
+        await expect(cli('projection:stalls')).rejects.toMatchObject({
+          code: 1,
+          stderr: 'error: the database has no column s.reason: run db:migrate first (npm run migrate)\n',
+        });
+      } finally {
+        await db.query('alter table projection_stalls add column reason text null');
+      }
+    } finally {
+      await db.end();
+    }
   });
 });
 
