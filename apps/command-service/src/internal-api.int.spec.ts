@@ -1,5 +1,7 @@
+import { randomBytes, randomUUID } from 'node:crypto';
 import { parseEnvelope } from '@flowruns/contracts';
 import { uniqueName, waitFor } from '@flowruns/testing';
+import { Client } from 'pg';
 import { startCommandService, type TestCommandService } from './app.spec-helpers';
 
 /**
@@ -106,12 +108,12 @@ describe('command service internal API (HTTP, real Postgres + Kafka)', () => {
     expect(await svc.call('POST', '/internal/runs/bulk', { action: 'purge', projectId, filter: {} })).toMatchObject({ status: 400 });
   });
 
-  it('resume: 200 with the output; 404 wrong or used id; 409 not paused; 410 expired', async () => {
+  it('resume: 200 with the output; 404 wrong or used id, or a run that never issued it; 410 expired', async () => {
     const flow = await createFlow();
     const run = await trigger(flow.id);
-    expect(await svc.call('POST', `/internal/runs/${run.id}/resume`, { requestId: 'req_x', body: {} })).toMatchObject({
-      status: 409,
-      body: { code: 'INVALID_TRANSITION', params: { status: 'RUNNING' } },
+    expect(await svc.call('POST', `/internal/runs/${run.id}/resume`, { requestId: 'req_x', body: {} })).toEqual({
+      status: 404,
+      body: { statusCode: 404, code: 'PAUSE_REQUEST_MISMATCH', params: { entityType: 'flow_run_request', entityId: 'req_x' } },
     });
     await svc.call('POST', `/internal/runs/${run.id}/steps/a/start`, { stepType: 'approval' });
     const paused = await svc.call<{ requestId: string }>('POST', `/internal/runs/${run.id}/pause`, { stepName: 'a' });
@@ -163,6 +165,80 @@ describe('command service internal API (HTTP, real Postgres + Kafka)', () => {
     expect(exec).toMatchObject({ status: 200, body: { runId: run.id, trigger: { x: 1 }, results: { a: { status: 'RUNNING' } } } });
     expect(exec.body.steps.map((s) => s.name)).toEqual(['a', 'b']);
     expect(await svc.call('GET', '/internal/runs/missing/execution')).toMatchObject({ status: 404, body: { code: 'ENTITY_NOT_FOUND' } });
+  });
+
+  it('resume: an id the run did not issue is one 404 for any run id, an unknown one included; 409 to the holder of an abandoned id; nothing appended or published', async () => {
+    const flow = await createFlow();
+    const pausedOn = async (runId: string) => {
+      await svc.call('POST', `/internal/runs/${runId}/steps/a/start`, { stepType: 'approval' });
+      const p = await svc.call<{ requestId: string }>('POST', `/internal/runs/${runId}/pause`, { stepName: 'a' });
+      expect(p.status).toBe(200);
+      return p.body.requestId;
+    };
+    const paused = await trigger(flow.id);
+    const awaited = await pausedOn(paused.id);
+    const running = await trigger(flow.id);
+    const finished = await trigger(flow.id);
+    expect((await svc.call('POST', `/internal/runs/${finished.id}/succeed`, {})).status).toBe(200);
+    const cancelled = await trigger(flow.id);
+    const abandoned = await pausedOn(cancelled.id);
+    expect((await svc.call('POST', `/internal/runs/${cancelled.id}/stop`, { projectId })).status).toBe(200);
+    const unknown = randomUUID();
+    const runIds = [unknown, running.id, finished.id, cancelled.id, paused.id];
+
+    const pg = new Client({ connectionString: svc.databaseUrl });
+    await pg.connect();
+    const consumer = svc.kafka.consumer({ groupId: uniqueName('it-cmdsvc-resume') });
+    try {
+      /** The event log (the outbox the relay publishes), the runs' rows and their stored data. */
+      const written = async () => ({
+        events: (await pg.query('select run_id, event_id from run_events where run_id = any($1) order by run_id, seq', [runIds])).rows,
+        streams: (await pg.query('select run_id, version, state from run_streams where run_id = any($1) order by run_id', [runIds])).rows,
+        data: (await pg.query('select run_id, ref from execution_data where run_id = any($1) order by ref', [runIds])).rows,
+      });
+      const before = await written();
+
+      const guess = `req_${randomBytes(24).toString('base64url')}`;
+      for (const runId of runIds) {
+        expect({ runId, answer: await svc.call('POST', `/internal/runs/${runId}/resume`, { requestId: guess, body: { approved: true } }) }).toEqual({
+          runId,
+          answer: { status: 404, body: { statusCode: 404, code: 'PAUSE_REQUEST_MISMATCH', params: { entityType: 'flow_run_request', entityId: guess } } },
+        });
+      }
+      // The paused run's own id is not another run's: presented elsewhere it is just not issued.
+      expect(await svc.call('POST', `/internal/runs/${running.id}/resume`, { requestId: awaited, body: {} })).toMatchObject({
+        status: 404,
+        body: { code: 'PAUSE_REQUEST_MISMATCH', params: { entityId: awaited } },
+      });
+      // Its holder, once the run was cancelled while waiting on it: the run no longer waits.
+      expect(await svc.call('POST', `/internal/runs/${cancelled.id}/resume`, { requestId: abandoned, body: {} })).toEqual({
+        status: 409,
+        body: { statusCode: 409, code: 'INVALID_TRANSITION', params: { entityType: 'flow_run', entityId: cancelled.id, status: 'STOPPED', command: 'ResumeRun' } },
+      });
+      expect(await written()).toEqual(before);
+
+      expect(await svc.call('POST', `/internal/runs/${paused.id}/resume`, { requestId: awaited, body: { approved: true } })).toEqual({
+        status: 200,
+        body: { runId: paused.id, stepName: 'a', output: { approved: true } },
+      });
+      // What the relay publishes of these runs is exactly their log: the refusals added nothing to it.
+      const logged = new Set((await written()).events.map((e: { event_id: string }) => e.event_id));
+      expect(logged.size).toBe(before.events.length + 1);
+      const published = new Set<string>();
+      await consumer.connect();
+      await consumer.subscribe({ topic: svc.topic, fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          const p = parseEnvelope(message.value);
+          if (p.kind === 'known' && runIds.includes(p.envelope.subject)) published.add(p.envelope.id);
+        },
+      });
+      await waitFor(() => [...logged].every((id) => published.has(id)), { what: 'the runs’ events on the topic', timeoutMs: 30000 });
+      expect([...published].sort()).toEqual([...logged].sort());
+    } finally {
+      await consumer.disconnect();
+      await pg.end();
+    }
   });
 
   it('stop cascades and the relay publishes every event it appended; time-out and internal-error end runs', async () => {

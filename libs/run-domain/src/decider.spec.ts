@@ -1,5 +1,6 @@
 import { RUN_EVENT_TYPES, type RunEvent, type RunEventType } from '@flowruns/contracts';
 import { RUN_COMMAND_TYPES } from './commands';
+import { decide, requestNotIssued } from './decider';
 import { cmd, ev, given, RUN_ID, SAMPLE_COMMAND, stateOf, T0 } from './decider.spec-helpers';
 
 const later = (ms: number) => new Date(T0.getTime() + ms);
@@ -28,7 +29,9 @@ describe('run decider', () => {
       given(ev.triggered()).when(cmd.trigger()).then('RUN_ALREADY_EXISTS', { entityType: 'flow_run', entityId: RUN_ID });
     });
 
-    it.each(RUN_COMMAND_TYPES.filter((t) => t !== 'TriggerRun'))(
+    // ResumeRun is keyless: a run that does not exist answers it as any run answers an id it did
+    // not issue (pinned under 'pause and resume').
+    it.each(RUN_COMMAND_TYPES.filter((t) => t !== 'TriggerRun' && t !== 'ResumeRun'))(
       'answers %s on a run that does not exist with ENTITY_NOT_FOUND',
       (type) => {
         given().when(SAMPLE_COMMAND[type]).then('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: RUN_ID });
@@ -156,13 +159,47 @@ describe('run decider', () => {
     });
 
     it.each([
-      ['RUNNING', [ev.triggered(), ev.stepStarted('a')]],
-      ['SUCCEEDED', [ev.triggered(), ev.succeeded()]],
       ['STOPPED', [...paused, ev.stopped()]],
       ['FAILED', [...paused, ev.failed('approve')]],
-      ['TIMEOUT', [ev.triggered(), ev.stepStarted('a'), ev.timedOut('EXECUTION_TIME')]],
-    ] as const)('refuses to resume a run that is %s and not waiting (INVALID_TRANSITION), naming its status', (status, history) => {
+      ['INTERNAL_ERROR', [...paused, ev.internalError()]],
+    ] as const)('answers the id of a pause the run abandoned (now %s) INVALID_TRANSITION, naming its status', (status, history) => {
       given(...history).when(cmd.resume('req_1')).then('INVALID_TRANSITION', { entityId: RUN_ID, status, command: 'ResumeRun' });
+    });
+
+    it('answers the id of an abandoned pause INVALID_TRANSITION even once the run was retried and waits on a new id', () => {
+      const again = [...paused, ev.stopped(), ev.retriedFromFailedStep(2, 'approve'), ev.stepStarted('approve', 2), ev.paused('approve', 'req_2')];
+      given(...again).when(cmd.resume('req_1')).then('INVALID_TRANSITION', { entityId: RUN_ID, status: 'PAUSED', command: 'ResumeRun' });
+      given(...again).when(cmd.resume('req_2')).then([ev.resumed('approve', 'req_2')]);
+    });
+
+    /**
+     * The resume routes take no API key: the request id is the capability. Without an id the run
+     * issued, the answer must not tell whether the run exists, what its status is, or that it
+     * waits on another id — one and the same error for all of them.
+     */
+    describe('an id the run did not issue: one answer, whatever the run', () => {
+      const NOT_ISSUED = { code: 'PAUSE_REQUEST_MISMATCH', params: { entityType: 'flow_run_request', entityId: 'req_guess' } };
+      it.each([
+        ['does not exist', []],
+        ['is RUNNING', [ev.triggered(), ev.stepStarted('a')]],
+        ['is PAUSED on another id', paused],
+        ['SUCCEEDED', [ev.triggered(), ev.succeeded()]],
+        ['SUCCEEDED after a resume', [...paused, ev.resumed('approve', 'req_1'), ev.succeeded()]],
+        ['was STOPPED while it waited', [...paused, ev.stopped()]],
+        ['FAILED', [ev.triggered(), ev.stepStarted('b'), ev.stepFailed('b'), ev.failed('b')]],
+        ['timed out while it waited', [...paused, ev.timedOut('PAUSE_TIME')]],
+        ['TIMEOUT while running', [ev.triggered(), ev.stepStarted('a'), ev.timedOut('EXECUTION_TIME')]],
+        ['is archived and purged', [ev.triggered(), ev.succeeded(), ev.archived(), ev.purged()]],
+      ] as const)('run %s: 404 PAUSE_REQUEST_MISMATCH naming only the id sent', (_, history) => {
+        const state = stateOf(history);
+        expect(decide(cmd.resume('req_guess'), state, { runId: RUN_ID, now: T0 })).toEqual(NOT_ISSUED);
+        expect(requestNotIssued('req_guess')).toEqual(NOT_ISSUED);
+      });
+
+      it('is decided before the deadline: a wrong id on an expired pause is not told it expired', () => {
+        const waiting = [ev.triggered(), ev.stepStarted('approve'), ev.paused('approve', 'req_1', T0.toISOString())];
+        given(...waiting).when(cmd.resume('req_guess'), later(60_000)).then('PAUSE_REQUEST_MISMATCH', { entityId: 'req_guess' });
+      });
     });
 
     it('refuses to pause a run that is already paused', () => {

@@ -1,6 +1,6 @@
 import { domainError, type DomainError, type FlowRunStatus, type RunEvent } from '@flowruns/contracts';
 import type { RunCommand } from './commands';
-import { initialState, type RunState } from './state';
+import { initialState, type ClosedRequest, type RunState } from './state';
 import { ACCEPTED_IN, RETRYABLE_FROM_FAILED_STEP, type FromStatus } from './transitions';
 
 export interface DecisionContext {
@@ -22,6 +22,17 @@ const pauseExpired = (requestId: string, resumeDeadline: string | null): DomainE
     message: 'the resume request expired',
   });
 
+/**
+ * The answer to a resume request id the run did not issue: the same for every run, whether it
+ * exists or not and whatever its status, so that it tells the caller nothing but "not this id".
+ */
+export const requestNotIssued = (requestId: string): DomainError =>
+  domainError('PAUSE_REQUEST_MISMATCH', { entityType: 'flow_run_request', entityId: requestId });
+
+/** Whether the run issued this resume request id: it waits on it now, or did once. */
+export const issuedRequest = (state: RunState, requestId: string): boolean =>
+  state.pause?.requestId === requestId || state.requests?.[requestId] !== undefined;
+
 const msBetween = (fromIso: string | null, now: Date): number =>
   fromIso === null ? 0 : Math.max(0, now.getTime() - new Date(fromIso).getTime());
 
@@ -31,18 +42,13 @@ const msBetween = (fromIso: string | null, now: Date): number =>
  */
 export function decide(command: RunCommand, state: RunState, ctx: DecisionContext): Decision {
   const from: FromStatus = state.exists && state.status !== null ? state.status : 'NONE';
-  if (from === 'NONE' && command.type !== 'TriggerRun') {
-    return domainError('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: ctx.runId });
-  }
-  if (command.type === 'TriggerRun' && from !== 'NONE') {
-    return domainError('RUN_ALREADY_EXISTS', { entityType: 'flow_run', entityId: ctx.runId });
-  }
-  // Idempotent no-ops come before the table: archiving twice or purging twice changes nothing.
-  if (command.type === 'ArchiveRun' && state.archived) return [];
-  if (command.type === 'PurgeExecutionData' && state.purged) return [];
-  // A request id the run no longer waits on is answered for what it is, whatever the run does now:
-  // used once already (single-use) or expired.
+  // The request id is the capability of the keyless resume routes. An id this run did not issue is
+  // answered first, and alike for every run (none at all included): its holder learns neither that
+  // the run exists, nor its status, nor that it waits on another id. Only the holder of an id the
+  // run did issue is told more: used once already (single-use), expired, or that the run no longer
+  // waits on it (the table's INVALID_TRANSITION, naming its status).
   if (command.type === 'ResumeRun') {
+    if (!issuedRequest(state, command.requestId)) return requestNotIssued(command.requestId);
     const closed = state.requests?.[command.requestId];
     if (closed === 'RESUMED') {
       return domainError('PAUSE_REQUEST_MISMATCH', {
@@ -52,7 +58,20 @@ export function decide(command: RunCommand, state: RunState, ctx: DecisionContex
       });
     }
     if (closed === 'EXPIRED') return pauseExpired(command.requestId, null);
+    // ABANDONED: the run stopped waiting on it without a resume (cancelled, failed, internal error).
+    if (closed === 'ABANDONED') {
+      return domainError('INVALID_TRANSITION', { entityType: 'flow_run', entityId: ctx.runId, status: from, command: command.type });
+    }
   }
+  if (from === 'NONE' && command.type !== 'TriggerRun') {
+    return domainError('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: ctx.runId });
+  }
+  if (command.type === 'TriggerRun' && from !== 'NONE') {
+    return domainError('RUN_ALREADY_EXISTS', { entityType: 'flow_run', entityId: ctx.runId });
+  }
+  // Idempotent no-ops come before the table: archiving twice or purging twice changes nothing.
+  if (command.type === 'ArchiveRun' && state.archived) return [];
+  if (command.type === 'PurgeExecutionData' && state.purged) return [];
 
   if (!ACCEPTED_IN[command.type].has(from)) {
     return domainError('INVALID_TRANSITION', {
@@ -131,9 +150,9 @@ export function decide(command: RunCommand, state: RunState, ctx: DecisionContex
         },
       ];
     case 'ResumeRun':
-      if (state.pause === null || state.pause.requestId !== command.requestId) {
-        return domainError('PAUSE_REQUEST_MISMATCH', { entityType: 'flow_run_request', entityId: command.requestId });
-      }
+      // Only an id the run issued gets here (checked first), and a PAUSED run's open request is the
+      // only one not closed: so this is the id it waits on. Kept as the guard `state.pause` needs.
+      if (state.pause === null || state.pause.requestId !== command.requestId) return requestNotIssued(command.requestId);
       // The deadline is a rule of the run, not of a timer: a resume past it is refused even if the
       // supervisor has not yet timed the run out.
       if (state.pause.resumeDeadline && ctx.now.getTime() >= new Date(state.pause.resumeDeadline).getTime()) {
@@ -217,6 +236,12 @@ export function decide(command: RunCommand, state: RunState, ctx: DecisionContex
   }
 }
 
+/** The run no longer waits on its pause (if any): the request is recorded closed, `as` what. */
+const closePause = (state: RunState, as: ClosedRequest): RunState =>
+  state.pause
+    ? { ...state, pause: null, requests: { ...state.requests, [state.pause.requestId]: as } }
+    : { ...state, pause: null };
+
 /** Applies one event to the state. Total over every event type; never fails. */
 export function evolve(state: RunState, event: RunEvent, time: string): RunState {
   switch (event.type) {
@@ -274,22 +299,18 @@ export function evolve(state: RunState, event: RunEvent, time: string): RunState
     }
     case 'flowrun.succeeded.v1':
       return { ...state, status: 'SUCCEEDED' };
+    // A run that ends while it waits closes its request: the id is still one the run issued, so its
+    // holder is told the run no longer waits on it (or, timed out, that it expired), not "unknown".
     case 'flowrun.failed.v1':
-      return { ...state, status: 'FAILED', failedStepName: event.data.failedStepName, pause: null };
+      return { ...closePause(state, 'ABANDONED'), status: 'FAILED', failedStepName: event.data.failedStepName };
     case 'flowrun.stopped.v1':
-      return { ...state, status: 'STOPPED', pause: null };
+      return { ...closePause(state, 'ABANDONED'), status: 'STOPPED' };
     case 'flowrun.timed-out.v1':
-      // A run timed out while it waited: its request id is now expired, not unknown.
-      return {
-        ...state,
-        status: 'TIMEOUT',
-        pause: null,
-        requests: state.pause ? { ...state.requests, [state.pause.requestId]: 'EXPIRED' } : state.requests,
-      };
+      return { ...closePause(state, 'EXPIRED'), status: 'TIMEOUT' };
     case 'flowrun.quota-exceeded.v1':
       return { ...state, status: 'QUOTA_EXCEEDED' };
     case 'flowrun.internal-error.v1':
-      return { ...state, status: 'INTERNAL_ERROR', pause: null };
+      return { ...closePause(state, 'ABANDONED'), status: 'INTERNAL_ERROR' };
     case 'flowrun.retried.v1':
       if (event.data.strategy === 'ON_LATEST_VERSION') return { ...state, retryCount: state.retryCount + 1 };
       return {

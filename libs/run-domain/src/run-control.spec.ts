@@ -46,10 +46,16 @@ describe('run control rules in the decider', () => {
     given(...expired).when(cmd.resume('req_1'), LATER).then('PAUSE_EXPIRED', { entityId: 'req_1' });
   });
 
-  it('records closed requests: resumed ones as RESUMED, the one a run timed out on as EXPIRED', () => {
+  it('records closed requests: resumed ones as RESUMED, the one a run timed out on as EXPIRED, one it ended otherwise on as ABANDONED', () => {
     const paused = [ev.triggered(), ev.stepStarted('approve'), ev.paused('approve', 'req_1')];
     expect(given(...paused).when(cmd.resume('req_1')).then([ev.resumed('approve', 'req_1')]).requests).toEqual({ req_1: 'RESUMED' });
     expect(given(...paused).when(cmd.timeOut('PAUSE_TIME')).then([ev.timedOut('PAUSE_TIME')]).requests).toEqual({ req_1: 'EXPIRED' });
+    expect(given(...paused).when(cmd.stop()).then([ev.stopped()])).toMatchObject({ pause: null, requests: { req_1: 'ABANDONED' } });
+    expect(given(...paused).when(cmd.fail('approve')).then([ev.failed('approve')]).requests).toEqual({ req_1: 'ABANDONED' });
+    expect(given(...paused).when(cmd.failInternally()).then([ev.internalError()]).requests).toEqual({ req_1: 'ABANDONED' });
+    // A run that ends while it is not waiting closes nothing.
+    const running = [ev.triggered(), ev.stepStarted('a')];
+    expect(given(...running).when(cmd.stop()).then([ev.stopped()]).requests).toEqual({});
   });
 
   it('decides on snapshots stored before runningSince, requests, deadlines and step references existed', () => {
@@ -71,5 +77,19 @@ describe('run control rules in the decider', () => {
     const after = evolve(stored, ev.resumed('approve', 'req_1'), LATER.toISOString());
     expect(after).toMatchObject({ status: 'RUNNING', runningSince: LATER.toISOString(), requests: { req_1: 'RESUMED' } });
     expect(after.steps.approve).toMatchObject({ status: 'SUCCEEDED', dataRef: 'exd_resume' });
+  });
+
+  it('answers the id of a pause abandoned before ABANDONED was recorded as one the run did not issue (404, never more)', () => {
+    // Stopped while it waited on req_1, stored by a build that dropped the id with the pause.
+    const stored: RunState = {
+      ...given().when(cmd.trigger()).then([ev.triggered()]),
+      status: 'STOPPED',
+      pause: null,
+      requests: {},
+    };
+    expect(decide(cmd.resume('req_1'), stored, { runId: RUN_ID, now: NOW })).toEqual({
+      code: 'PAUSE_REQUEST_MISMATCH',
+      params: { entityType: 'flow_run_request', entityId: 'req_1' },
+    });
   });
 });

@@ -16,8 +16,11 @@ export interface PauseState {
   readonly resumeDeadline?: string | null;
 }
 
-/** What became of a resume request once the run stopped waiting on it. */
-export type ClosedRequest = 'RESUMED' | 'EXPIRED';
+/**
+ * What became of a resume request once the run stopped waiting on it: used, expired (the run timed
+ * out waiting), or abandoned (the run was cancelled, failed or crashed while it waited).
+ */
+export type ClosedRequest = 'RESUMED' | 'EXPIRED' | 'ABANDONED';
 
 /**
  * Everything a decision about a run needs. It is the snapshot the command service stores next to
@@ -36,7 +39,11 @@ export interface RunState {
   readonly runningSince?: string | null;
   readonly failedStepName: string | null;
   readonly pause: PauseState | null;
-  /** Request ids the run waited on and no longer does, so a reused or expired id gets a precise answer. */
+  /**
+   * Request ids the run waited on and no longer does. With `pause`, every id the run issued: only
+   * their holders get a precise answer (used, expired, not waiting); any other id is just unknown.
+   * Ids abandoned before `ABANDONED` existed are not here, and are answered as unknown.
+   */
   readonly requests?: Readonly<Record<string, ClosedRequest>>;
   readonly steps: Readonly<Record<string, StepState>>;
 }

@@ -2,6 +2,7 @@ import { FLOW_RUN_STATUSES, isDomainError, TERMINAL_STATUSES, type FlowRunStatus
 import { RUN_COMMAND_TYPES, type RunCommandType } from './commands';
 import { decide } from './decider';
 import { apply, cmd, ev, expectValidEvents, NOW, RUN_ID, SAMPLE_COMMAND, stateOf } from './decider.spec-helpers';
+import type { RunState } from './state';
 import { ACCEPTED_IN, RESULTING_STATUS, RETRYABLE_FROM_FAILED_STEP, resultingStatusOf, type FromStatus } from './transitions';
 
 /** A realistic history that leaves a run in each status (NONE: the run does not exist). */
@@ -24,8 +25,13 @@ const statusOf = (history: readonly RunEvent[]): FromStatus => stateOf(history).
 
 type Expected = { accepted: true; status: FlowRunStatus } | { accepted: false; code: string };
 
-/** What the table says a cell does. TriggerRun on an existing run has its own code, RUN_ALREADY_EXISTS. */
+/**
+ * What the table says a cell does. TriggerRun on an existing run has its own code,
+ * RUN_ALREADY_EXISTS. ResumeRun (req_1) on a run that does not exist: it issued no request id,
+ * which is answered before the table (decider.spec.ts).
+ */
 function expected(from: FromStatus, type: RunCommandType): Expected {
+  if (type === 'ResumeRun' && from === 'NONE') return { accepted: false, code: 'PAUSE_REQUEST_MISMATCH' };
   if (ACCEPTED_IN[type].has(from)) {
     // Commands with no status of their own (steps, ON_LATEST_VERSION retry, archive, purge) keep the run's.
     return { accepted: true, status: RESULTING_STATUS[type] ?? (from as FlowRunStatus) };
@@ -33,6 +39,18 @@ function expected(from: FromStatus, type: RunCommandType): Expected {
   if (from === 'NONE') return { accepted: false, code: 'ENTITY_NOT_FOUND' };
   if (type === 'TriggerRun') return { accepted: false, code: 'RUN_ALREADY_EXISTS' };
   return { accepted: false, code: 'INVALID_TRANSITION' };
+}
+
+/**
+ * The state a cell is decided on. The table speaks to ResumeRun only for a request id the run
+ * issued (any other is refused first, alike in every status: decider.spec.ts), so in a status that
+ * is not waiting on req_1 the run once paused on req_1 and abandoned it (it was cancelled, then
+ * retried: any status is reachable that way).
+ */
+function cellState(from: FromStatus, type: RunCommandType): RunState {
+  const state = stateOf(HISTORY[from]);
+  if (type !== 'ResumeRun' || from === 'NONE' || state.pause?.requestId === 'req_1') return state;
+  return { ...state, requests: { ...state.requests, req_1: 'ABANDONED' } };
 }
 
 const cells = FROM.flatMap((from) =>
@@ -80,7 +98,7 @@ describe('the transition table', () => {
 
 describe('every status × every command', () => {
   it.each(cells)('from %s, %s: %s', (from, type) => {
-    const state = stateOf(HISTORY[from]);
+    const state = cellState(from, type);
     const decision = decide(SAMPLE_COMMAND[type], state, { runId: RUN_ID, now: NOW });
     const want = expected(from, type);
 
@@ -101,7 +119,9 @@ describe('every status × every command', () => {
     const params =
       want.code === 'INVALID_TRANSITION'
         ? { entityType: 'flow_run', entityId: RUN_ID, status: from, command: type }
-        : { entityType: 'flow_run', entityId: RUN_ID };
+        : want.code === 'PAUSE_REQUEST_MISMATCH'
+          ? { entityType: 'flow_run_request', entityId: 'req_1' }
+          : { entityType: 'flow_run', entityId: RUN_ID };
     expect(decision).toEqual({ code: want.code, params: expect.objectContaining(params) });
   });
 });

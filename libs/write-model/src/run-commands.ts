@@ -22,7 +22,7 @@ import {
   type TriggerRunRequest,
 } from '@flowruns/contracts';
 import { ExecutionDataStore } from '@flowruns/execution-data';
-import type { RunCommand, RunState } from '@flowruns/run-domain';
+import { requestNotIssued, type RunCommand, type RunState } from '@flowruns/run-domain';
 import { v7 as uuidv7 } from 'uuid';
 import { FlowStore, latestKey, type FlowVersionRecord } from './flows';
 import { LeaseStore } from './leases';
@@ -541,7 +541,9 @@ export class RunCommands {
 
   /**
    * Resumes a PAUSED run waiting on `requestId`; the body is stored (execution data, kind
-   * `resume`) and becomes the paused step's output. No project: the request id is the capability.
+   * `resume`) and becomes the paused step's output. No project: the request id is the capability,
+   * so a request id the run did not issue is answered alike for every run id, one that exists
+   * nowhere included (`requestNotIssued`): the keyless route tells no one which runs exist.
    */
   async resume(runId: string, requestId: string, body: unknown, ctx: CommandContext = {}): Promise<ResumeResult | DomainError> {
     const now = ctx.now ?? this.clock();
@@ -554,6 +556,9 @@ export class RunCommands {
         sql,
         runId,
         (state) => {
+          // No stream row: a run that does not exist issued no request id. Answered here as the
+          // decider answers any id a run did not issue, not with the append path's ENTITY_NOT_FOUND.
+          if (!state.exists) return requestNotIssued(requestId);
           const insert = ExecutionDataStore.insertOf({
             runId,
             kind: 'resume',

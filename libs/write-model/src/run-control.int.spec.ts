@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { isDomainError, type DomainError, type FlowRun, type FlowStep } from '@flowruns/contracts';
 import { ormOptions, sqlRunner } from '@flowruns/database';
 import { createTestDatabase, uniqueName } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { RunCommands, type Transactor } from './run-commands';
+import { newRequestId, RunCommands, type Transactor } from './run-commands';
 import { RunSupervisor } from './supervisor';
 
 /** Unwraps a use case's answer; a domain error fails the test with its code. */
@@ -14,6 +15,11 @@ function err(r: unknown): DomainError {
   if (!isDomainError(r)) throw new Error(`expected a domain error, got ${JSON.stringify(r)}`);
   return r;
 }
+/** The one answer to a resume request id the run did not issue, whatever the run. */
+const notIssued = (requestId: string): DomainError => ({
+  code: 'PAUSE_REQUEST_MISMATCH',
+  params: { entityType: 'flow_run_request', entityId: requestId },
+});
 
 const step = (name: string, type = 'transform', settings: Record<string, unknown> = {}): FlowStep => ({ name, type, settings });
 
@@ -348,7 +354,7 @@ describe('run control use cases (real Postgres)', () => {
       });
     });
 
-    it('refuses a wrong id (404), a run that is not paused (409), and an expired request (410)', async () => {
+    it('refuses a wrong id (404), a run that is not paused (404 unless it issued the id), and an expired request (410)', async () => {
       const { run, requestId } = await pausedRun();
       expect(err(await commands.resume(run.id, 'req_wrong', {}))).toMatchObject({ code: 'PAUSE_REQUEST_MISMATCH' });
       expect(await statusOf(run.id)).toBe('PAUSED');
@@ -356,7 +362,8 @@ describe('run control use cases (real Postgres)', () => {
       const projectId = uniqueName('p_resume');
       const flow = await newFlow(projectId);
       const running = ok(await trigger(flow.id, projectId));
-      expect(err(await commands.resume(running.id, requestId, {}))).toMatchObject({ code: 'INVALID_TRANSITION', params: { status: 'RUNNING' } });
+      // Another run's real id is not one this run issued: the same 404 as any guess.
+      expect(err(await commands.resume(running.id, requestId, {}))).toEqual(notIssued(requestId));
 
       const expired = await pausedRun(new Date(Date.now() - 1000).toISOString());
       expect(err(await commands.resume(expired.run.id, expired.requestId, {}))).toMatchObject({
@@ -367,6 +374,85 @@ describe('run control use cases (real Postgres)', () => {
       // Once the supervisor timed it out, the id is still answered as expired.
       ok(await commands.timeOut(expired.run.id, 'PAUSE_TIME'));
       expect(err(await commands.resume(expired.run.id, expired.requestId, {})).code).toBe('PAUSE_EXPIRED');
+    });
+  });
+
+  /**
+   * The resume routes take no API key: the request id is the capability. A caller without an id the
+   * run issued must learn nothing (not whether the run exists, its status, or that it waits on
+   * another id), and its refusal must write nothing: no stream row, event (the outbox) or data.
+   */
+  describe('resume with an id the run did not issue', () => {
+    /** What the write model holds of a run; a missing run holds nothing at all. */
+    const stored = async (runId: string) => ({
+      stream: await q('select version, status, state, resume_deadline, finished_at from run_streams where run_id = ?', [runId]),
+      events: await q('select event_id, seq, type from run_events where run_id = ? order by seq', [runId]),
+      data: await q('select ref, kind, step_name from execution_data where run_id = ? order by ref', [runId]),
+      leases: await q('select worker_id from run_leases where run_id = ?', [runId]),
+    });
+
+    const approvalRun = async (projectId: string) => {
+      const flow = await newFlow(projectId, [step('a'), step('approve', 'approval')]);
+      const run = ok(await trigger(flow.id, projectId));
+      ok(await commands.startStep(run.id, 'approve', 'approval'));
+      return run;
+    };
+
+    it('answers one and the same 404 for an unknown run, a running, finished, cancelled or paused run, and writes nothing', async () => {
+      const projectId = uniqueName('p_resume_guess');
+      const paused = await approvalRun(projectId);
+      const awaited = ok(await commands.pause(paused.id, 'approve', null)).requestId;
+      const running = await approvalRun(projectId);
+      const succeeded = await approvalRun(projectId);
+      ok(await commands.succeed(succeeded.id));
+      const cancelled = await approvalRun(projectId);
+      ok(await commands.stop(cancelled.id, { projectId, reason: 'test' }));
+      // Paused, resumed and finished: it issued an id, just not the one sent.
+      const resumedOnce = await approvalRun(projectId);
+      const used = ok(await commands.pause(resumedOnce.id, 'approve', null)).requestId;
+      ok(await commands.resume(resumedOnce.id, used, { ok: true }));
+      ok(await commands.succeed(resumedOnce.id));
+      const unknown = randomUUID();
+
+      const guess = newRequestId();
+      const runIds = [unknown, running.id, succeeded.id, cancelled.id, paused.id, resumedOnce.id];
+      const before = await Promise.all(runIds.map(stored));
+      expect(before[0]).toEqual({ stream: [], events: [], data: [], leases: [] });
+      for (const runId of runIds) {
+        expect({ runId, answer: await commands.resume(runId, guess, { approved: true }) }).toEqual({ runId, answer: notIssued(guess) });
+      }
+      expect(await Promise.all(runIds.map(stored))).toEqual(before);
+      // The paused run still waits on its own id, which resumes it.
+      expect(ok(await commands.resume(paused.id, awaited, { approved: true }))).toEqual({ runId: paused.id, stepName: 'approve', output: { approved: true } });
+    });
+
+    it('tells the holder of a real id more: 200 once, then ALREADY_USED; 409 naming the status once the run was cancelled or failed while waiting', async () => {
+      const projectId = uniqueName('p_resume_holder');
+      const paused = await approvalRun(projectId);
+      const requestId = ok(await commands.pause(paused.id, 'approve', null)).requestId;
+      expect(ok(await commands.resume(paused.id, requestId, { approved: true }))).toEqual({ runId: paused.id, stepName: 'approve', output: { approved: true } });
+      const afterResume = await stored(paused.id);
+      expect(err(await commands.resume(paused.id, requestId, { approved: false }))).toEqual({
+        code: 'PAUSE_REQUEST_MISMATCH',
+        params: { entityType: 'flow_run_request', entityId: requestId, reason: 'ALREADY_USED' },
+      });
+      expect(await stored(paused.id)).toEqual(afterResume);
+
+      const cancelled = await approvalRun(projectId);
+      const x = ok(await commands.pause(cancelled.id, 'approve', null)).requestId;
+      ok(await commands.stop(cancelled.id, { projectId, reason: 'test' }));
+      const failed = await approvalRun(projectId);
+      const y = ok(await commands.pause(failed.id, 'approve', null)).requestId;
+      ok(await commands.fail(failed.id, 'approve'));
+      const before = [await stored(cancelled.id), await stored(failed.id)];
+      expect(err(await commands.resume(cancelled.id, x, {}))).toEqual({
+        code: 'INVALID_TRANSITION',
+        params: { entityType: 'flow_run', entityId: cancelled.id, status: 'STOPPED', command: 'ResumeRun' },
+      });
+      expect(err(await commands.resume(failed.id, y, {}))).toMatchObject({ code: 'INVALID_TRANSITION', params: { status: 'FAILED' } });
+      // Each run's id is its own: presented to the other run, it is just not issued.
+      expect(err(await commands.resume(failed.id, x, {}))).toEqual(notIssued(x));
+      expect([await stored(cancelled.id), await stored(failed.id)]).toEqual(before);
     });
   });
 
