@@ -8,8 +8,13 @@ import { Trace, type TraceContext } from './traceparent';
  * Resuming a paused run with human input. Deliberately without `ApiKeyGuard`: the request id is
  * the capability (unguessable, single-use, checked by the command service), as in the reference,
  * where whoever got the approval link answers it without an API key. The body, whatever JSON it
- * is, is the input (none is `{}`). Errors pass through: 409 not paused, 404 unknown or used id,
- * 410 expired.
+ * is, is the input (none is `{}`). Errors pass through, and the command service answers a request
+ * id the run did not issue before anything else, with the same 404 `PAUSE_REQUEST_MISMATCH`
+ * whether the run does not exist, exists in any status, or waits on another id: without a real
+ * request id, a caller learns nothing of the run. Only the holder of an id the run issued hears
+ * more: 404 `PAUSE_REQUEST_MISMATCH` with `reason: ALREADY_USED` once it was used, 410
+ * `PAUSE_EXPIRED` past the pause's deadline, 409 `INVALID_TRANSITION` (the run's status) once the
+ * run stopped waiting on it (cancelled, failed).
  */
 @Controller('api/v1/flow-runs/:id/requests/:requestId')
 export class ResumeController {

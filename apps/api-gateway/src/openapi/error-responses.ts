@@ -20,7 +20,7 @@ const ERROR_DOCS: Readonly<Record<ErrorCode, { meaning: string; params: Record<s
     params: { entityType: 'flow_run', entityId: 'run_abc123', message: 'Flow run not found' },
   },
   INVALID_TRANSITION: {
-    meaning: 'the run is not in a status that allows this (e.g. retrying a run that has not failed, resuming a run that is not paused)',
+    meaning: 'the run is not in a status that allows this (e.g. retrying a run that has not failed, resuming with the id of a pause the run no longer waits on)',
     params: { entityType: 'flow_run', entityId: 'run_abc123', status: 'RUNNING' },
   },
   RUN_ALREADY_EXISTS: { meaning: 'a run with this id already exists', params: { entityType: 'flow_run', entityId: 'run_abc123' } },
@@ -36,7 +36,7 @@ const ERROR_DOCS: Readonly<Record<ErrorCode, { meaning: string; params: Record<s
   STEP_NOT_RUNNING: { meaning: 'the step is not running', params: { stepName: 'send_email' } },
   STEP_ALREADY_FINISHED: { meaning: 'the step has already finished', params: { stepName: 'send_email', status: 'SUCCEEDED' } },
   PAUSE_REQUEST_MISMATCH: {
-    meaning: 'the request id is unknown or already used',
+    meaning: 'the run did not issue this request id (whether the run exists or not), or it was already used (`reason: ALREADY_USED`)',
     params: { entityType: 'flow_run_request', entityId: 'req_Zk3q8mW1s9Yh2pLx0vB7cN4tR6uJ5eAd' },
   },
   PAUSE_EXPIRED: {

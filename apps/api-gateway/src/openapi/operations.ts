@@ -190,11 +190,14 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: 'resumeFlowRunSync',
     tag: 'requests',
     summary: 'Resume a paused run and get the step output',
-    description: 'No API key: the request id is the capability (unguessable, single use). The body, any JSON, is the human input.',
+    description:
+      'No API key: the request id is the capability (unguessable, single use). The body, any JSON, is the human input. ' +
+      'A request id the run did not issue answers 404 `PAUSE_REQUEST_MISMATCH`, the same whether the run exists or not and whatever its status; ' +
+      'only for an id the run issued: 404 with `reason: ALREADY_USED` once used, 410 once expired, 409 once the run stopped waiting on it.',
     auth: false,
     body: anyJsonBody('The input for the paused step (none is `{}`)', { approved: true }),
     responses: { 200: jsonAnswer("The paused step's output", 'ResumeResult', EXAMPLE_RESUME_RESULT) },
-    errors: ['VALIDATION', 'ENTITY_NOT_FOUND', 'PAUSE_REQUEST_MISMATCH', 'INVALID_TRANSITION', 'PAUSE_EXPIRED'],
+    errors: ['VALIDATION', 'PAUSE_REQUEST_MISMATCH', 'INVALID_TRANSITION', 'PAUSE_EXPIRED'],
   },
   {
     method: 'post',
@@ -202,11 +205,11 @@ export const ROUTES: readonly RouteDoc[] = [
     operationId: 'resumeFlowRun',
     tag: 'requests',
     summary: 'Resume a paused run',
-    description: 'No API key, as the sync variant; answers as soon as the resume is recorded, never waiting for the run.',
+    description: 'No API key, as the sync variant, with the same errors; answers as soon as the resume is recorded, never waiting for the run.',
     auth: false,
     body: anyJsonBody('The input for the paused step (none is `{}`)', { approved: true }),
     responses: { 202: jsonAnswer('The resume is recorded', 'ResumeAccepted', { accepted: true }) },
-    errors: ['VALIDATION', 'ENTITY_NOT_FOUND', 'PAUSE_REQUEST_MISMATCH', 'INVALID_TRANSITION', 'PAUSE_EXPIRED'],
+    errors: ['VALIDATION', 'PAUSE_REQUEST_MISMATCH', 'INVALID_TRANSITION', 'PAUSE_EXPIRED'],
   },
   {
     method: 'post',
