@@ -1,4 +1,4 @@
-import { dropTestDatabase, ensureDatabase, ormOptions, parseDatabaseUrl } from '@flowruns/database';
+import { dropTestDatabase, ensureDatabase, MIGRATIONS, ormOptions, parseDatabaseUrl, pendingMigrations, probePostgres } from '@flowruns/database';
 import { testEnv, uniqueName } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
 
@@ -43,5 +43,39 @@ describe('Migration20261129150000StallReason', () => {
     // And up again, as a release rolled forward after its rollback would.
     await orm.getMigrator().up();
     expect(await columns()).toContain('reason');
+  });
+});
+
+/** What readiness says about a database that is behind this build (a deploy in the wrong order). */
+describe('pendingMigrations and the postgres readiness probe', () => {
+  const url = parseDatabaseUrl(testEnv().databaseUrl).serverUrl(uniqueName('flowruns_test_pending').toLowerCase());
+  let orm: MikroORM;
+  beforeAll(async () => {
+    await ensureDatabase(url);
+    orm = await MikroORM.init(ormOptions({ url, entities: [], poolMax: 1 }));
+  });
+  afterAll(async () => {
+    await orm?.close(true);
+    await dropTestDatabase(url);
+  });
+  const names = MIGRATIONS.map((m) => m.name);
+
+  it('names every migration of a database never migrated, and the probe is down', async () => {
+    expect(await pendingMigrations(orm.em.fork())).toEqual(names);
+    await expect(probePostgres(orm.em.fork())).rejects.toThrow(`migrations not applied: ${names.join(', ')} (run db:migrate)`);
+  });
+
+  it('names only the migrations not applied yet, in order', async () => {
+    await orm.getMigrator().up({ to: names[names.length - 3] });
+    expect(await pendingMigrations(orm.em.fork())).toEqual(names.slice(-2));
+    await expect(probePostgres(orm.em.fork())).rejects.toThrow(names[names.length - 1]);
+  });
+
+  it('is up, with the count, once every migration is applied; a migration only a newer build knows is not pending', async () => {
+    await orm.getMigrator().up();
+    expect(await pendingMigrations(orm.em.fork())).toEqual([]);
+    await expect(probePostgres(orm.em.fork())).resolves.toEqual({ migrations: names.length });
+    await orm.em.fork().execute(`insert into mikro_orm_migrations (name) values ('Migration29991231000000FromTheFuture')`);
+    expect(await pendingMigrations(orm.em.fork())).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@ import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { ApiKeyStore } from '@flowruns/access';
-import { ormOptions } from '@flowruns/database';
+import { ormOptions, probePostgres } from '@flowruns/database';
 import { createKafka, probeKafka, type Admin } from '@flowruns/messaging';
 import { HealthModule, MetricsModule, READINESS_PROBES, RouteParamsPipe, loggerModule, type ReadinessProbe } from '@flowruns/platform';
 import { ApiKeyCache } from './auth/api-key-cache';
@@ -89,7 +89,7 @@ export class GatewayModule {
           provide: READINESS_PROBES,
           inject: [GatewaySql, KafkaProbe, CommandClient],
           useFactory: (sql: GatewaySql, kafka: KafkaProbe, commands: CommandClient): ReadinessProbe[] => [
-            { name: 'postgres', check: async () => void (await sql.execute('select 1')) },
+            { name: 'postgres', check: () => probePostgres(sql) },
             { name: 'kafka', check: () => kafka.check() },
             { name: 'command-service', check: () => commands.probe() },
           ],

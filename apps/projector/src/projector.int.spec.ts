@@ -185,7 +185,9 @@ describe('projector app', () => {
       },
       { what: 'not ready, asking for the migrate step' },
     );
-    expect(notReady.details.postgres.status).toBe('up');
+    // Postgres answers, but without this build's migrations: the probe says which are missing.
+    expect(notReady.details.postgres).toMatchObject({ status: 'down', message: expect.stringContaining('migrations not applied: Migration20261128000000Initial') });
+    expect(notReady.details.postgres.message).toContain('(run db:migrate)');
     expect((await getJson(`${url}/health/live`)).status).toBe(200);
 
     const c = new Client({ connectionString: dbUrl });

@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { ormOptions } from '@flowruns/database';
+import { ormOptions, probePostgres } from '@flowruns/database';
 import { createKafka, KafkaPublisher, probeKafka, type Admin, type Kafka } from '@flowruns/messaging';
 import { HealthModule, MetricsModule, READINESS_PROBES, loggerModule, type ReadinessProbe } from '@flowruns/platform';
 import { PROJECTOR_CONFIG, type ProjectorConfig } from './config';
@@ -57,7 +57,7 @@ export class ProjectorModule {
           provide: READINESS_PROBES,
           inject: [MikroORM, KAFKA_ADMIN, ProjectorService],
           useFactory: (orm: MikroORM, admin: Admin, projector: ProjectorService): ReadinessProbe[] => [
-            { name: 'postgres', check: async () => void (await orm.em.fork().execute('select 1')) },
+            { name: 'postgres', check: () => probePostgres(orm.em.fork()) },
             { name: 'kafka', check: () => probeKafka(admin) },
             {
               // Lag is a detail, not a failure: a projector catching up is working as intended.

@@ -6,7 +6,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { PgTransactions, READ_MODEL_TABLES } from '@flowruns/database';
+import { pendingMigrations, PgTransactions, READ_MODEL_TABLES } from '@flowruns/database';
 import {
   consumerLag,
   ResilientConsumer,
@@ -131,6 +131,9 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     if (missing.length) {
       throw new Error(`read-model tables missing (${missing.join(', ')}): run the migrate step first`);
     }
+    // Tables present is not enough: a column this build writes may come from a later migration.
+    const pending = await pendingMigrations(this.orm.em.fork());
+    if (pending.length) throw new Error(`migrations not applied (${pending.join(', ')}): run the migrate step first`);
   }
 
   private async handleBatch(batch: MessageBatch): Promise<void> {

@@ -5,6 +5,9 @@ import { MIGRATIONS } from './migrations';
 
 type EntityList = NonNullable<Options['entities']>;
 
+/** Where MikroORM records the migrations it applied (by name). */
+export const MIGRATIONS_TABLE = 'mikro_orm_migrations';
+
 /** MikroORM options for one app: its own entities, the shared migrations, a bounded pool. */
 export function ormOptions(opts: { url: string; entities: EntityList; poolMax?: number }): Options {
   return defineConfig({
@@ -13,7 +16,7 @@ export function ormOptions(opts: { url: string; entities: EntityList; poolMax?: 
     discovery: { warnWhenNoEntities: false },
     pool: { min: 0, max: opts.poolMax ?? 10 },
     extensions: [Migrator],
-    migrations: { migrationsList: MIGRATIONS, tableName: 'mikro_orm_migrations', transactional: true, silent: true },
+    migrations: { migrationsList: MIGRATIONS, tableName: MIGRATIONS_TABLE, transactional: true, silent: true },
     allowGlobalContext: false,
     debug: false,
   });
@@ -42,7 +45,25 @@ export const sqlRunner = (em: ExecutesSql) => ({
     em.execute(sql, params) as Promise<T[]>,
 });
 
-/** Readiness probe: Postgres answers a trivial query. */
-export async function probePostgres(em: ExecutesSql): Promise<void> {
-  await em.execute('select 1');
+/**
+ * The migrations this build knows that the database has not applied, in order (all of them when
+ * nothing was ever migrated). Migrations the database has and this build does not (a newer build
+ * migrated it) are not pending: they only add.
+ */
+export async function pendingMigrations(em: ExecutesSql): Promise<string[]> {
+  const [{ present }] = (await em.execute(`select to_regclass('${MIGRATIONS_TABLE}') is not null as present`)) as [{ present: boolean }];
+  const applied = present ? ((await em.execute(`select name from ${MIGRATIONS_TABLE}`)) as Array<{ name: string }>) : [];
+  const done = new Set(applied.map((r) => r.name));
+  return MIGRATIONS.map((m) => m.name).filter((name) => !done.has(name));
+}
+
+/**
+ * Readiness probe: Postgres answers, and holds every migration this build was written against. A
+ * process started before `db:migrate` ran (a deploy in the wrong order) stays not ready, naming
+ * what is missing, instead of failing on a missing column at its first write.
+ */
+export async function probePostgres(em: ExecutesSql): Promise<{ migrations: number }> {
+  const pending = await pendingMigrations(em);
+  if (pending.length) throw new Error(`migrations not applied: ${pending.join(', ')} (run db:migrate)`);
+  return { migrations: MIGRATIONS.length };
 }
