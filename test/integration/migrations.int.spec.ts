@@ -2,13 +2,10 @@ import { dropTestDatabase, ensureDatabase, MIGRATIONS, ormOptions, parseDatabase
 import { testEnv, uniqueName } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
 
-/**
- * Migrations that change a table holding rows: what happens to the rows already there, and that
- * `down` undoes `up` (a rollback of the release must leave a schema the old code works with).
- */
-describe('Migration20261129150000StallReason', () => {
-  const url = parseDatabaseUrl(testEnv().databaseUrl).serverUrl(uniqueName('flowruns_test_migrations').toLowerCase());
-  let orm: MikroORM;
+/** An empty database of its own (created, never migrated) for the describe block; dropped after it. */
+function unmigratedDatabase(label: string): { orm: () => MikroORM } {
+  const url = parseDatabaseUrl(testEnv().databaseUrl).serverUrl(uniqueName(label).toLowerCase());
+  let orm: MikroORM | undefined;
   beforeAll(async () => {
     await ensureDatabase(url);
     orm = await MikroORM.init(ormOptions({ url, entities: [], poolMax: 1 }));
@@ -16,6 +13,24 @@ describe('Migration20261129150000StallReason', () => {
   afterAll(async () => {
     await orm?.close(true);
     await dropTestDatabase(url);
+  });
+  return {
+    orm: () => {
+      if (!orm) throw new Error('the database is opened in beforeAll');
+      return orm;
+    },
+  };
+}
+
+/**
+ * Migrations that change a table holding rows: what happens to the rows already there, and that
+ * `down` undoes `up` (a rollback of the release must leave a schema the old code works with).
+ */
+describe('Migration20261129150000StallReason', () => {
+  const db = unmigratedDatabase('flowruns_test_migrations');
+  let orm: MikroORM;
+  beforeAll(() => {
+    orm = db.orm();
   });
 
   const sql = <T>(text: string, params: unknown[] = []) => orm.em.fork().execute<T[]>(text, params);
@@ -48,15 +63,10 @@ describe('Migration20261129150000StallReason', () => {
 
 /** What readiness says about a database that is behind this build (a deploy in the wrong order). */
 describe('pendingMigrations and the postgres readiness probe', () => {
-  const url = parseDatabaseUrl(testEnv().databaseUrl).serverUrl(uniqueName('flowruns_test_pending').toLowerCase());
+  const db = unmigratedDatabase('flowruns_test_pending');
   let orm: MikroORM;
-  beforeAll(async () => {
-    await ensureDatabase(url);
-    orm = await MikroORM.init(ormOptions({ url, entities: [], poolMax: 1 }));
-  });
-  afterAll(async () => {
-    await orm?.close(true);
-    await dropTestDatabase(url);
+  beforeAll(() => {
+    orm = db.orm();
   });
   const names = MIGRATIONS.map((m) => m.name);
 
