@@ -11,8 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import type { LoadResult } from './load';
-import { onSchedule } from './schedule';
-import { percentile, round } from './util';
+import { latencyResult, onSchedule } from './schedule';
 
 export interface HttpScheduleOptions {
   /** Named URLs, taken in turn (a, b, a, b, …) on one schedule. All must share one origin. */
@@ -60,18 +59,7 @@ async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResul
   return Object.fromEntries(
     names.map((name, i): [string, LoadResult] => [
       name,
-      {
-        p50Ms: round(percentile(latencies[i], 50), 2),
-        p99Ms: round(percentile(latencies[i], 99), 2),
-        maxMs: round(Math.max(...latencies[i]), 2),
-        rps: round(latencies[i].length / elapsed, 1),
-        requests: latencies[i].length,
-        errors: errors[i],
-        targetRps: opts.rate / names.length,
-        connections: opts.connections,
-        durationS: opts.durationS,
-        tool,
-      },
+      latencyResult(latencies[i], errors[i], elapsed, 2, { targetRps: opts.rate / names.length, connections: opts.connections, durationS: opts.durationS, tool }),
     ]),
   );
 }

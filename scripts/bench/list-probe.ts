@@ -13,11 +13,9 @@
  */
 import { ApiKeyStore } from '@flowruns/access';
 import { writeFileSync } from 'node:fs';
-import { seed } from './seed';
+import { PROJECT, seedListRuns } from './list';
 import { BenchSystem } from './system';
 import { log } from './util';
-
-const PROJECT = 'bench_list';
 
 async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? 1_000_000);
@@ -35,8 +33,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
 
-  // The same data as the list benchmark's (spacing, flows, steps, statuses).
-  await seed(sys.db, { projectId: PROJECT, from: 0, to: runs, baseMs: Date.UTC(2026, 0, 1), spacingMs: 200, flows: 20, steps: 3, writeModel: false, events: false, published: true, views: true, chunk: 100_000 });
+  await seedListRuns(sys.db, 0, runs);
   await sys.start('command-service');
   await sys.start('projector');
   const gw = await sys.start('api-gateway');

@@ -7,10 +7,15 @@ import { seed } from './seed';
 import { BenchSystem } from './system';
 import { log, round } from './util';
 
-const PROJECT = 'bench_list';
+export const PROJECT = 'bench_list';
 const SPACING_MS = 200;
 const FLOWS = 20;
 const STEPS = 3;
+const BASE_MS = Date.UTC(2026, 0, 1);
+
+/** The list benchmark's runs `from`…`to` (views only), as `list-probe.ts` loads them too. */
+export const seedListRuns = (db: BenchSystem['db'], from: number, to: number) =>
+  seed(db, { projectId: PROJECT, from, to, baseMs: BASE_MS, spacingMs: SPACING_MS, flows: FLOWS, steps: STEPS, writeModel: false, events: false, published: true, views: true, chunk: 100_000 });
 
 interface Scenario {
   readonly name: string;
@@ -27,7 +32,7 @@ export async function benchList(profile: Profile) {
   const p = profile.list;
   const sys = await BenchSystem.create('list');
   try {
-    const baseMs = Date.UTC(2026, 0, 1);
+    const baseMs = BASE_MS;
     // The one run with 20 steps, with its execution data, for GET /flow-runs/:id.
     await seed(sys.db, { projectId: PROJECT, from: 10_000_000, to: 10_000_001, baseMs, spacingMs: 0, flows: FLOWS, steps: 20, status: 'SUCCEEDED', writeModel: true, events: false, published: true, views: true });
     const [{ id: bigRunId }] = await sys.db.q<{ id: string }>(`select id from run_views where steps_count = 20`);
@@ -43,7 +48,7 @@ export async function benchList(profile: Profile) {
     let get: unknown = null;
     for (const [i, size] of p.sizes.entries()) {
       const t = Date.now();
-      await seed(sys.db, { projectId: PROJECT, from: loaded, to: size, baseMs, spacingMs: SPACING_MS, flows: FLOWS, steps: STEPS, writeModel: false, events: false, published: true, views: true, chunk: 100_000 });
+      await seedListRuns(sys.db, loaded, size);
       loaded = size;
       log(`list: ${size} runs loaded (and vacuumed) in ${round((Date.now() - t) / 1000, 1)} s`);
       const last = i === p.sizes.length - 1;

@@ -3,8 +3,8 @@ import { performance } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { HttpScheduleOptions } from './http-schedule';
-import { onSchedule } from './schedule';
-import { percentile, round } from './util';
+import { latencyResult, onSchedule } from './schedule';
+import { round } from './util';
 
 /** What every load measurement reports: latency percentiles (ms) and the achieved rate. */
 export interface LoadResult {
@@ -111,17 +111,10 @@ export async function fnLoad(
       }),
     );
   }
-  const elapsed = (performance.now() - start) / 1000;
-  return {
-    p50Ms: round(percentile(latencies, 50), 3),
-    p99Ms: round(percentile(latencies, 99), 3),
-    maxMs: round(Math.max(...latencies), 3),
-    rps: round(latencies.length / elapsed, 1),
-    requests: latencies.length,
-    errors,
+  return latencyResult(latencies, errors, (performance.now() - start) / 1000, 3, {
     targetRps: opts.rate ?? null,
     connections: opts.concurrency,
     durationS: opts.durationS,
     tool: 'harness (performance.now, µs resolution)',
-  };
+  });
 }

@@ -1,4 +1,25 @@
 import { performance } from 'node:perf_hooks';
+import type { LoadResult } from './load';
+import { percentile, round } from './util';
+
+/** A load's `LoadResult` from its latencies (ms): percentiles rounded to `digits`, rate over `elapsedS`. */
+export function latencyResult(
+  latencies: readonly number[],
+  errors: number,
+  elapsedS: number,
+  digits: number,
+  run: Pick<LoadResult, 'targetRps' | 'connections' | 'durationS' | 'tool'>,
+): LoadResult {
+  return {
+    p50Ms: round(percentile(latencies, 50), digits),
+    p99Ms: round(percentile(latencies, 99), digits),
+    maxMs: round(Math.max(...latencies), digits),
+    rps: round(latencies.length / elapsedS, 1),
+    requests: latencies.length,
+    errors,
+    ...run,
+  };
+}
 
 /**
  * Calls `fire(n, due)` for the n-th request at `rate` per second for `durationS`, each at its due

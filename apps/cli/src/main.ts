@@ -144,12 +144,16 @@ program
  * `--retention-days` / `--monthly-run-quota`: a positive integer, or `none` to remove the setting
  * (kept as the string: commander turns a parser's null into '').
  */
+/** `value` as an integer from 1 to `max`, or null. */
+const intUpTo = (value: string, max: number): number | null => (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= max ? Number(value) : null);
+
 const limitOption = (name: string) => (value: string): number | 'none' => {
   if (value === 'none') return 'none';
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1_000_000_000) {
+  const n = intUpTo(value, 1_000_000_000);
+  if (n === null) {
     throw usageError('invalid-option', `${name}: "${value}" must be a positive integer or "none"`);
   }
-  return Number(value);
+  return n;
 };
 
 program
@@ -301,10 +305,9 @@ program
 
 /** `--limit`: an integer from 1 to `max`. */
 const countOption = (name: string, max: number) => (value: string): number => {
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
-    throw usageError('invalid-option', `${name}: "${value}" must be an integer from 1 to ${max}`);
-  }
-  return Number(value);
+  const n = intUpTo(value, max);
+  if (n === null) throw usageError('invalid-option', `${name}: "${value}" must be an integer from 1 to ${max}`);
+  return n;
 };
 
 program

@@ -6,7 +6,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { pendingMigrations, PgTransactions, READ_MODEL_TABLES } from '@flowruns/database';
+import { pendingMigrations, PgTransactions } from '@flowruns/database';
 import {
   consumerLag,
   ResilientConsumer,
@@ -118,20 +118,12 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
     await this.admin.disconnect();
   }
 
-  /** The projector never migrates; it waits for the explicit migrate step instead of failing later. */
+  /**
+   * The projector never migrates; it waits for the explicit migrate step instead of failing later.
+   * Every migration of this build applied (not only its tables present: a column it writes may come
+   * from a later migration).
+   */
   private async assertSchema(): Promise<void> {
-    const rows = await this.orm.em
-      .fork()
-      .execute<Array<{ name: string; present: boolean }>>(
-        `select t.name, to_regclass(t.name) is not null as present
-         from jsonb_array_elements_text(?::jsonb) as t(name)`,
-        [JSON.stringify(READ_MODEL_TABLES)],
-      );
-    const missing = rows.filter((r) => !r.present).map((r) => r.name);
-    if (missing.length) {
-      throw new Error(`read-model tables missing (${missing.join(', ')}): run the migrate step first`);
-    }
-    // Tables present is not enough: a column this build writes may come from a later migration.
     const pending = await pendingMigrations(this.orm.em.fork());
     if (pending.length) throw new Error(`migrations not applied (${pending.join(', ')}): run the migrate step first`);
   }

@@ -3,6 +3,6 @@ export * from './orm';
 export * from './pg-transactions';
 export { MIGRATIONS } from './migrations';
 
-/** The projector's tables (the read model): what it checks at start and what a rebuild empties. */
+/** The projector's tables (the read model): what a rebuild empties. */
 export const READ_MODEL_TABLES = ['run_views', 'step_views', 'projection_stalls'] as const;
 export * from './json-param';
