@@ -37,6 +37,7 @@ export async function benchBulk(profile: Profile) {
     const results: unknown[] = [];
     for (const op of ops) {
       const mem = new MemorySampler(pidsOf(sys));
+      const cpu = await CpuMeter.start(sys);
       const t0 = performance.now();
       const r = await fetch(`${gw.url}/api/v1/flow-runs/${op.action}`, {
         method: 'POST',
@@ -45,12 +46,17 @@ export async function benchBulk(profile: Profile) {
       });
       const body = await r.text();
       const wallS = (performance.now() - t0) / 1000;
+      const cpuAnswered = await cpu.stop();
       if (!r.ok) throw new Error(`bulk ${op.action}: ${r.status} ${body}`);
       await waitFor(async () => (await count(sys, op.projected)) >= n, { timeoutMs: 600000, intervalMs: 250, what: `views after ${op.action}` });
       const projectedS = (performance.now() - t0) / 1000;
+      const cpuProjected = await cpu.stop();
       const memory = mem.stop();
+      const perRun = (s: Record<string, number>) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, round((v * 1000) / n, 3)]));
       log(`bulk ${op.action}: ${body} in ${round(wallS, 2)} s, projected after ${round(projectedS, 2)} s`);
-      results.push({ action: op.action, answer: JSON.parse(body), wallS: round(wallS, 2), runsPerS: round(n / wallS), projectedS: round(projectedS, 2), memoryMiB: memory });
+      results.push({ action: op.action, answer: JSON.parse(body), wallS: round(wallS, 2), runsPerS: round(n / wallS), projectedS: round(projectedS, 2), memoryMiB: memory,
+        // CPU per run of each process until the answer, and until the views showed every change.
+        cpuMsPerRun: { answered: perRun(cpuAnswered), projected: perRun(cpuProjected) } });
     }
     const batchSize = sys.env.COMMAND_BULK_BATCH_SIZE ?? process.env.COMMAND_BULK_BATCH_SIZE ?? '1000 (default)';
     const pagesInFlight = sys.env.COMMAND_BULK_PAGES_IN_FLIGHT ?? process.env.COMMAND_BULK_PAGES_IN_FLIGHT ?? '2 (default)';

@@ -3,6 +3,7 @@ import { fold, type RunState } from '@flowruns/run-domain';
 import { ormOptions, sqlRunner } from '@flowruns/database';
 import { createTestDatabase, uniqueName } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
+import { selectBulkPages } from './bulk';
 import { RunCommands, type Transactor } from './run-commands';
 
 function ok<T>(r: T | DomainError): T {
@@ -82,8 +83,9 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
     const before = transactions;
     const r = await bulk({ action: 'cancel', projectId, reason: 'test', filter: {} });
     expect(r).toEqual({ action: 'cancel', changed: 8, examined: 8 });
-    // 8 runs in pages of 3: 3 page reads (the last one short) and 3 batch transactions.
-    expect(transactions - before).toBe(6);
+    // 8 runs in pages of 3: the project's 9 runs in one read (12 candidates per read), and 3
+    // batch transactions.
+    expect(transactions - before).toBe(4);
     for (const run of running) expect((await stateOf(run.id)).status).toBe('STOPPED');
     expect((await stateOf(done.id)).status).toBe('FAILED');
     expect((await stateOf(foreign.id)).status).toBe('RUNNING');
@@ -159,6 +161,32 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
     expect(w.changed).toBe(2);
     for (const run of inside) expect((await stateOf(run.id)).status).toBe('STOPPED');
     expect((await stateOf(outside.id)).status).toBe('RUNNING');
+  });
+
+  it('reads the project a few runs at a time: sparse matches across reads come in full pages, in run id order, none twice', async () => {
+    const projectId = uniqueName('p_bulk');
+    const flowA = await flowOf(projectId);
+    const flowB = await flowOf(projectId);
+    const runs = [];
+    // Every third run is on flow A, the rest on flow B; then two of A's are excluded.
+    for (let i = 0; i < 15; i++) runs.push(await trigger(i % 3 === 0 ? flowA.id : flowB.id, projectId));
+    const ofA = runs.filter((_, i) => i % 3 === 0).map((r) => r.id).sort();
+    const tx: Transactor = { transactional: (w) => orm.em.fork().transactional((tem) => w(sqlRunner(tem))) };
+    const read = async (filter: Parameters<typeof selectBulkPages>[2], pageSize: number, candidates: number) => {
+      const pages: string[][] = [];
+      for await (const page of selectBulkPages(tx, projectId, filter, ['RUNNING'], pageSize, candidates)) pages.push(page);
+      return pages;
+    };
+
+    // 4 candidates per read, pages of 2: the 5 matches come as 2 + 2 + 1, whatever read found them.
+    expect(await read({ flowId: flowA.id }, 2, 4)).toEqual([ofA.slice(0, 2), ofA.slice(2, 4), ofA.slice(4)]);
+    const excluded = [ofA[1], ofA[3]];
+    expect((await read({ flowId: flowA.id, excludeFlowRunIds: excluded }, 2, 1)).flat()).toEqual(ofA.filter((id) => !excluded.includes(id)));
+    // Reads that end exactly at the last run, and one that holds them all.
+    expect((await read({}, 5, 5)).flat()).toEqual(runs.map((r) => r.id).sort());
+    expect(await read({}, 100, 100)).toEqual([runs.map((r) => r.id).sort()]);
+    // Nothing selected: no page at all.
+    expect(await read({ flowId: 'flow_none' }, 2, 4)).toEqual([]);
   });
 
   it('archives once: a second archive counts nothing', async () => {
