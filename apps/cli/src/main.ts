@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { ApiKeyStore } from '@flowruns/access';
 import { migrate, ormOptions, sqlRunner } from '@flowruns/database';
-import { createKafka, ensureTopics, type Kafka } from '@flowruns/messaging';
+import { createKafka, ensureTopics, javaCompatiblePartitioner, type Kafka } from '@flowruns/messaging';
 import { CommandServiceError, CommandServiceUnavailable, DatabaseConfigSchema, KafkaConfigSchema, dlqTopicOf, loadConfig } from '@flowruns/platform';
 import { RetentionClient, RetentionPassConfigSchema, retentionClientOptions, runRetentionPass, type RetentionPassConfig } from '@flowruns/retention-runner';
 import { MikroORM } from '@mikro-orm/postgresql';
@@ -362,7 +362,8 @@ program
       const letters = (await readDeadLetters(kafka, dlqTopicOf(cfg))).filter((d) => opts.all || wanted.has(`${d.partition}:${d.offset}`));
       const missing = [...wanted].filter((at) => !letters.some((d) => `${d.partition}:${d.offset}` === at));
       if (missing.length) throw failure('not-found', `no dead letter at ${missing.join(', ')}`);
-      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      // The relay's partitioner: a replayed event goes to its run's partition.
+      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: javaCompatiblePartitioner });
       await producer.connect();
       try {
         const byTopic = new Map<string, ReturnType<typeof replayMessage>[]>();
