@@ -27,7 +27,7 @@ export interface SeedSpec {
   readonly status?: 'SUCCEEDED' | 'FAILED' | 'RUNNING' | 'STOPPED' | 'TIMEOUT';
   /** run_streams + execution_data. */
   readonly writeModel: boolean;
-  /** run_events (the history); `published` marks them as already sent by the relay. */
+  /** run_events (the history); `published`: as already sent by the relay (not in its queue). */
   readonly events: boolean;
   readonly published: boolean;
   /** run_views + step_views, into these tables (default: the real ones). */
@@ -86,16 +86,16 @@ const EVENTS = `
     end as type) t`;
 
 const INSERT_EVENTS = `
-  insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at, published_at)
+  insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at)
   select e.event_id, e.run_id, e.seq, e.type, jsonb_build_object(
       'specversion', '1.0', 'id', e.event_id, 'type', e.type, 'source', 'flow-runs/command-service',
       'time', bench_iso(e.ev_ms), 'subject', e.run_id, 'projectId', $1::text, 'flowId', e.flow_id, 'seq', e.seq,
       'datacontenttype', 'application/json', 'data', e.data),
-    null, bench_ts(e.ev_ms), case when $2::boolean then now() end
+    null, bench_ts(e.ev_ms)
   from (
     select se.*, bench_uuid7(se.ev_ms, md5(se.run_id || ':' || se.seq)) as event_id, case se.type
       when 'flowrun.triggered.v1' then jsonb_build_object('flowVersionId', se.flow_version_id, 'flowDisplayName', se.flow_name,
-        'environment', 'PRODUCTION', 'triggeredBy', null, 'tags', to_jsonb(se.tags), 'stepsCount', $3::int, 'parentRunId', null,
+        'environment', 'PRODUCTION', 'triggeredBy', null, 'tags', to_jsonb(se.tags), 'stepsCount', $2::int, 'parentRunId', null,
         'failParentOnFailure', false, 'retryOf', null, 'triggerDataRef', 'exd_' || se.run_id || '_t', 'logsFileId', null)
       when 'flowrun.step.started.v1' then jsonb_build_object('stepName', 'step_' || se.k, 'stepType', bench_step_type(se.k), 'attempt', 1)
       when 'flowrun.step.succeeded.v1' then jsonb_build_object('stepName', 'step_' || se.k, 'stepType', bench_step_type(se.k), 'attempt', 1,
@@ -103,7 +103,7 @@ const INSERT_EVENTS = `
       when 'flowrun.step.failed.v1' then jsonb_build_object('stepName', 'step_' || se.k, 'stepType', bench_step_type(se.k), 'attempt', 1,
         'durationMs', 10, 'dataRef', 'exd_' || se.run_id || '_' || se.k)
       when 'flowrun.succeeded.v1' then jsonb_build_object('durationMs', (se.seq - 1) * 10)
-      when 'flowrun.failed.v1' then jsonb_build_object('failedStepName', 'step_' || $3::int, 'durationMs', (se.seq - 1) * 10)
+      when 'flowrun.failed.v1' then jsonb_build_object('failedStepName', 'step_' || $2::int, 'durationMs', (se.seq - 1) * 10)
       when 'flowrun.stopped.v1' then jsonb_build_object('reason', 'cancelled by request')
       else jsonb_build_object('reason', 'EXECUTION_TIME')
     end as data
@@ -184,7 +184,11 @@ export async function seed(db: BenchDatabase, spec: SeedSpec): Promise<{ runs: n
         const [{ n }] = (await c.query<{ n: string }>('select coalesce(sum(n_events), 0)::text as n from seed_runs')).rows;
         if (spec.events) {
           await c.query(EVENTS, [spec.steps]);
-          await c.query(INSERT_EVENTS, [spec.projectId, spec.published, spec.steps]);
+          // Already published: the outbox trigger is not run (session_replication_role), so the
+          // relay's queue stays empty; else the trigger queues every event, as for an append.
+          if (spec.published) await c.query('set local session_replication_role = replica');
+          await c.query(INSERT_EVENTS, [spec.projectId, spec.steps]);
+          if (spec.published) await c.query('set local session_replication_role = origin');
         }
         if (spec.writeModel) {
           await c.query(INSERT_STREAMS, [spec.projectId, spec.steps]);

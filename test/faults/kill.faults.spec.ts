@@ -33,7 +33,7 @@ describe('kill -9 under load', () => {
       async ({ sys, load, injected }) => {
         for (let k = 0; k < commandKills; k++) {
           // Let unpublished rows pile up a little so the relay is mid-batch when the kill lands.
-          await waitFor(async () => (await sys.sql<{ n: number }>(`select count(*)::int as n from run_events where published_at is null`))[0].n > 0, {
+          await waitFor(async () => (await sys.sql<{ n: number }>(`select count(*)::int as n from run_events_outbox`))[0].n > 0, {
             timeoutMs: 10000,
             intervalMs: 5,
             what: 'the relay with rows in hand',

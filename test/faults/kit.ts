@@ -397,7 +397,7 @@ export async function settleAndMeasure(sys: FaultSystem, load: Load, opts: Check
     async () => {
       const [s] = await sys.sql<{ open: number; unpublished: number; behind: number; missing: number }>(
         `select (select count(*)::int from run_streams where status in ('RUNNING', 'PAUSED')) as open,
-                (select count(*)::int from run_events where published_at is null) as unpublished,
+                (select count(*)::int from run_events_outbox) as unpublished,
                 (select count(*)::int from run_streams s left join run_views v on v.id = s.run_id
                   where v.version is distinct from s.version) as behind,
                 (select count(*)::int from unnest($1::text[]) as a(id)

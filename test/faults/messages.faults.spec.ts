@@ -39,7 +39,8 @@ describe('duplicates, redeliveries, poison and unknown types on the topic, under
       for (let k = 0; k < REPEATS; k++) {
         // Duplicates: copies of up to 200 already published events, with their key and headers.
         const rows = await sys.sql<{ run_id: string; type: string; envelope: unknown }>(
-          `select run_id, type, envelope from run_events where published_at is not null order by random() limit 200`,
+          `select run_id, type, envelope from run_events e
+           where not exists (select 1 from run_events_outbox o where o.position = e.position) order by random() limit 200`,
         );
         await publishRaw(sys, rows.map((r) => ({ key: r.run_id, value: JSON.stringify(r.envelope), headers: { 'ce-type': r.type } })));
         duplicatesSent += rows.length;

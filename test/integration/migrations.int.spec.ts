@@ -61,6 +61,53 @@ describe('Migration20261129150000StallReason', () => {
   });
 });
 
+describe('Migration20261129170000OutboxQueue', () => {
+  const db = unmigratedDatabase('flowruns_test_outbox_queue');
+  let orm: MikroORM;
+  beforeAll(() => {
+    orm = db.orm();
+  });
+
+  const sql = <T>(text: string, params: unknown[] = []) => orm.em.fork().execute<T[]>(text, params);
+  const event = (id: string, seq: number) => [id, 'run-1', seq, 'flowrun.step.started.v1', JSON.stringify({ id })];
+  const queued = async () => (await sql<{ event_id: string }>(`select e.event_id from run_events_outbox o join run_events e using (position) order by o.position`)).map((r) => r.event_id);
+  const published = async () =>
+    (await sql<{ event_id: string; published: boolean }>(`select event_id, published_at is not null as published from run_events order by position`)).map((r) => [r.event_id, r.published]);
+
+  it('queues the unpublished events, then every event any insert commits; down marks what left the queue as published', async () => {
+    await orm.getMigrator().up({ to: 'Migration20261129150000StallReason' });
+    await sql(`insert into run_events (event_id, run_id, seq, type, envelope, published_at) values (?, ?, ?, ?, ?, now())`, event('evt-sent', 1));
+    await sql(`insert into run_events (event_id, run_id, seq, type, envelope) values (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)`, [...event('evt-a', 2), ...event('evt-b', 3)]);
+
+    await orm.getMigrator().up();
+    expect(await queued()).toEqual(['evt-a', 'evt-b']);
+    const columns = await sql<{ column_name: string }>(`select column_name from information_schema.columns where table_name = 'run_events'`);
+    expect(columns.map((c) => c.column_name)).not.toContain('published_at');
+
+    // An insert inside a data-modifying CTE (as the append writes) is queued in its transaction;
+    // one that rolls back is not.
+    await sql(`with x as (insert into run_events (event_id, run_id, seq, type, envelope) values (?, ?, ?, ?, ?) returning position) select count(*) from x`, event('evt-c', 4));
+    await expect(
+      orm.em.fork().transactional(async (em) => {
+        await em.execute(`insert into run_events (event_id, run_id, seq, type, envelope) values (?, ?, ?, ?, ?)`, event('evt-rolled-back', 5));
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(await queued()).toEqual(['evt-a', 'evt-b', 'evt-c']);
+
+    // The relay publishes evt-a and takes it off the queue; then the release is rolled back.
+    await sql(`delete from run_events_outbox where position = (select position from run_events where event_id = 'evt-a')`);
+    await orm.getMigrator().down({ to: 'Migration20261129170000OutboxQueue' });
+    expect(await published()).toEqual([['evt-sent', true], ['evt-a', true], ['evt-b', false], ['evt-c', false]]);
+    const left = await sql<{ n: number }>(`select count(*)::int as n from pg_class where relname in ('run_events_outbox', 'run_events_unpublished_idx')`);
+    expect(left[0].n).toBe(1);
+
+    // Up again: the queue holds what the column said was not published.
+    await orm.getMigrator().up();
+    expect(await queued()).toEqual(['evt-b', 'evt-c']);
+  });
+});
+
 /** What readiness says about a database that is behind this build (a deploy in the wrong order). */
 describe('pendingMigrations and the postgres readiness probe', () => {
   const db = unmigratedDatabase('flowruns_test_pending');

@@ -113,7 +113,7 @@ describe('outbox relay (real Postgres + Kafka)', () => {
       }
       // No step payload travels in an event: only the reference to the execution-data store.
       expect(JSON.stringify(reader.seen)).not.toContain('world');
-      const unpublished = await orm.em.fork().execute('select count(*)::int as n from run_events where published_at is null');
+      const unpublished = await orm.em.fork().execute('select count(*)::int as n from run_events_outbox');
       expect(unpublished[0].n).toBe(0);
     } finally {
       await relay.stop();
@@ -130,7 +130,7 @@ describe('outbox relay (real Postgres + Kafka)', () => {
     // Drain the log first so the topic receives only what this test appends.
     relay.start();
     await waitFor(async () => {
-      const r = await orm.em.fork().execute('select count(*)::int as n from run_events where published_at is null');
+      const r = await orm.em.fork().execute('select count(*)::int as n from run_events_outbox');
       return r[0].n === 0;
     });
     try {
@@ -160,7 +160,7 @@ describe('outbox relay (real Postgres + Kafka)', () => {
     const publisher = new KafkaPublisher(kafka);
     // Wait until earlier tests' events are marked, so this relay sees only the new run.
     await waitFor(async () => {
-      const r = await orm.em.fork().execute('select count(*)::int as n from run_events where published_at is null');
+      const r = await orm.em.fork().execute('select count(*)::int as n from run_events_outbox');
       return r[0].n === 0;
     });
     const runId = await runOnce();
@@ -186,7 +186,7 @@ describe('outbox relay (real Postgres + Kafka)', () => {
     healthy.start();
     try {
       await waitFor(async () => {
-        const r = await orm.em.fork().execute('select count(*)::int as n from run_events where published_at is null');
+        const r = await orm.em.fork().execute('select count(*)::int as n from run_events_outbox');
         return r[0].n === 0;
       });
       await waitFor(() => reader.seen.filter((e) => e.subject === runId).length >= 8, { what: 'republished batch' });
@@ -214,7 +214,7 @@ describe('outbox relay (real Postgres + Kafka)', () => {
     await waitFor(() => leader.status().leader, { what: 'the leader' });
     // Drains what earlier tests left (its first batch runs at start), then sleeps for the poll.
     await waitFor(async () => {
-      const r = await orm.em.fork().execute('select count(*)::int as n from run_events where published_at is null');
+      const r = await orm.em.fork().execute('select count(*)::int as n from run_events_outbox');
       return r[0].n === 0;
     });
     standby.start();

@@ -5,6 +5,7 @@ import { Migration20261128190000Retention } from './Migration20261128190000Reten
 import { Migration20261129000000IdempotencyKeys } from './Migration20261129000000IdempotencyKeys';
 import { Migration20261129120000Fillfactor } from './Migration20261129120000Fillfactor';
 import { Migration20261129150000StallReason } from './Migration20261129150000StallReason';
+import { Migration20261129170000OutboxQueue } from './Migration20261129170000OutboxQueue';
 
 /** Every migration, in order. Listed explicitly so the same list works from sources and from dist. */
 export const MIGRATIONS = [
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261129000000IdempotencyKeys', class: Migration20261129000000IdempotencyKeys },
   { name: 'Migration20261129120000Fillfactor', class: Migration20261129120000Fillfactor },
   { name: 'Migration20261129150000StallReason', class: Migration20261129150000StallReason },
+  { name: 'Migration20261129170000OutboxQueue', class: Migration20261129170000OutboxQueue },
 ];
