@@ -127,7 +127,7 @@ function renderIngest(r: Json): string[] {
     `| **ratio to the slower raw limit** | **${f(r.ratioToSlowerRaw, 3)}** |`,
     `| peak RSS (MiB) | ${Object.entries(r.memoryMiB).map(([k, v]: [string, Json]) => `${k} ${v.peakMiB}`).join(', ')} |`,
     ...(r.cpuMsPerEvent
-      ? [`| CPU per accepted event (ms, load and catch-up) | ${Object.entries(r.cpuMsPerEvent).map(([k, v]) => `${k} ${f(v as number, 2)}`).join(', ')} |`]
+      ? [`| CPU per accepted event (ms, load and catch-up) | ${cpuPerProcess(r.cpuMsPerEvent)} |`]
       : []),
     '',
     `Lag is ${r.lagMeasuredAs}. Kafka: ${r.raw.kafkaHow}. Postgres: ${r.raw.postgresHow}.`,
@@ -170,8 +170,16 @@ function renderBulk(r: Json): string[] {
     const mem = Object.entries(op.memoryMiB).map(([k, v]: [string, Json]) => `${k} ${v.baselineMiB}→${v.peakMiB}`).join(', ');
     o.push(`| ${op.action} | \`${JSON.stringify(op.answer)}\` | ${f(op.wallS, 2)} s | ${f(op.runsPerS, 0)} | ${f(op.projectedS, 2)} s | ${mem} |`);
   }
+  const withCpu = r.operations.filter((op: Json) => op.cpuMsPerRun);
+  if (withCpu.length) {
+    o.push('', '| CPU per run (ms) | until the answer | until the views caught up |', '|---|---|---|');
+    for (const op of withCpu) o.push(`| ${op.action} | ${cpuPerProcess(op.cpuMsPerRun.answered)} | ${cpuPerProcess(op.cpuMsPerRun.projected)} |`);
+  }
   return o;
 }
+
+/** `name ms, …` of a per-process CPU figure. */
+const cpuPerProcess = (ms: Record<string, number>): string => Object.entries(ms).map(([k, v]) => `${k} ${f(v, 3)}`).join(', ');
 
 function renderPurge(r: Json): string[] {
   const during = r.listDuring as LoadResult[];
@@ -185,7 +193,7 @@ function renderPurge(r: Json): string[] {
     `| list p50 / p99 during (each window) | ${during.map((w) => lat(w)).join('; ')} |`,
     ...(r.viewsCaughtUpS !== undefined ? [`| views show every purge | ${f(r.viewsCaughtUpS, 2)} s after the retention app started |`] : []),
     ...(r.cpuMsPerRun
-      ? [`| CPU per purged run (ms, purge and catch-up) | ${Object.entries(r.cpuMsPerRun).map(([k, v]) => `${k} ${f(v as number, 3)}`).join(', ')} |`]
+      ? [`| CPU per purged run (ms, purge and catch-up) | ${cpuPerProcess(r.cpuMsPerRun)} |`]
       : []),
     `| peak RSS (MiB) | ${Object.entries(r.memoryMiB).map(([k, v]: [string, Json]) => `${k} ${v.peakMiB}`).join(', ')} |`,
   ];
