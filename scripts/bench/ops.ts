@@ -58,7 +58,7 @@ export async function benchBulk(profile: Profile) {
         // CPU per run of each process until the answer, and until the views showed every change.
         cpuMsPerRun: { answered: perRun(cpuAnswered), projected: perRun(cpuProjected) } });
     }
-    const batchSize = sys.env.COMMAND_BULK_BATCH_SIZE ?? process.env.COMMAND_BULK_BATCH_SIZE ?? '1000 (default)';
+    const batchSize = sys.env.COMMAND_BULK_BATCH_SIZE ?? process.env.COMMAND_BULK_BATCH_SIZE ?? '2000 (default)';
     const pagesInFlight = sys.env.COMMAND_BULK_PAGES_IN_FLIGHT ?? process.env.COMMAND_BULK_PAGES_IN_FLIGHT ?? '2 (default)';
     await sys.stop();
     return { runs: n, commandBulkBatchSize: batchSize, commandBulkPagesInFlight: pagesInFlight, verifiedSample: verified, operations: results };

@@ -34,7 +34,7 @@ export const CommandServiceConfigSchema = z.object({
   SUPERVISOR_INTERVAL_MS: z.coerce.number().int().min(10).max(3600000).default(1000),
   SUPERVISOR_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(100),
   /** Runs a bulk cancel/retry/archive changes per transaction (and reads per page). */
-  COMMAND_BULK_BATCH_SIZE: z.coerce.number().int().min(1).max(5000).default(1000),
+  COMMAND_BULK_BATCH_SIZE: z.coerce.number().int().min(1).max(5000).default(2000),
   /** Pages of a bulk operation worked on at once (1: one after the other). */
   COMMAND_BULK_PAGES_IN_FLIGHT: z.coerce.number().int().min(1).max(8).default(2),
 });
