@@ -6,7 +6,7 @@ import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { BenchDatabase } from './db';
 import type { Profile } from './profiles';
-import { BenchSystem, benchEnv, CpuMeter, createTopic, deleteTopics, MemorySampler, pidsOf } from './system';
+import { BenchSystem, benchEnv, CpuMeter, cpuMsPer, createTopic, deleteTopics, MemorySampler, pidsOf } from './system';
 import { log, percentile, round, uniqueName, waitFor } from './util';
 
 /**
@@ -163,7 +163,7 @@ export async function benchIngest(profile: Profile) {
       lagMeasuredAs: "run_views.updated_at of each run's last event (the projector's transaction time) minus the moment the command service answered it",
       memoryMiB: memory,
       // Load plus catch-up, per accepted event: robust to the machine's other load, unlike events/s.
-      cpuMsPerEvent: Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round((v * 1000) / Math.max(events, 1), 3)])),
+      cpuMsPerEvent: cpuMsPer(cpuS, events),
       loadAverage: loadavg().map((x) => round(x, 2)),
       raw,
       ratioToSlowerRaw: round(e2eEventsPerS / slower, 3),

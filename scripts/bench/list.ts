@@ -32,9 +32,8 @@ export async function benchList(profile: Profile) {
   const p = profile.list;
   const sys = await BenchSystem.create('list');
   try {
-    const baseMs = BASE_MS;
     // The one run with 20 steps, with its execution data, for GET /flow-runs/:id.
-    await seed(sys.db, { projectId: PROJECT, from: 10_000_000, to: 10_000_001, baseMs, spacingMs: 0, flows: FLOWS, steps: 20, status: 'SUCCEEDED', writeModel: true, events: false, published: true, views: true });
+    await seed(sys.db, { projectId: PROJECT, from: 10_000_000, to: 10_000_001, baseMs: BASE_MS, spacingMs: 0, flows: FLOWS, steps: 20, status: 'SUCCEEDED', writeModel: true, events: false, published: true, views: true });
     const [{ id: bigRunId }] = await sys.db.q<{ id: string }>(`select id from run_views where steps_count = 20`);
     await sys.start('command-service');
     await sys.start('projector');
@@ -61,7 +60,7 @@ export async function benchList(profile: Profile) {
         if (!body.next) throw new Error(`no page ${page + 1} at ${size} runs`);
         cursor = body.next;
       }
-      const midMs = baseMs + Math.floor(size / 2) * SPACING_MS;
+      const midMs = BASE_MS + Math.floor(size / 2) * SPACING_MS;
       const scenarios: Scenario[] = [
         { name: 'first page', query: {} },
         { name: `page ${p.page} (cursor)`, query: { cursor } },

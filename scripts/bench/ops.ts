@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { httpLoad, type LoadResult } from './load';
 import type { Profile } from './profiles';
 import { seed } from './seed';
-import { BenchSystem, CpuMeter, MemorySampler, pidsOf } from './system';
+import { BenchSystem, CpuMeter, cpuMsPer, MemorySampler, pidsOf } from './system';
 import { log, round, waitFor } from './util';
 import { compareViews, verifySample } from './verify';
 
@@ -52,11 +52,10 @@ export async function benchBulk(profile: Profile) {
       const projectedS = (performance.now() - t0) / 1000;
       const cpuProjected = await cpu.stop();
       const memory = mem.stop();
-      const perRun = (s: Record<string, number>) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, round((v * 1000) / n, 3)]));
       log(`bulk ${op.action}: ${body} in ${round(wallS, 2)} s, projected after ${round(projectedS, 2)} s`);
       results.push({ action: op.action, answer: JSON.parse(body), wallS: round(wallS, 2), runsPerS: round(n / wallS), projectedS: round(projectedS, 2), memoryMiB: memory,
         // CPU per run of each process until the answer, and until the views showed every change.
-        cpuMsPerRun: { answered: perRun(cpuAnswered), projected: perRun(cpuProjected) } });
+        cpuMsPerRun: { answered: cpuMsPer(cpuAnswered, n), projected: cpuMsPer(cpuProjected, n) } });
     }
     const batchSize = sys.env.COMMAND_BULK_BATCH_SIZE ?? process.env.COMMAND_BULK_BATCH_SIZE ?? '2000 (default)';
     const pagesInFlight = sys.env.COMMAND_BULK_PAGES_IN_FLIGHT ?? process.env.COMMAND_BULK_PAGES_IN_FLIGHT ?? '2 (default)';
@@ -131,7 +130,7 @@ export async function benchPurge(profile: Profile) {
       listDuring: windows,
       listDuringWorstP99Ms: worst?.p99Ms ?? null,
       viewsCaughtUpS: round(viewsCaughtUpS, 2),
-      cpuMsPerRun: Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round((v * 1000) / n, 3)])),
+      cpuMsPerRun: cpuMsPer(cpuS, n),
       memoryMiB: memory,
     };
   } catch (e) {

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createKafka, ensureTopics } from '@flowruns/messaging';
 import { BenchDatabase } from './db';
-import { freePort, uniqueName, waitFor } from './util';
+import { freePort, round, uniqueName, waitFor } from './util';
 
 /** The repository root (this file runs from dist/scripts/bench/). */
 export const ROOT = path.resolve(__dirname, '../../..');
@@ -275,6 +275,10 @@ export class CpuMeter {
     return out;
   }
 }
+
+/** CPU seconds per process (`CpuMeter.stop`) as milliseconds per unit of work (an event, a run). */
+export const cpuMsPer = (cpuS: Record<string, number>, units: number): Record<string, number> =>
+  Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round((v * 1000) / Math.max(units, 1), 3)]));
 
 /** The pids of the processes whose command line matches (arguments joined by spaces). */
 function processesMatching(re: RegExp): number[] {

@@ -174,6 +174,13 @@ describe('resume request ids over HTTP: single-use, and expired at AP_PAUSE_TIME
       status: 404,
       body: { statusCode: 404, code: 'PAUSE_REQUEST_MISMATCH', params: { entityType: 'flow_run_request', entityId: requestId } },
     });
+    /** The same answer from the synchronous and the asynchronous resume route. */
+    const onBothRoutes = async (runId: string, requestId: string, expected: { status: number; body: unknown }) => {
+      for (const sync of [true, false]) {
+        const a = await sys.resume(runId, requestId, sync);
+        expect({ sync, status: a.status, body: a.body }).toEqual({ sync, ...expected });
+      }
+    };
     const finishedRun = async () => {
       const r = await sys.api.post(`/api/v1/flows/${doneFlowId}/run`, {});
       expect(r.status).toBe(201);
@@ -209,14 +216,10 @@ describe('resume request ids over HTTP: single-use, and expired at AP_PAUSE_TIME
       expect({ status: first.status, body: first.body }).toEqual({ status: 200, body: { runId, stepName: 'approve', output: { approved: true, comment: 'ok' } } });
       await sys.api.waitForRun(runId, 'SUCCEEDED');
       const after = await sys.stored(runId);
-      for (const sync of [true, false]) {
-        const a = await sys.resume(runId, requestId, sync);
-        expect({ sync, status: a.status, body: a.body }).toEqual({
-          sync,
-          status: 404,
-          body: { statusCode: 404, code: 'PAUSE_REQUEST_MISMATCH', params: { entityType: 'flow_run_request', entityId: requestId, reason: 'ALREADY_USED' } },
-        });
-      }
+      await onBothRoutes(runId, requestId, {
+        status: 404,
+        body: { statusCode: 404, code: 'PAUSE_REQUEST_MISMATCH', params: { entityType: 'flow_run_request', entityId: requestId, reason: 'ALREADY_USED' } },
+      });
       // A guess at the same finished run is still told nothing.
       const other = guess();
       const a = await sys.resume(runId, other, true);
@@ -229,14 +232,10 @@ describe('resume request ids over HTTP: single-use, and expired at AP_PAUSE_TIME
       expect((await sys.api.post('/api/v1/flow-runs/cancel', { flowRunIds: [runId] })).body).toEqual({ cancelled: 1 });
       await sys.api.waitForRun(runId, 'STOPPED');
       const before = await sys.stored(runId);
-      for (const sync of [true, false]) {
-        const a = await sys.resume(runId, requestId, sync);
-        expect({ sync, status: a.status, body: a.body }).toEqual({
-          sync,
-          status: 409,
-          body: { statusCode: 409, code: 'INVALID_TRANSITION', params: { entityType: 'flow_run', entityId: runId, status: 'STOPPED', command: 'ResumeRun' } },
-        });
-      }
+      await onBothRoutes(runId, requestId, {
+        status: 409,
+        body: { statusCode: 409, code: 'INVALID_TRANSITION', params: { entityType: 'flow_run', entityId: runId, status: 'STOPPED', command: 'ResumeRun' } },
+      });
       const other = guess();
       const a = await sys.resume(runId, other, false);
       expect({ status: a.status, body: a.body }).toEqual(notIssued(other));

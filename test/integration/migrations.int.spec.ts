@@ -2,8 +2,11 @@ import { dropTestDatabase, ensureDatabase, MIGRATIONS, ormOptions, parseDatabase
 import { testEnv, uniqueName } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
 
-/** An empty database of its own (created, never migrated) for the describe block; dropped after it. */
-function unmigratedDatabase(label: string): { orm: () => MikroORM } {
+/**
+ * An empty database of its own (created, never migrated) for the describe block; dropped after it.
+ * `orm()` once the block's `beforeAll` ran; `sql` runs a statement on a fresh entity manager.
+ */
+function unmigratedDatabase(label: string): { orm: () => MikroORM; sql: <T>(text: string, params?: unknown[]) => Promise<T[]> } {
   const url = parseDatabaseUrl(testEnv().databaseUrl).serverUrl(uniqueName(label).toLowerCase());
   let orm: MikroORM | undefined;
   beforeAll(async () => {
@@ -14,12 +17,11 @@ function unmigratedDatabase(label: string): { orm: () => MikroORM } {
     await orm?.close(true);
     await dropTestDatabase(url);
   });
-  return {
-    orm: () => {
-      if (!orm) throw new Error('the database is opened in beforeAll');
-      return orm;
-    },
+  const opened = (): MikroORM => {
+    if (!orm) throw new Error('the database is opened in beforeAll');
+    return orm;
   };
+  return { orm: opened, sql: <T>(text: string, params: unknown[] = []) => opened().em.fork().execute<T[]>(text, params) };
 }
 
 /**
@@ -27,13 +29,8 @@ function unmigratedDatabase(label: string): { orm: () => MikroORM } {
  * `down` undoes `up` (a rollback of the release must leave a schema the old code works with).
  */
 describe('Migration20261129150000StallReason', () => {
-  const db = unmigratedDatabase('flowruns_test_migrations');
-  let orm: MikroORM;
-  beforeAll(() => {
-    orm = db.orm();
-  });
+  const { orm, sql } = unmigratedDatabase('flowruns_test_migrations');
 
-  const sql = <T>(text: string, params: unknown[] = []) => orm.em.fork().execute<T[]>(text, params);
   const columns = async () =>
     (await sql<{ column_name: string }>(`select column_name from information_schema.columns where table_name = 'projection_stalls' order by ordinal_position`)).map(
       (c) => c.column_name,
@@ -42,44 +39,39 @@ describe('Migration20261129150000StallReason', () => {
   const old = { run_id: 'run-old', expected_seq: 3, received_seq: 5, event_id: 'evt-old' };
 
   it('adds reason and event_type, null for a stall recorded before it; down removes them and keeps the rows', async () => {
-    await orm.getMigrator().up({ to: 'Migration20261129120000Fillfactor' });
+    await orm().getMigrator().up({ to: 'Migration20261129120000Fillfactor' });
     await sql(`insert into projection_stalls (run_id, expected_seq, received_seq, event_id) values (?, ?, ?, ?)`, Object.values(old));
 
-    await orm.getMigrator().up();
+    await orm().getMigrator().up();
     expect(await columns()).toEqual(['run_id', 'expected_seq', 'received_seq', 'event_id', 'detected_at', 'reason', 'event_type']);
     const added = { run_id: 'run-new', expected_seq: 1, received_seq: 1, event_id: 'evt-new', event_type: 'flowrun.step.started.v1', reason: 'not-created' };
     await sql(`insert into projection_stalls (run_id, expected_seq, received_seq, event_id, event_type, reason) values (?, ?, ?, ?, ?, ?)`, Object.values(added));
     expect(await rows()).toEqual([added, { ...old, event_type: null, reason: null }]);
 
-    await orm.getMigrator().down({ to: 'Migration20261129150000StallReason' });
+    await orm().getMigrator().down({ to: 'Migration20261129150000StallReason' });
     expect(await columns()).toEqual(['run_id', 'expected_seq', 'received_seq', 'event_id', 'detected_at']);
     expect(await rows()).toEqual([{ run_id: 'run-new', expected_seq: 1, received_seq: 1, event_id: 'evt-new' }, old]);
 
     // And up again, as a release rolled forward after its rollback would.
-    await orm.getMigrator().up();
+    await orm().getMigrator().up();
     expect(await columns()).toContain('reason');
   });
 });
 
 describe('Migration20261129170000OutboxQueue', () => {
-  const db = unmigratedDatabase('flowruns_test_outbox_queue');
-  let orm: MikroORM;
-  beforeAll(() => {
-    orm = db.orm();
-  });
+  const { orm, sql } = unmigratedDatabase('flowruns_test_outbox_queue');
 
-  const sql = <T>(text: string, params: unknown[] = []) => orm.em.fork().execute<T[]>(text, params);
   const event = (id: string, seq: number) => [id, 'run-1', seq, 'flowrun.step.started.v1', JSON.stringify({ id })];
   const queued = async () => (await sql<{ event_id: string }>(`select e.event_id from run_events_outbox o join run_events e using (position) order by o.position`)).map((r) => r.event_id);
   const published = async () =>
     (await sql<{ event_id: string; published: boolean }>(`select event_id, published_at is not null as published from run_events order by position`)).map((r) => [r.event_id, r.published]);
 
   it('queues the unpublished events, then every event any insert commits; down marks what left the queue as published', async () => {
-    await orm.getMigrator().up({ to: 'Migration20261129150000StallReason' });
+    await orm().getMigrator().up({ to: 'Migration20261129150000StallReason' });
     await sql(`insert into run_events (event_id, run_id, seq, type, envelope, published_at) values (?, ?, ?, ?, ?, now())`, event('evt-sent', 1));
     await sql(`insert into run_events (event_id, run_id, seq, type, envelope) values (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)`, [...event('evt-a', 2), ...event('evt-b', 3)]);
 
-    await orm.getMigrator().up();
+    await orm().getMigrator().up();
     expect(await queued()).toEqual(['evt-a', 'evt-b']);
     const columns = await sql<{ column_name: string }>(`select column_name from information_schema.columns where table_name = 'run_events'`);
     expect(columns.map((c) => c.column_name)).not.toContain('published_at');
@@ -88,7 +80,7 @@ describe('Migration20261129170000OutboxQueue', () => {
     // one that rolls back is not.
     await sql(`with x as (insert into run_events (event_id, run_id, seq, type, envelope) values (?, ?, ?, ?, ?) returning position) select count(*) from x`, event('evt-c', 4));
     await expect(
-      orm.em.fork().transactional(async (em) => {
+      orm().em.fork().transactional(async (em) => {
         await em.execute(`insert into run_events (event_id, run_id, seq, type, envelope) values (?, ?, ?, ?, ?)`, event('evt-rolled-back', 5));
         throw new Error('rolled back');
       }),
@@ -97,42 +89,38 @@ describe('Migration20261129170000OutboxQueue', () => {
 
     // The relay publishes evt-a and takes it off the queue; then the release is rolled back.
     await sql(`delete from run_events_outbox where position = (select position from run_events where event_id = 'evt-a')`);
-    await orm.getMigrator().down({ to: 'Migration20261129170000OutboxQueue' });
+    await orm().getMigrator().down({ to: 'Migration20261129170000OutboxQueue' });
     expect(await published()).toEqual([['evt-sent', true], ['evt-a', true], ['evt-b', false], ['evt-c', false]]);
     const left = await sql<{ n: number }>(`select count(*)::int as n from pg_class where relname in ('run_events_outbox', 'run_events_unpublished_idx')`);
     expect(left[0].n).toBe(1);
 
     // Up again: the queue holds what the column said was not published.
-    await orm.getMigrator().up();
+    await orm().getMigrator().up();
     expect(await queued()).toEqual(['evt-b', 'evt-c']);
   });
 });
 
 /** What readiness says about a database that is behind this build (a deploy in the wrong order). */
 describe('pendingMigrations and the postgres readiness probe', () => {
-  const db = unmigratedDatabase('flowruns_test_pending');
-  let orm: MikroORM;
-  beforeAll(() => {
-    orm = db.orm();
-  });
+  const { orm, sql } = unmigratedDatabase('flowruns_test_pending');
   const names = MIGRATIONS.map((m) => m.name);
 
   it('names every migration of a database never migrated, and the probe is down', async () => {
-    expect(await pendingMigrations(orm.em.fork())).toEqual(names);
-    await expect(probePostgres(orm.em.fork())).rejects.toThrow(`migrations not applied: ${names.join(', ')} (run db:migrate)`);
+    expect(await pendingMigrations(orm().em.fork())).toEqual(names);
+    await expect(probePostgres(orm().em.fork())).rejects.toThrow(`migrations not applied: ${names.join(', ')} (run db:migrate)`);
   });
 
   it('names only the migrations not applied yet, in order', async () => {
-    await orm.getMigrator().up({ to: names[names.length - 3] });
-    expect(await pendingMigrations(orm.em.fork())).toEqual(names.slice(-2));
-    await expect(probePostgres(orm.em.fork())).rejects.toThrow(names[names.length - 1]);
+    await orm().getMigrator().up({ to: names[names.length - 3] });
+    expect(await pendingMigrations(orm().em.fork())).toEqual(names.slice(-2));
+    await expect(probePostgres(orm().em.fork())).rejects.toThrow(names[names.length - 1]);
   });
 
   it('is up, with the count, once every migration is applied; a migration only a newer build knows is not pending', async () => {
-    await orm.getMigrator().up();
-    expect(await pendingMigrations(orm.em.fork())).toEqual([]);
-    await expect(probePostgres(orm.em.fork())).resolves.toEqual({ migrations: names.length });
-    await orm.em.fork().execute(`insert into mikro_orm_migrations (name) values ('Migration29991231000000FromTheFuture')`);
-    expect(await pendingMigrations(orm.em.fork())).toEqual([]);
+    await orm().getMigrator().up();
+    expect(await pendingMigrations(orm().em.fork())).toEqual([]);
+    await expect(probePostgres(orm().em.fork())).resolves.toEqual({ migrations: names.length });
+    await sql(`insert into mikro_orm_migrations (name) values ('Migration29991231000000FromTheFuture')`);
+    expect(await pendingMigrations(orm().em.fork())).toEqual([]);
   });
 });

@@ -140,13 +140,13 @@ program
     console.log(`revoked ${keyId}`);
   });
 
+/** `value` as an integer from 1 to `max`, or null. */
+const intUpTo = (value: string, max: number): number | null => (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= max ? Number(value) : null);
+
 /**
  * `--retention-days` / `--monthly-run-quota`: a positive integer, or `none` to remove the setting
  * (kept as the string: commander turns a parser's null into '').
  */
-/** `value` as an integer from 1 to `max`, or null. */
-const intUpTo = (value: string, max: number): number | null => (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= max ? Number(value) : null);
-
 const limitOption = (name: string) => (value: string): number | 'none' => {
   if (value === 'none') return 'none';
   const n = intUpTo(value, 1_000_000_000);

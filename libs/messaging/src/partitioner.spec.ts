@@ -3,7 +3,6 @@ import { Partitioners, type PartitionerArgs } from 'kafkajs';
 import { javaCompatiblePartitioner, murmur2 } from './partitioner';
 
 // kafkajs's own (Java-compatible) murmur2: the reference the fast one must equal, bit for bit.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const reference = require('kafkajs/src/producer/partitioners/default/murmur2') as (key: string | Buffer) => number;
 
 const metadata = (n: number, leaderless: number[] = []): PartitionerArgs['partitionMetadata'] =>

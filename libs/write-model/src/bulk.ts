@@ -107,13 +107,14 @@ export async function* selectBulkPages(
       sql.execute<{ last: string | null; scanned: number; ids: string[] }>(read, [projectId, after, ...window.params, candidatesPerRead, ...match.params]),
     );
     page.push(...r.ids);
-    const done = r.scanned < candidatesPerRead || r.last === null;
+    // A short read reached the project's last run (an empty one included: `last` is null only then).
+    const done = r.scanned < candidatesPerRead;
     while (page.length >= pageSize || (done && page.length > 0)) {
       yield page.slice(0, pageSize);
       page = page.slice(pageSize);
     }
-    if (done) return;
-    after = r.last as string;
+    if (done || r.last === null) return;
+    after = r.last;
   }
 }
 

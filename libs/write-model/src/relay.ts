@@ -36,9 +36,10 @@ const RELAY_LOCK_KEY = 'flow-runs:outbox-relay';
 /**
  * Publishes the event log's unpublished rows — the positions queued in `run_events_outbox`, which
  * a trigger fills on every insert into `run_events` — to Kafka in log order (key = run id), then
- * takes them off the queue. Several command-service instances may run: a session advisory lock elects the one that
- * publishes; the others stand by and take over when its connection drops. A crash between publish
- * and dequeue republishes the batch: consumers see a duplicate `seq` and skip it.
+ * takes them off the queue. Several command-service instances may run: a session advisory lock
+ * elects the one that publishes; the others stand by and take over when its connection drops. A
+ * crash between publish and dequeue republishes the batch: consumers see a duplicate `seq` and
+ * skip it.
  *
  * Wake-ups: the process that committed an append calls `appendCommitted()` after its commit. If
  * this relay leads, that is an in-process signal; otherwise it sends one `NOTIFY` (outside any
