@@ -267,11 +267,26 @@ describe('command service: engine reports in batches', () => {
       // The batch's run and a single trigger's twin have the same history.
       const firstId = (first.ok as { id: string }).id;
       const twin = await trigger({ payload: { n: 1 } });
-      expect((await history(firstId)).events).toEqual((await history(twin)).events);
-      const payload = await pg.query('select output from execution_data where run_id = $1 and kind = $2', [firstId, 'trigger']);
-      expect(payload.rows).toEqual([{ output: { n: 1 } }]);
-      const stored = await pg.query<{ traceparent: string }>('select traceparent from run_events where run_id = $1', [firstId]);
-      expect(stored.rows).toEqual([{ traceparent: expect.stringMatching(/^00-3{32}-[0-9a-f]{16}-01$/) }]);
+      expect(await history(firstId)).toEqual(await history(twin));
+      // Started together with the batch's other runs (one statement): the same stream row and stored payload as one by one.
+      const columns = async (runId: string) =>
+        (
+          await pg.query(
+            `select project_id, flow_id, parent_run_id, running_since = created_at as running_since_created, updated_at = created_at as untouched,
+                    resume_deadline, finished_at, purged_at
+               from run_streams where run_id = $1`,
+            [runId],
+          )
+        ).rows;
+      expect(await columns(firstId)).toEqual(await columns(twin));
+      expect(await columns(firstId)).toEqual([expect.objectContaining({ project_id: projectId, running_since_created: true, untouched: true })]);
+      expect(await columns((child.ok as { id: string }).id)).toEqual([expect.objectContaining({ parent_run_id: parent })]);
+      const stored = async (runId: string) =>
+        (await pg.query('select kind, step_name, attempt, input, output, error, bytes from execution_data where run_id = $1', [runId])).rows;
+      expect(await stored(firstId)).toEqual(await stored(twin));
+      expect(await stored(firstId)).toEqual([{ kind: 'trigger', step_name: null, attempt: null, input: null, output: { n: 1 }, error: null, bytes: 7 }]);
+      const traced = await pg.query<{ traceparent: string }>('select traceparent from run_events where run_id = $1', [firstId]);
+      expect(traced.rows).toEqual([{ traceparent: expect.stringMatching(/^00-3{32}-[0-9a-f]{16}-01$/) }]);
       // Refused triggers left nothing behind: only the accepted ones (and the twin) started runs.
       const runs = await pg.query<{ n: string }>('select count(*)::text as n from run_streams where project_id = any($1) and created_at > now() - interval \'1 minute\'', [
         [projectId, quotaProject, 'p_other'],

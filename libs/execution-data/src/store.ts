@@ -71,6 +71,12 @@ export class ExecutionDataStore {
    */
   async putMany(records: readonly (NewExecutionRecord & { readonly ref: string })[]): Promise<void> {
     if (records.length === 0) return;
+    const insert = ExecutionDataStore.insertManyOf(records);
+    await this.sql.execute(insert.text, insert.params);
+  }
+
+  /** `putMany`'s statement, for a caller that sends it together with its own writes (one round trip). */
+  static insertManyOf(records: readonly (NewExecutionRecord & { readonly ref: string })[]): { text: string; params: unknown[] } {
     // Each value is serialised once: its JSON text is both what `bytes` counts and what is sent.
     const rows = records.map((r) => {
       const values = { input: json(r.input), output: json(r.output), error: json(r.error) };
@@ -82,13 +88,13 @@ export class ExecutionDataStore {
         .join('');
       return `${head.slice(0, -1)}${tail}}`;
     });
-    await this.sql.execute(
-      `insert into execution_data (ref, run_id, kind, step_name, attempt, input, output, error, bytes)
+    return {
+      text: `insert into execution_data (ref, run_id, kind, step_name, attempt, input, output, error, bytes)
        select x->>'ref', x->>'run_id', x->>'kind', x->>'step_name', (x->>'attempt')::int, x->'input', x->'output', x->'error',
               (x->>'bytes')::int
          from jsonb_array_elements(${JSONB_PARAM}) as a (x)`,
-      [Buffer.from(`[${rows.join(',')}]`, 'utf8')],
-    );
+      params: [Buffer.from(`[${rows.join(',')}]`, 'utf8')],
+    };
   }
 
   /** The records behind these references (missing ones, e.g. purged, are simply absent). */

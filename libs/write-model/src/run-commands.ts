@@ -21,15 +21,15 @@ import {
   type RunHead,
   type TriggerRunRequest,
 } from '@flowruns/contracts';
-import { ExecutionDataStore } from '@flowruns/execution-data';
+import { ExecutionDataStore, type NewExecutionRecord } from '@flowruns/execution-data';
 import { requestNotIssued, type RunCommand, type RunState } from '@flowruns/run-domain';
 import { v7 as uuidv7 } from 'uuid';
 import { FlowStore, latestKey, type FlowVersionRecord } from './flows';
 import { LeaseStore } from './leases';
-import { appendManyWithRules, appendWithRules, fenced } from './run-rules';
+import { appendManyWithRules, appendWithRules, applyFailureRules, fenced } from './run-rules';
 import { bulkStatuses, inStatuses, selectBulkPages } from './bulk';
 import { purgeExpiredBatch, purgeRuns, retentionPlan, type PurgeOutcome, type RetentionWindow } from './retention';
-import { readStream, readTriggered, type AppendOptions, type AppendResult, type CommandBuilder } from './run-store';
+import { appendToNewRuns, readStream, readTriggered, type AppendOptions, type AppendResult, type CommandBuilder } from './run-store';
 import { applyReports, newRequestId, type ReportOutcome } from './reports';
 import type { SqlRunner } from './sql';
 
@@ -117,6 +117,58 @@ interface NewRun {
   readonly retryOf: string | null;
 }
 
+/** A trigger's parent that does not exist (or is another project's run): the trigger's refusal. */
+async function parentRefusal(sql: SqlRunner, req: TriggerRunRequest): Promise<DomainError | null> {
+  if (req.parentRunId === null) return null;
+  const parent = await readStream(sql, req.parentRunId);
+  if (parent && parent.projectId === req.projectId) return null;
+  return domainError('ENTITY_NOT_FOUND', {
+    entityType: 'flow_run',
+    entityId: req.parentRunId,
+    field: 'ap-parent-run-id',
+    message: 'Parent flow run not found',
+  });
+}
+
+/** The run a trigger starts: a fresh id on the flow's latest version. */
+const newRunOf = (req: TriggerRunRequest, flow: FlowVersionRecord, now: Date): NewRun => ({
+  runId: uuidv7({ msecs: now.getTime() }),
+  projectId: req.projectId,
+  flow,
+  payload: req.payload,
+  environment: req.environment,
+  triggeredBy: req.triggeredBy,
+  parentRunId: req.parentRunId,
+  failParentOnFailure: req.failParentOnFailure,
+  retryOf: null,
+});
+
+/** A new run's trigger payload as a claim-checked record. */
+const triggerPayloadOf = (run: NewRun): NewExecutionRecord => ({
+  runId: run.runId,
+  kind: 'trigger',
+  stepName: null,
+  attempt: null,
+  input: undefined,
+  output: run.payload ?? null,
+  error: undefined,
+});
+
+/** What a new run's `flowrun.triggered.v1` event says, its payload stored under `triggerDataRef`. */
+const triggeredData = (run: NewRun, triggerDataRef: string): RunEventData<'flowrun.triggered.v1'> => ({
+  flowVersionId: run.flow.versionId,
+  flowDisplayName: run.flow.versionDisplayName,
+  environment: run.environment,
+  triggeredBy: run.triggeredBy,
+  tags: [...run.flow.tags],
+  stepsCount: run.flow.steps.length,
+  parentRunId: run.parentRunId,
+  failParentOnFailure: run.failParentOnFailure,
+  retryOf: run.retryOf,
+  triggerDataRef,
+  logsFileId: null,
+});
+
 /**
  * The command service's use cases. Each runs in one transaction: claim-checked data, the decision,
  * the appended events and the rules that follow from them (a failing child fails its parent) commit
@@ -187,11 +239,30 @@ export class RunCommands {
       // Every flow of the batch in one read (its plan alone cost more than the trigger's own write).
       const flows = await new FlowStore(sql).latestMany(triggers);
       const out = new Array<FlowRun | DomainError>(triggers.length);
+      // Runs of projects without a quota are started together, in one statement after the loop:
+      // nothing about one depends on another. A project with a quota is locked and counted trigger
+      // by trigger, each run counting the ones before it.
+      const together: { index: number; run: NewRun; traceparent: string | null | undefined }[] = [];
       for (const i of order) {
         const t = triggers[i];
         const flow = flows.get(latestKey(t.projectId, t.flowId)) ?? null;
-        out[i] = await this.triggerIn(sql, t.flowId, t, now, { ...ctx, traceparent: t.traceparent ?? ctx.traceparent }, flow);
+        const traceparent = t.traceparent ?? ctx.traceparent;
+        if (flow === null || flow.monthlyRunQuota !== null) {
+          out[i] = await this.triggerIn(sql, t.flowId, t, now, { ...ctx, traceparent }, flow);
+          continue;
+        }
+        const refused = await parentRefusal(sql, t);
+        if (refused) out[i] = refused;
+        else together.push({ index: i, run: newRunOf(t, flow, now), traceparent });
       }
+      const traceparents = new Map(together.map((x) => [x.run.runId, x.traceparent]));
+      const started = await this.startRuns(
+        sql,
+        together.map((x) => x.run),
+        now,
+        { now, traceparent: ctx.traceparent, traceparentOf: (runId) => traceparents.get(runId) },
+      );
+      together.forEach((x, k) => (out[x.index] = started[k]));
       return out;
     });
   }
@@ -210,33 +281,9 @@ export class RunCommands {
   ): Promise<FlowRun | DomainError> {
     const flow = known !== undefined ? known : await new FlowStore(sql).latest(req.projectId, flowId);
     if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: flowId, message: 'Flow not found' });
-    if (req.parentRunId !== null) {
-      const parent = await readStream(sql, req.parentRunId);
-      if (!parent || parent.projectId !== req.projectId) {
-        return domainError('ENTITY_NOT_FOUND', {
-          entityType: 'flow_run',
-          entityId: req.parentRunId,
-          field: 'ap-parent-run-id',
-          message: 'Parent flow run not found',
-        });
-      }
-    }
-    return this.startRun(
-      sql,
-      {
-        runId: uuidv7({ msecs: now.getTime() }),
-        projectId: req.projectId,
-        flow,
-        payload: req.payload,
-        environment: req.environment,
-        triggeredBy: req.triggeredBy,
-        parentRunId: req.parentRunId,
-        failParentOnFailure: req.failParentOnFailure,
-        retryOf: null,
-      },
-      now,
-      ctx,
-    );
+    const refused = await parentRefusal(sql, req);
+    if (refused) return refused;
+    return this.startRun(sql, newRunOf(req, flow, now), now, ctx);
   }
 
   /**
@@ -247,29 +294,8 @@ export class RunCommands {
   private async startRun(sql: SqlRunner, run: NewRun, now: Date, ctx: CommandContext): Promise<FlowRun | DomainError> {
     const exceededQuota = await quotaExceeded(sql, run.projectId, now, run.flow.monthlyRunQuota);
     // The payload is stored by the statement that records the run (one round trip for both).
-    const payload = ExecutionDataStore.insertOf({
-      runId: run.runId,
-      kind: 'trigger',
-      stepName: null,
-      attempt: null,
-      input: undefined,
-      output: run.payload ?? null,
-      error: undefined,
-    });
-    const triggerDataRef = payload.ref;
-    const data: RunEventData<'flowrun.triggered.v1'> = {
-      flowVersionId: run.flow.versionId,
-      flowDisplayName: run.flow.versionDisplayName,
-      environment: run.environment,
-      triggeredBy: run.triggeredBy,
-      tags: [...run.flow.tags],
-      stepsCount: run.flow.steps.length,
-      parentRunId: run.parentRunId,
-      failParentOnFailure: run.failParentOnFailure,
-      retryOf: run.retryOf,
-      triggerDataRef,
-      logsFileId: null,
-    };
+    const payload = ExecutionDataStore.insertOf(triggerPayloadOf(run));
+    const data = triggeredData(run, payload.ref);
     const appended = await appendWithRules(sql, run.runId, () => ({ type: 'TriggerRun', ...data, exceededQuota }), {
       now,
       traceparent: ctx.traceparent,
@@ -278,6 +304,32 @@ export class RunCommands {
     });
     if (isDomainError(appended)) return appended;
     return flowRunOf({ runId: run.runId, projectId: run.projectId, flowId: run.flow.flowId, data, created: now.toISOString() }, appended.state, now);
+  }
+
+  /**
+   * `startRun` for many runs of projects without a quota (none is over one): every stream row,
+   * event and trigger payload in one statement (`appendToNewRuns`). Answers in the order given.
+   */
+  private async startRuns(sql: SqlRunner, runs: readonly NewRun[], now: Date, opts: AppendOptions): Promise<(FlowRun | DomainError)[]> {
+    if (runs.length === 0) return [];
+    const payloads = new Map(runs.map((run) => [run.runId, { ref: ExecutionDataStore.newRef(), ...triggerPayloadOf(run) }]));
+    const data = runs.map((run) => triggeredData(run, (payloads.get(run.runId) as { ref: string }).ref));
+    const appended = await appendToNewRuns(
+      sql,
+      runs.map((run, k) => ({
+        runId: run.runId,
+        meta: { projectId: run.projectId, flowId: run.flow.flowId },
+        command: { type: 'TriggerRun', ...data[k], exceededQuota: null },
+      })),
+      opts,
+      (accepted) => ExecutionDataStore.insertManyOf(accepted.map((runId) => payloads.get(runId) as NewExecutionRecord & { ref: string })),
+    );
+    const results = await applyFailureRules(sql, appended, opts);
+    return results.map((r, k) => {
+      if (isDomainError(r)) return r;
+      const run = runs[k];
+      return flowRunOf({ runId: run.runId, projectId: run.projectId, flowId: run.flow.flowId, data: data[k], created: now.toISOString() }, r.state, now);
+    });
   }
 
   /** Appends one command to a run, building it from the locked state (fenced when `ctx.workerId` is set). */

@@ -149,6 +149,63 @@ export async function appendToLockedRuns(
   return decided.map((d) => (isDomainError(d) ? d : resultOf(d)));
 }
 
+/** A run being created by `appendToNewRuns`: its fresh id, its owner and its first command. */
+export interface NewStream {
+  readonly runId: string;
+  readonly meta: StreamMeta;
+  readonly command: RunCommand;
+}
+
+/**
+ * The append path for many new runs at once (a batch of triggers), in the caller's transaction:
+ * each first command decided as `appendToRun` decides it with `create`, then every stream row,
+ * every event and the writes `alsoWrite` gives for the accepted runs (their trigger payloads) in
+ * one statement, whatever the number of runs — not one per run. Fresh ids (uuid v7) have no row
+ * to lock; a duplicate would fail the insert on the primary key, as it does one by one. Answers in
+ * the order given.
+ */
+export async function appendToNewRuns(
+  sql: SqlRunner,
+  runs: readonly NewStream[],
+  opts: AppendOptions,
+  alsoWrite: (accepted: readonly string[]) => Write | null = () => null,
+): Promise<(AppendResult | DomainError)[]> {
+  const decided = runs.map((r) => decideFor(r.runId, undefined, r.command, { ...opts, create: r.meta }));
+  const changed = decided.filter((d): d is PendingAppend => !isDomainError(d) && d.events.length > 0);
+  if (changed.length > 0) {
+    const rows = changed.map((p) => ({
+      run_id: p.runId,
+      project_id: p.meta.projectId,
+      flow_id: p.meta.flowId,
+      version: p.events.length,
+      state: p.state,
+      status: p.state.status,
+      parent_run_id: p.parentRunId,
+      running_since: p.state.runningSince ?? null,
+      resume_deadline: p.state.pause?.resumeDeadline ?? null,
+      finished: p.state.status !== null && isTerminal(p.state.status),
+    }));
+    const also = alsoWrite(changed.map((p) => p.runId));
+    const writes: Write[] = [
+      ...(also ? [also] : []),
+      {
+        // The columns beside the snapshot are what other queries find runs by (supervisor, cascade, quota).
+        text: `insert into run_streams (run_id, project_id, flow_id, version, state, created_at, updated_at, status,
+         parent_run_id, running_since, resume_deadline, finished_at)
+       select v.run_id, v.project_id, v.flow_id, v.version, v.state, ?, ?, v.status, v.parent_run_id, v.running_since,
+              v.resume_deadline, case when v.finished then ?::timestamptz end
+         from jsonb_to_recordset(${JSONB_PARAM}) as v (run_id text, project_id text, flow_id text, version int, state jsonb,
+           status text, parent_run_id text, running_since timestamptz, resume_deadline timestamptz, finished boolean)`,
+        params: [opts.now, opts.now, opts.now, jsonParam(rows)],
+      },
+      eventsInsert(changed, opts),
+    ];
+    await sql.execute(...oneStatement(writes));
+    await wakeRelay(sql);
+  }
+  return decided.map((d) => (isDomainError(d) ? d : resultOf(d)));
+}
+
 const runNotFound = (runId: string): DomainError =>
   domainError('ENTITY_NOT_FOUND', { entityType: 'flow_run', entityId: runId, message: 'Flow run not found' });
 
@@ -276,9 +333,15 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
     envelopes.flatMap((e) => [e.id, e.subject, e.seq, e.type, JSON.stringify(e), opts.traceparent ?? null, opts.now]),
   );
   await sql.execute(...oneStatement(writes));
-  // The relay is woken once the transaction commits: by the runner's owner when it can (the
-  // command service: an in-process signal, see OutboxRelay.appendCommitted), else by a NOTIFY that
-  // Postgres delivers at commit — which serialises the commits of all notifying transactions.
+  await wakeRelay(sql);
+}
+
+/**
+ * Wakes the relay once the transaction commits: by the runner's owner when it can (the command
+ * service: an in-process signal, see OutboxRelay.appendCommitted), else by a NOTIFY that Postgres
+ * delivers at commit — which serialises the commits of all notifying transactions.
+ */
+async function wakeRelay(sql: SqlRunner): Promise<void> {
   if (sql.outboxAppended) sql.outboxAppended();
   else await sql.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
 }
@@ -341,37 +404,40 @@ async function persistMany(sql: SqlRunner, pending: readonly PendingAppend[], op
   // A lease is a right to execute a RUNNING run: a run that pauses or ends gives it up.
   const leftRunning = changed.filter((p) => p.previous.status === 'RUNNING' && p.state.status !== 'RUNNING').map((p) => p.runId);
   if (leftRunning.length > 0) writes.push({ text: 'delete from run_leases where run_id in (?)', params: [leftRunning] });
-  // Each element is the envelope itself; the columns beside it are read out of it. Ordinality keeps
-  // the log's positions in the order the events were decided. With `traceparentOf` (a batch of many
-  // callers' reports) the elements are `{ e, tp }`: each run's events keep their caller's span.
-  const tpOf = opts.traceparentOf;
-  writes.push(
-    tpOf
-      ? {
-          text: `insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at)
-     select x->'e'->>'id', x->'e'->>'subject', (x->'e'->>'seq')::int, x->'e'->>'type', x->'e', x->>'tp', ?
-       from jsonb_array_elements(${JSONB_PARAM}) with ordinality as a (x, i) order by i`,
-          params: [
-            opts.now,
-            jsonParam(changed.flatMap((p) => p.events.map((e) => ({ e, tp: tpOf(p.runId) ?? opts.traceparent ?? null })))),
-          ],
-        }
-      : {
-          text: `insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at)
-     select e->>'id', e->>'subject', (e->>'seq')::int, e->>'type', e, ?, ?
-       from jsonb_array_elements(${JSONB_PARAM}) with ordinality as x (e, i) order by i`,
-          params: [opts.traceparent ?? null, opts.now, jsonParam(changed.flatMap((p) => p.events))],
-        },
-  );
+  writes.push(eventsInsert(changed, opts));
   await sql.execute(...oneStatement(writes));
-  if (sql.outboxAppended) sql.outboxAppended();
-  else await sql.execute(`select pg_notify('${OUTBOX_CHANNEL}', '')`);
+  await wakeRelay(sql);
 }
 
-interface Write {
+/** One statement's text and bindings, to be sent together with others (`oneStatement`). */
+export interface Write {
   readonly text: string;
   readonly params: unknown[];
 }
+
+/**
+ * The insert of every event of these appends as one JSON document. Each element is the envelope
+ * itself; the columns beside it are read out of it. Ordinality keeps the log's positions in the
+ * order the events were decided. With `traceparentOf` (a batch of many callers' commands) the
+ * elements are `{ e, tp }`: each run's events keep their caller's span.
+ */
+function eventsInsert(changed: readonly PendingAppend[], opts: AppendOptions): Write {
+  const tpOf = opts.traceparentOf;
+  return tpOf
+    ? {
+        text: `insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at)
+     select x->'e'->>'id', x->'e'->>'subject', (x->'e'->>'seq')::int, x->'e'->>'type', x->'e', x->>'tp', ?
+       from jsonb_array_elements(${JSONB_PARAM}) with ordinality as a (x, i) order by i`,
+        params: [opts.now, jsonParam(changed.flatMap((p) => p.events.map((e) => ({ e, tp: tpOf(p.runId) ?? opts.traceparent ?? null }))))],
+      }
+    : {
+        text: `insert into run_events (event_id, run_id, seq, type, envelope, traceparent, created_at)
+     select e->>'id', e->>'subject', (e->>'seq')::int, e->>'type', e, ?, ?
+       from jsonb_array_elements(${JSONB_PARAM}) with ordinality as x (e, i) order by i`,
+        params: [opts.traceparent ?? null, opts.now, jsonParam(changed.flatMap((p) => p.events))],
+      };
+}
+
 
 /**
  * Writes as one statement: all but the last as data-modifying CTEs (Postgres runs every one of
