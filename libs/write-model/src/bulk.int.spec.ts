@@ -235,6 +235,58 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
     expect(await q(`select 1 from run_events where run_id = ? and type = 'flowrun.retried.v1'`, [runs[1].id])).toHaveLength(0);
   });
 
+  it('retries ON_LATEST_VERSION a page together: each new run as a single retry starts it; a project with a quota run by run', async () => {
+    const projectId = uniqueName('p_bulk');
+    const flow = await flowOf(projectId);
+    const [single, ...paged] = [await failed(flow.id, projectId), await failed(flow.id, projectId), await failed(flow.id, projectId)];
+    const twin = ok(await commands.retry(single.id, { projectId, strategy: 'ON_LATEST_VERSION' }));
+    expect(await bulk({ action: 'retry', projectId, strategy: 'ON_LATEST_VERSION', filter: { flowRunIds: paged.map((x) => x.id) } })).toEqual({
+      action: 'retry',
+      changed: 2,
+      examined: 2,
+    });
+    /** A run's history and stream row, with what differs between twins (ids, times, references) left out. */
+    const history = async (runId: string) => {
+      const events = await q<{ seq: number; envelope: EventEnvelope }>('select seq, envelope from run_events where run_id = ? order by seq', [runId]);
+      const [stream] = await q<{ state: RunState; status: string; version: number; parent_run_id: string | null; finished: boolean }>(
+        'select state, status, version, parent_run_id, finished_at is not null as finished from run_streams where run_id = ?',
+        [runId],
+      );
+      const [payload] = await q<{ output: unknown; bytes: number }>(`select output, bytes from execution_data where run_id = ? and kind = 'trigger'`, [runId]);
+      const strip = (v: unknown): unknown =>
+        JSON.parse(JSON.stringify(v), (k, x: unknown) =>
+          ['triggerDataRef', 'dataRef', 'durationMs', 'newRunId', 'retryOf', 'runningSince'].includes(k) || (typeof x === 'string' && /^\d{4}-\d\d-\d\dT/.test(x))
+            ? '<differs>'
+            : x,
+        );
+      return { events: events.map((e) => ({ seq: e.seq, type: e.envelope.type, data: strip(e.envelope.data) })), stream: strip(stream), payload };
+    };
+    const newRunOf = async (original: string) =>
+      (
+        await q<{ id: string }>(`select envelope->'data'->>'newRunId' as id from run_events where run_id = ? and type = 'flowrun.retried.v1'`, [original])
+      )[0].id;
+    for (const original of paged) {
+      const fresh = await newRunOf(original.id);
+      expect(await history(fresh)).toEqual(await history(twin.id));
+      expect(await history(original.id)).toEqual(await history(single.id));
+      const [first] = await q<{ retry_of: string }>(`select envelope->'data'->>'retryOf' as retry_of from run_events where run_id = ? and seq = 1`, [fresh]);
+      expect(first.retry_of).toBe(original.id);
+    }
+
+    // A project with a quota: each new run counts the ones before it, so the page goes run by run.
+    const quotaProject = uniqueName('p_bulk_quota');
+    const quotaFlow = await flowOf(quotaProject);
+    const runs = [await failed(quotaFlow.id, quotaProject), await failed(quotaFlow.id, quotaProject), await failed(quotaFlow.id, quotaProject)];
+    await q('update projects set monthly_run_quota = 5 where id = ?', [quotaProject]);
+    expect(await bulk({ action: 'retry', projectId: quotaProject, strategy: 'ON_LATEST_VERSION', filter: {} })).toEqual({
+      action: 'retry',
+      changed: 3,
+      examined: 3,
+    });
+    const statuses = await Promise.all(runs.map(async (r) => (await stateOf(await newRunOf(r.id))).status));
+    expect(statuses.sort()).toEqual(['QUOTA_EXCEEDED', 'RUNNING', 'RUNNING']);
+  });
+
   it('skips a run that changed after its page was read (it no longer has a selected status)', async () => {
     const projectId = uniqueName('p_bulk');
     const flow = await flowOf(projectId);

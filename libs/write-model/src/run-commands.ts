@@ -29,7 +29,18 @@ import { LeaseStore } from './leases';
 import { appendManyWithRules, appendWithRules, applyFailureRules, fenced } from './run-rules';
 import { bulkStatuses, inStatuses, selectBulkPages } from './bulk';
 import { purgeExpiredBatch, purgeRuns, retentionPlan, type PurgeOutcome, type RetentionWindow } from './retention';
-import { appendToNewRuns, readStream, readTriggered, type AppendOptions, type AppendResult, type CommandBuilder } from './run-store';
+import {
+  appendToLockedRuns,
+  appendToNewRuns,
+  lockStreams,
+  readStream,
+  readTriggered,
+  readTriggeredMany,
+  type AppendOptions,
+  type AppendResult,
+  type CommandBuilder,
+  type StreamRow,
+} from './run-store';
 import { applyReports, newRequestId, type ReportOutcome } from './reports';
 import type { SqlRunner } from './sql';
 
@@ -550,7 +561,8 @@ export class RunCommands {
   /**
    * One page of a bulk operation, inside its transaction; answers how many runs changed. Cancel,
    * archive and FROM_FAILED_STEP retries are one command per run: set-based (`appendToRuns`).
-   * ON_LATEST_VERSION starts a new run per original, run by run.
+   * ON_LATEST_VERSION starts a new run per original: set-based too (`retryOnLatestTogether`), run by
+   * run for a project with a quota (each new run counts the ones before it).
    */
   private async bulkBatch(
     sql: SqlRunner,
@@ -577,6 +589,8 @@ export class RunCommands {
           const command = { type: 'RetryRun', strategy: req.strategy, maxAttempts, newRunId: null } as const;
           return count(await appendManyWithRules(sql, page, (state) => guard(state) ?? command, opts)).length;
         }
+        const together = await this.retryOnLatestTogether(sql, page, guard, opts);
+        if (together !== null) return together;
         let retried = 0;
         for (const runId of page) {
           // The new run is started after the original recorded the retry: a refusal past that point
@@ -589,6 +603,73 @@ export class RunCommands {
         return retried;
       }
     }
+  }
+
+  /**
+   * A page of ON_LATEST_VERSION retries with a few statements whatever its size: the originals are
+   * locked, what each was triggered with, its flow's latest version and its payload are read for
+   * all of them at once, and an original whose retry could not start its new run (flow gone, payload
+   * purged) is refused before anything is written — where the run-by-run path records the retry and
+   * rolls it back to a savepoint. Then every original records its retry in one statement and every
+   * new run starts in one (`startRuns`). Null when the project has a quota: that page goes run by run.
+   */
+  private async retryOnLatestTogether(
+    sql: SqlRunner,
+    page: readonly string[],
+    guard: StateGuard,
+    opts: AppendOptions & { readonly projectId: string },
+  ): Promise<number | null> {
+    const rows = await lockStreams(sql, page, opts.projectId);
+    const triggered = await readTriggeredMany(sql, rows.map((r) => r.run_id));
+    const rowOf = new Map(rows.map((r) => [r.run_id, r]));
+    const flows = await new FlowStore(sql).latestMany(rows.map((r) => ({ projectId: r.project_id, flowId: r.flow_id })));
+    if ([...flows.values()].some((f) => f.monthlyRunQuota !== null)) return null;
+    const refs = [...triggered.values()].map((t) => t.data.triggerDataRef).filter((ref): ref is string => ref !== null);
+    const payloads = await new ExecutionDataStore(sql).getMany(refs);
+
+    const maxAttempts = this.options.maxRetryAttempts;
+    const newRuns = new Map<string, NewRun>();
+    const appended = await appendToLockedRuns(
+      sql,
+      rows,
+      (state, runId) => {
+        const refused = guard(state);
+        if (refused) return refused;
+        const t = triggered.get(runId);
+        if (!t) return runNotFound(runId);
+        const row = rowOf.get(runId) as StreamRow;
+        const flow = flows.get(latestKey(row.project_id, row.flow_id));
+        if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: row.flow_id, message: 'Flow not found' });
+        const payload = t.data.triggerDataRef ? payloads.get(t.data.triggerDataRef) : undefined;
+        if (!payload) return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
+        const newRunId = uuidv7({ msecs: opts.now.getTime() });
+        newRuns.set(runId, {
+          runId: newRunId,
+          projectId: row.project_id,
+          flow,
+          payload: payload.output,
+          environment: t.data.environment,
+          triggeredBy: t.data.triggeredBy,
+          // A retry is a new top-level run: the original's parent may have ended long ago.
+          parentRunId: null,
+          failParentOnFailure: false,
+          retryOf: runId,
+        });
+        return { type: 'RetryRun', strategy: 'ON_LATEST_VERSION', maxAttempts, newRunId };
+      },
+      opts,
+    );
+    const retried = (await applyFailureRules(sql, appended, opts)).filter((r): r is AppendResult => !isDomainError(r) && r.events.length > 0);
+    const started = await this.startRuns(
+      sql,
+      retried.map((r) => newRuns.get(r.runId) as NewRun),
+      opts.now,
+      { now: opts.now, traceparent: opts.traceparent },
+    );
+    const refusal = started.find(isDomainError);
+    // A new run's first command is never refused; if one were, the page must not keep half a retry.
+    if (refusal) throw new Rollback(refusal);
+    return retried.length;
   }
 
   /**

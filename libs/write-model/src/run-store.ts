@@ -75,10 +75,17 @@ interface PendingAppend {
 
 const STREAM_COLUMNS = 'run_id, project_id, flow_id, version, state';
 
-/** Selects and locks (`for update`) the stream rows of these runs, in run id order (the order every batch locks in). */
-export function lockStreams(sql: SqlRunner, runIds: readonly string[]): Promise<StreamRow[]> {
+/**
+ * Selects and locks (`for update`) the stream rows of these runs, in run id order (the order every
+ * batch locks in); with `projectId`, only that project's runs.
+ */
+export function lockStreams(sql: SqlRunner, runIds: readonly string[], projectId?: string): Promise<StreamRow[]> {
   if (runIds.length === 0) return Promise.resolve([]);
-  return sql.execute<StreamRow>(`select ${STREAM_COLUMNS} from run_streams where run_id in (?) order by run_id for update`, [runIds]);
+  return sql.execute<StreamRow>(
+    `select ${STREAM_COLUMNS} from run_streams where run_id in (?)${projectId !== undefined ? ' and project_id = ?' : ''}
+     order by run_id for update`,
+    projectId !== undefined ? [runIds, projectId] : [runIds],
+  );
 }
 
 /**
@@ -118,13 +125,7 @@ export async function appendToRuns(
   build: (state: RunState, runId: string) => RunCommand | DomainError,
   opts: AppendOptions,
 ): Promise<(AppendResult | DomainError)[]> {
-  if (runIds.length === 0) return [];
-  const rows = await sql.execute<StreamRow>(
-    `select ${STREAM_COLUMNS} from run_streams where run_id in (?)${opts.projectId !== undefined ? ' and project_id = ?' : ''}
-     order by run_id for update`,
-    opts.projectId !== undefined ? [runIds, opts.projectId] : [runIds],
-  );
-  return appendToLockedRuns(sql, rows, build, opts);
+  return appendToLockedRuns(sql, await lockStreams(sql, runIds, opts.projectId), build, opts);
 }
 
 /**
@@ -457,16 +458,29 @@ export async function readStream(sql: SqlRunner, runId: string): Promise<(Stream
   return r ? { projectId: r.project_id, flowId: r.flow_id, version: r.version, state: r.state } : null;
 }
 
-/** A run's first event (seq 1): what it was triggered with, and when. */
-export async function readTriggered(
-  sql: SqlRunner,
-  runId: string,
-): Promise<{ time: string; projectId: string; flowId: string; data: RunEventData<'flowrun.triggered.v1'> } | null> {
+/** What a run was triggered with, and when (its first event, seq 1). */
+export interface Triggered {
+  readonly time: string;
+  readonly projectId: string;
+  readonly flowId: string;
+  readonly data: RunEventData<'flowrun.triggered.v1'>;
+}
+
+/** `readTriggered` for many runs in one statement; runs without a trigger event are absent. */
+export async function readTriggeredMany(sql: SqlRunner, runIds: readonly string[]): Promise<Map<string, Triggered>> {
+  const out = new Map<string, Triggered>();
+  if (runIds.length === 0) return out;
   const rows = await sql.execute<{ envelope: EventEnvelope }>(
-    `select envelope from run_events where run_id = ? and seq = 1 and type = 'flowrun.triggered.v1'`,
-    [runId],
+    `select envelope from run_events where run_id in (?) and seq = 1 and type = 'flowrun.triggered.v1'`,
+    [runIds],
   );
-  const e = rows[0]?.envelope;
-  if (!e) return null;
-  return { time: e.time, projectId: e.projectId, flowId: e.flowId, data: e.data as RunEventData<'flowrun.triggered.v1'> };
+  for (const { envelope: e } of rows) {
+    out.set(e.subject, { time: e.time, projectId: e.projectId, flowId: e.flowId, data: e.data as RunEventData<'flowrun.triggered.v1'> });
+  }
+  return out;
+}
+
+/** A run's first event (seq 1): what it was triggered with, and when. */
+export async function readTriggered(sql: SqlRunner, runId: string): Promise<Triggered | null> {
+  return (await readTriggeredMany(sql, [runId])).get(runId) ?? null;
 }
