@@ -7,11 +7,28 @@ import { BenchSystem, CpuMeter, cpuMsPer, MemorySampler, pidsOf } from './system
 import { log, round, waitFor } from './util';
 import { compareViews, verifySample } from './verify';
 
+/** The bulk benchmark's second project: its runs are retried ON_LATEST_VERSION into new runs. */
+const LATEST_PROJECT = 'bench_bulk_latest';
+
+/** The seeded runs' flows (`flow_bench_000`…), each with one published version of `steps` steps, in `project`. */
+const SEED_FLOWS = `
+  with f as (
+    insert into flows (id, project_id, display_name, tags, latest_version_id)
+    select 'flow_bench_' || lpad(i::text, 3, '0'), $1::text, 'Bench flow ' || i, '{}', 'flowver_bench_' || lpad(i::text, 3, '0')
+      from generate_series(0, $2::int - 1) i
+    returning id, latest_version_id
+  )
+  insert into flow_versions (id, flow_id, version, display_name, steps)
+  select f.latest_version_id, f.id, 1, 'v1',
+         (select jsonb_agg(jsonb_build_object('name', 'step_' || k, 'type', 'http', 'settings', '{}'::jsonb)) from generate_series(1, $3::int) k)
+    from f`;
+
 const count = async (sys: BenchSystem, sql: string): Promise<number> => Number((await sys.db.one<{ n: string }>(sql)).n);
 
 /**
  * 4. Bulk retry (FROM_FAILED_STEP) → cancel → archive of N runs through the gateway, over a
- * bulk-loaded write model, views and history. Wall time of the request, time until the views show
+ * bulk-loaded write model, views and history; then a retry ON_LATEST_VERSION of another project's
+ * N FAILED runs (N new runs). Wall time of the request, time until the views show
  * every change, and the resident memory of each process (baseline and peak during the operation).
  * First, a sample of the loaded runs is checked against the decider and the projection.
  */
@@ -22,17 +39,24 @@ export async function benchBulk(profile: Profile) {
   try {
     const t = Date.now();
     await seed(sys.db, { projectId: project, from: 0, to: n, baseMs: Date.now() - 86_400_000, spacingMs: 50, flows: 20, steps: 3, status: 'FAILED', writeModel: true, events: true, published: true, views: true });
-    log(`bulk: ${n} runs loaded in ${round((Date.now() - t) / 1000, 1)} s`);
+    // A second project's FAILED runs, with their flows, for the retry ON_LATEST_VERSION (new runs).
+    await seed(sys.db, { projectId: LATEST_PROJECT, from: n, to: 2 * n, baseMs: Date.now() - 86_400_000, spacingMs: 50, flows: 20, steps: 3, status: 'FAILED', writeModel: true, events: true, published: true, views: true });
+    await sys.db.q(SEED_FLOWS, [LATEST_PROJECT, 20, 3]);
+    log(`bulk: ${n} runs in each of 2 projects loaded in ${round((Date.now() - t) / 1000, 1)} s`);
     const sample = (await sys.db.q<{ run_id: string }>('select run_id from run_streams order by md5(run_id) limit 200')).map((r) => r.run_id);
     const verified = await verifySample(sys.db, sample);
     await sys.start('command-service');
     await sys.start('projector');
     const gw = await sys.start('api-gateway');
-    const { key } = await new ApiKeyStore(sys.db.runner()).create(project, 'key_bench_bulk');
+    const keys = new ApiKeyStore(sys.db.runner());
+    const { key } = await keys.create(project, 'key_bench_bulk');
+    const { key: latestKey } = await keys.create(LATEST_PROJECT, 'key_bench_bulk_latest');
     const ops = [
-      { action: 'retry', body: { strategy: 'FROM_FAILED_STEP' }, projected: `select count(*)::text as n from run_views where status = 'RUNNING'` },
-      { action: 'cancel', body: {}, projected: `select count(*)::text as n from run_views where status = 'STOPPED'` },
-      { action: 'archive', body: {}, projected: `select count(*)::text as n from run_views where archived_at is not null` },
+      { action: 'retry', label: 'retry', key, body: { strategy: 'FROM_FAILED_STEP' }, projected: `select count(*)::text as n from run_views where project_id = '${project}' and status = 'RUNNING'` },
+      { action: 'cancel', label: 'cancel', key, body: {}, projected: `select count(*)::text as n from run_views where project_id = '${project}' and status = 'STOPPED'` },
+      { action: 'archive', label: 'archive', key, body: {}, projected: `select count(*)::text as n from run_views where project_id = '${project}' and archived_at is not null` },
+      // Every original records the retry and a new run of its flow's latest version starts with a copy of its payload.
+      { action: 'retry', label: 'retry ON_LATEST_VERSION', key: latestKey, body: { strategy: 'ON_LATEST_VERSION' }, projected: `select count(*)::text as n from run_views where project_id = '${LATEST_PROJECT}' and retry_of is not null` },
     ];
     const results: unknown[] = [];
     for (const op of ops) {
@@ -41,7 +65,7 @@ export async function benchBulk(profile: Profile) {
       const t0 = performance.now();
       const r = await fetch(`${gw.url}/api/v1/flow-runs/${op.action}`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${op.key}`, 'content-type': 'application/json' },
         body: JSON.stringify(op.body),
       });
       const body = await r.text();
@@ -52,8 +76,8 @@ export async function benchBulk(profile: Profile) {
       const projectedS = (performance.now() - t0) / 1000;
       const cpuProjected = await cpu.stop();
       const memory = mem.stop();
-      log(`bulk ${op.action}: ${body} in ${round(wallS, 2)} s, projected after ${round(projectedS, 2)} s`);
-      results.push({ action: op.action, answer: JSON.parse(body), wallS: round(wallS, 2), runsPerS: round(n / wallS), projectedS: round(projectedS, 2), memoryMiB: memory,
+      log(`bulk ${op.label}: ${body} in ${round(wallS, 2)} s, projected after ${round(projectedS, 2)} s`);
+      results.push({ action: op.label, answer: JSON.parse(body), wallS: round(wallS, 2), runsPerS: round(n / wallS), projectedS: round(projectedS, 2), memoryMiB: memory,
         // CPU per run of each process until the answer, and until the views showed every change.
         cpuMsPerRun: { answered: cpuMsPer(cpuAnswered, n), projected: cpuMsPer(cpuProjected, n) } });
     }

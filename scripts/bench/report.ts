@@ -161,7 +161,7 @@ function renderList(r: Json): string[] {
 
 function renderBulk(r: Json): string[] {
   const o = [
-    `${f(r.runs, 0)} FAILED runs bulk-loaded (write model, history, views; vacuumed); a sample of ${r.verifiedSample.runs} checked against the decider's \`evolve\` and the projection's \`evolveRun\` first. Then through the gateway, one request each: retry FROM_FAILED_STEP → cancel → archive. COMMAND_BULK_BATCH_SIZE ${r.commandBulkBatchSize}, COMMAND_BULK_PAGES_IN_FLIGHT ${r.commandBulkPagesInFlight ?? '1 (before it existed)'}.`,
+    `${f(r.runs, 0)} FAILED runs bulk-loaded (write model, history, views; vacuumed); a sample of ${r.verifiedSample.runs} checked against the decider's \`evolve\` and the projection's \`evolveRun\` first. Then through the gateway, one request each: retry FROM_FAILED_STEP → cancel → archive; then retry ON_LATEST_VERSION of a second project's as many FAILED runs (a new run each), where the result has it. COMMAND_BULK_BATCH_SIZE ${r.commandBulkBatchSize}, COMMAND_BULK_PAGES_IN_FLIGHT ${r.commandBulkPagesInFlight ?? '1 (before it existed)'}.`,
     '',
     '| operation | answer | wall time | runs/s | views caught up after | RSS baseline → peak (MiB) |',
     '|---|---|---|---|---|---|',
