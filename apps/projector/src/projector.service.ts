@@ -78,6 +78,8 @@ export class ProjectorService implements OnApplicationBootstrap, BeforeApplicati
       // A new group (or a rebuild into a fresh schema) starts from the first event ever published.
       fromBeginning: true,
       partitionsConcurrently: config.PROJECTOR_PARTITIONS_CONCURRENTLY,
+      fetchMinBytes: config.PROJECTOR_FETCH_MIN_BYTES,
+      fetchMaxWaitMs: config.PROJECTOR_FETCH_MAX_WAIT_MS,
       // The projector never migrates; it waits for the explicit migrate step instead of failing later.
       prepare: () => this.assertSchema(),
       handleBatch: (batch) => this.handleBatch(batch),

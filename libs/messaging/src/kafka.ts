@@ -112,8 +112,9 @@ export class KafkaBatchConsumer implements BatchConsumer {
       sessionTimeout: 30000,
       heartbeatInterval: 3000,
       maxBytesPerPartition: 4 * 1024 * 1024,
+      minBytes: opts.fetchMinBytes ?? 1,
       // An idle fetch returns after this long: it bounds how long a shutdown waits for the fetch in flight.
-      maxWaitTimeInMs: 1000,
+      maxWaitTimeInMs: opts.fetchMaxWaitMs ?? 1000,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 5000 },
     });
     this.consumer.on(this.consumer.events.CRASH, (e) => {

@@ -40,6 +40,13 @@ export interface BatchConsumerOptions {
    */
   readonly partitionsConcurrently?: number;
   /**
+   * A fetch answers once this many bytes are there or `fetchMaxWaitMs` passed (defaults 1 byte and
+   * 1 000 ms: at once, as soon as anything is there). More bytes make fewer, larger batches — fewer
+   * transactions and offset commits per event — for up to `fetchMaxWaitMs` of added latency.
+   */
+  readonly fetchMinBytes?: number;
+  readonly fetchMaxWaitMs?: number;
+  /**
    * Handles one batch. Returning commits the batch's offsets; throwing leaves them uncommitted so
    * the batch is fetched again (retriable errors). Poison messages are the handler's to dead-letter.
    */
