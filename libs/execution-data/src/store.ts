@@ -97,6 +97,28 @@ export class ExecutionDataStore {
     };
   }
 
+  /**
+   * The statement that stores copies of trigger payloads under new references for other runs (a
+   * retry on the latest version starts its new run with the original's payload), copied inside
+   * Postgres: a page of retries never holds its payloads in memory. A source that is gone copies
+   * nothing.
+   */
+  static copyTriggerPayloadsOf(copies: readonly { readonly ref: string; readonly runId: string; readonly from: string }[]): { text: string; params: unknown[] } {
+    return {
+      text: `insert into execution_data (ref, run_id, kind, step_name, attempt, input, output, error, bytes)
+       select x->>'ref', x->>'run_id', 'trigger', null, null, null, d.output, null, d.bytes
+         from jsonb_array_elements(${JSONB_PARAM}) as a (x) join execution_data d on d.ref = x->>'from'`,
+      params: [Buffer.from(JSON.stringify(copies.map((c) => ({ ref: c.ref, run_id: c.runId, from: c.from }))), 'utf8')],
+    };
+  }
+
+  /** Which of these references have a record (the others were purged or never existed). */
+  async existing(refs: readonly string[]): Promise<Set<string>> {
+    if (refs.length === 0) return new Set();
+    const rows = await this.sql.execute<{ ref: string }>('select ref from execution_data where ref in (?)', [refs]);
+    return new Set(rows.map((r) => r.ref));
+  }
+
   /** The records behind these references (missing ones, e.g. purged, are simply absent). */
   async getMany(refs: readonly string[]): Promise<Map<string, ExecutionRecord>> {
     const out = new Map<string, ExecutionRecord>();

@@ -126,6 +126,8 @@ interface NewRun {
   readonly parentRunId: string | null;
   readonly failParentOnFailure: boolean;
   readonly retryOf: string | null;
+  /** The trigger payload is a copy of this record's, made in Postgres (then `payload` is unused). */
+  readonly payloadCopyOf?: string;
 }
 
 /** A trigger's parent that does not exist (or is another project's run): the trigger's refusal. */
@@ -324,7 +326,20 @@ export class RunCommands {
   private async startRuns(sql: SqlRunner, runs: readonly NewRun[], now: Date, opts: AppendOptions): Promise<(FlowRun | DomainError)[]> {
     if (runs.length === 0) return [];
     const payloads = new Map(runs.map((run) => [run.runId, { ref: ExecutionDataStore.newRef(), ...triggerPayloadOf(run) }]));
+    const copyOf = new Map(runs.map((run) => [run.runId, run.payloadCopyOf]));
     const data = runs.map((run) => triggeredData(run, (payloads.get(run.runId) as { ref: string }).ref));
+    // The payloads of the accepted runs: given ones stored, copied ones copied in Postgres.
+    const payloadWrites = (accepted: readonly string[]) => {
+      const given = accepted.filter((runId) => copyOf.get(runId) === undefined);
+      const copied = accepted.filter((runId) => copyOf.get(runId) !== undefined);
+      const record = (runId: string) => payloads.get(runId) as NewExecutionRecord & { ref: string };
+      return [
+        ...(given.length ? [ExecutionDataStore.insertManyOf(given.map(record))] : []),
+        ...(copied.length
+          ? [ExecutionDataStore.copyTriggerPayloadsOf(copied.map((runId) => ({ ref: record(runId).ref, runId, from: copyOf.get(runId) as string })))]
+          : []),
+      ];
+    };
     const appended = await appendToNewRuns(
       sql,
       runs.map((run, k) => ({
@@ -333,7 +348,7 @@ export class RunCommands {
         command: { type: 'TriggerRun', ...data[k], exceededQuota: null },
       })),
       opts,
-      (accepted) => ExecutionDataStore.insertManyOf(accepted.map((runId) => payloads.get(runId) as NewExecutionRecord & { ref: string })),
+      payloadWrites,
     );
     const results = await applyFailureRules(sql, appended, opts);
     return results.map((r, k) => {
@@ -624,8 +639,9 @@ export class RunCommands {
     const rowOf = new Map(rows.map((r) => [r.run_id, r]));
     const flows = await new FlowStore(sql).latestMany(rows.map((r) => ({ projectId: r.project_id, flowId: r.flow_id })));
     if ([...flows.values()].some((f) => f.monthlyRunQuota !== null)) return null;
+    // Only whether each payload is there: the new runs' copies are made in Postgres, not through memory.
     const refs = [...triggered.values()].map((t) => t.data.triggerDataRef).filter((ref): ref is string => ref !== null);
-    const payloads = await new ExecutionDataStore(sql).getMany(refs);
+    const payloads = await new ExecutionDataStore(sql).existing(refs);
 
     const maxAttempts = this.options.maxRetryAttempts;
     const newRuns = new Map<string, NewRun>();
@@ -640,14 +656,15 @@ export class RunCommands {
         const row = rowOf.get(runId) as StreamRow;
         const flow = flows.get(latestKey(row.project_id, row.flow_id));
         if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: row.flow_id, message: 'Flow not found' });
-        const payload = t.data.triggerDataRef ? payloads.get(t.data.triggerDataRef) : undefined;
-        if (!payload) return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
+        const payloadRef = t.data.triggerDataRef;
+        if (payloadRef === null || !payloads.has(payloadRef)) return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
         const newRunId = uuidv7({ msecs: opts.now.getTime() });
         newRuns.set(runId, {
           runId: newRunId,
           projectId: row.project_id,
           flow,
-          payload: payload.output,
+          payload: undefined,
+          payloadCopyOf: payloadRef,
           environment: t.data.environment,
           triggeredBy: t.data.triggeredBy,
           // A retry is a new top-level run: the original's parent may have ended long ago.

@@ -169,7 +169,7 @@ export async function appendToNewRuns(
   sql: SqlRunner,
   runs: readonly NewStream[],
   opts: AppendOptions,
-  alsoWrite: (accepted: readonly string[]) => Write | null = () => null,
+  alsoWrite: (accepted: readonly string[]) => readonly Write[] = () => [],
 ): Promise<(AppendResult | DomainError)[]> {
   const decided = runs.map((r) => decideFor(r.runId, undefined, r.command, { ...opts, create: r.meta }));
   const changed = decided.filter((d): d is PendingAppend => !isDomainError(d) && d.events.length > 0);
@@ -186,9 +186,8 @@ export async function appendToNewRuns(
       resume_deadline: p.state.pause?.resumeDeadline ?? null,
       finished: p.state.status !== null && isTerminal(p.state.status),
     }));
-    const also = alsoWrite(changed.map((p) => p.runId));
     const writes: Write[] = [
-      ...(also ? [also] : []),
+      ...alsoWrite(changed.map((p) => p.runId)),
       {
         // The columns beside the snapshot are what other queries find runs by (supervisor, cascade, quota).
         text: `insert into run_streams (run_id, project_id, flow_id, version, state, created_at, updated_at, status,
