@@ -268,6 +268,8 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
     for (const original of paged) {
       const fresh = await newRunOf(original.id);
       expect(await history(fresh)).toEqual(await history(twin.id));
+      // The payload, copied inside Postgres, is the original's (value and counted bytes).
+      expect((await history(fresh)).payload).toEqual((await history(original.id)).payload);
       expect(await history(original.id)).toEqual(await history(single.id));
       const [first] = await q<{ retry_of: string }>(`select envelope->'data'->>'retryOf' as retry_of from run_events where run_id = ? and seq = 1`, [fresh]);
       expect(first.retry_of).toBe(original.id);

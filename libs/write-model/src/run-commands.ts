@@ -40,6 +40,8 @@ import {
   type AppendResult,
   type CommandBuilder,
   type StreamRow,
+  type Triggered,
+  type Write,
 } from './run-store';
 import { applyReports, newRequestId, type ReportOutcome } from './reports';
 import type { SqlRunner } from './sql';
@@ -120,14 +122,13 @@ interface NewRun {
   readonly runId: string;
   readonly projectId: string;
   readonly flow: FlowVersionRecord;
-  readonly payload: unknown;
+  /** The trigger payload: given, or a copy of a stored record's (a retry's), made inside Postgres. */
+  readonly payload: { readonly value: unknown } | { readonly copyOf: string };
   readonly environment: RunEnvironment;
   readonly triggeredBy: string | null;
   readonly parentRunId: string | null;
   readonly failParentOnFailure: boolean;
   readonly retryOf: string | null;
-  /** The trigger payload is a copy of this record's, made in Postgres (then `payload` is unused). */
-  readonly payloadCopyOf?: string;
 }
 
 /** A trigger's parent that does not exist (or is another project's run): the trigger's refusal. */
@@ -148,7 +149,7 @@ const newRunOf = (req: TriggerRunRequest, flow: FlowVersionRecord, now: Date): N
   runId: uuidv7({ msecs: now.getTime() }),
   projectId: req.projectId,
   flow,
-  payload: req.payload,
+  payload: { value: req.payload },
   environment: req.environment,
   triggeredBy: req.triggeredBy,
   parentRunId: req.parentRunId,
@@ -156,16 +157,38 @@ const newRunOf = (req: TriggerRunRequest, flow: FlowVersionRecord, now: Date): N
   retryOf: null,
 });
 
-/** A new run's trigger payload as a claim-checked record. */
-const triggerPayloadOf = (run: NewRun): NewExecutionRecord => ({
-  runId: run.runId,
-  kind: 'trigger',
-  stepName: null,
-  attempt: null,
-  input: undefined,
-  output: run.payload ?? null,
-  error: undefined,
+/**
+ * A retry on the latest version: a new top-level run (the original's parent may have ended long
+ * ago) of `flow` with a copy of the original's trigger payload, `retryOf` linking it.
+ */
+const retryRunOf = (original: string, projectId: string, flow: FlowVersionRecord, triggered: Triggered, newRunId: string, payloadRef: string): NewRun => ({
+  runId: newRunId,
+  projectId,
+  flow,
+  payload: { copyOf: payloadRef },
+  environment: triggered.data.environment,
+  triggeredBy: triggered.data.triggeredBy,
+  parentRunId: null,
+  failParentOnFailure: false,
+  retryOf: original,
 });
+
+/**
+ * The statements that store new runs' trigger payloads under their references: given ones as
+ * claim-checked records (one statement), copies made inside Postgres (one statement).
+ */
+function payloadWrites(started: readonly { readonly run: NewRun; readonly ref: string }[]): Write[] {
+  const given: (NewExecutionRecord & { ref: string })[] = [];
+  const copied: { ref: string; runId: string; from: string }[] = [];
+  for (const { run, ref } of started) {
+    if ('copyOf' in run.payload) copied.push({ ref, runId: run.runId, from: run.payload.copyOf });
+    else given.push({ ref, runId: run.runId, kind: 'trigger', stepName: null, attempt: null, input: undefined, output: run.payload.value ?? null, error: undefined });
+  }
+  return [
+    ...(given.length ? [ExecutionDataStore.insertManyOf(given)] : []),
+    ...(copied.length ? [ExecutionDataStore.copyTriggerPayloadsOf(copied)] : []),
+  ];
+}
 
 /** What a new run's `flowrun.triggered.v1` event says, its payload stored under `triggerDataRef`. */
 const triggeredData = (run: NewRun, triggerDataRef: string): RunEventData<'flowrun.triggered.v1'> => ({
@@ -307,13 +330,13 @@ export class RunCommands {
   private async startRun(sql: SqlRunner, run: NewRun, now: Date, ctx: CommandContext): Promise<FlowRun | DomainError> {
     const exceededQuota = await quotaExceeded(sql, run.projectId, now, run.flow.monthlyRunQuota);
     // The payload is stored by the statement that records the run (one round trip for both).
-    const payload = ExecutionDataStore.insertOf(triggerPayloadOf(run));
-    const data = triggeredData(run, payload.ref);
+    const ref = ExecutionDataStore.newRef();
+    const data = triggeredData(run, ref);
     const appended = await appendWithRules(sql, run.runId, () => ({ type: 'TriggerRun', ...data, exceededQuota }), {
       now,
       traceparent: ctx.traceparent,
       create: { projectId: run.projectId, flowId: run.flow.flowId },
-      alsoWrite: [payload],
+      alsoWrite: payloadWrites([{ run, ref }]),
     });
     if (isDomainError(appended)) return appended;
     return flowRunOf({ runId: run.runId, projectId: run.projectId, flowId: run.flow.flowId, data, created: now.toISOString() }, appended.state, now);
@@ -325,21 +348,8 @@ export class RunCommands {
    */
   private async startRuns(sql: SqlRunner, runs: readonly NewRun[], now: Date, opts: AppendOptions): Promise<(FlowRun | DomainError)[]> {
     if (runs.length === 0) return [];
-    const payloads = new Map(runs.map((run) => [run.runId, { ref: ExecutionDataStore.newRef(), ...triggerPayloadOf(run) }]));
-    const copyOf = new Map(runs.map((run) => [run.runId, run.payloadCopyOf]));
-    const data = runs.map((run) => triggeredData(run, (payloads.get(run.runId) as { ref: string }).ref));
-    // The payloads of the accepted runs: given ones stored, copied ones copied in Postgres.
-    const payloadWrites = (accepted: readonly string[]) => {
-      const given = accepted.filter((runId) => copyOf.get(runId) === undefined);
-      const copied = accepted.filter((runId) => copyOf.get(runId) !== undefined);
-      const record = (runId: string) => payloads.get(runId) as NewExecutionRecord & { ref: string };
-      return [
-        ...(given.length ? [ExecutionDataStore.insertManyOf(given.map(record))] : []),
-        ...(copied.length
-          ? [ExecutionDataStore.copyTriggerPayloadsOf(copied.map((runId) => ({ ref: record(runId).ref, runId, from: copyOf.get(runId) as string })))]
-          : []),
-      ];
-    };
+    const started = new Map(runs.map((run) => [run.runId, { run, ref: ExecutionDataStore.newRef() }]));
+    const data = runs.map((run) => triggeredData(run, (started.get(run.runId) as { ref: string }).ref));
     const appended = await appendToNewRuns(
       sql,
       runs.map((run, k) => ({
@@ -348,7 +358,8 @@ export class RunCommands {
         command: { type: 'TriggerRun', ...data[k], exceededQuota: null },
       })),
       opts,
-      payloadWrites,
+      // The payloads of the runs that were accepted only.
+      (accepted) => payloadWrites(accepted.map((runId) => started.get(runId) as { run: NewRun; ref: string })),
     );
     const results = await applyFailureRules(sql, appended, opts);
     return results.map((r, k) => {
@@ -504,25 +515,10 @@ export class RunCommands {
     const flow = await new FlowStore(sql).latest(r.meta.projectId, r.meta.flowId);
     if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: r.meta.flowId, message: 'Flow not found' });
     const ref = triggered.data.triggerDataRef;
-    const record = ref ? (await new ExecutionDataStore(sql).getMany([ref])).get(ref) : undefined;
-    if (!record) return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
-    return this.startRun(
-      sql,
-      {
-        runId: newRunId,
-        projectId: r.meta.projectId,
-        flow,
-        payload: record.output,
-        environment: triggered.data.environment,
-        triggeredBy: triggered.data.triggeredBy,
-        // A retry is a new top-level run: the original's parent may have ended long ago.
-        parentRunId: null,
-        failParentOnFailure: false,
-        retryOf: runId,
-      },
-      now,
-      ctx,
-    );
+    if (ref === null || !(await new ExecutionDataStore(sql).existing([ref])).has(ref)) {
+      return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
+    }
+    return this.startRun(sql, retryRunOf(runId, r.meta.projectId, flow, triggered, newRunId, ref), now, ctx);
   }
 
   /**
@@ -659,19 +655,7 @@ export class RunCommands {
         const payloadRef = t.data.triggerDataRef;
         if (payloadRef === null || !payloads.has(payloadRef)) return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
         const newRunId = uuidv7({ msecs: opts.now.getTime() });
-        newRuns.set(runId, {
-          runId: newRunId,
-          projectId: row.project_id,
-          flow,
-          payload: undefined,
-          payloadCopyOf: payloadRef,
-          environment: t.data.environment,
-          triggeredBy: t.data.triggeredBy,
-          // A retry is a new top-level run: the original's parent may have ended long ago.
-          parentRunId: null,
-          failParentOnFailure: false,
-          retryOf: runId,
-        });
+        newRuns.set(runId, retryRunOf(runId, row.project_id, flow, t, newRunId, payloadRef));
         return { type: 'RetryRun', strategy: 'ON_LATEST_VERSION', maxAttempts, newRunId };
       },
       opts,

@@ -174,32 +174,7 @@ export async function appendToNewRuns(
   const decided = runs.map((r) => decideFor(r.runId, undefined, r.command, { ...opts, create: r.meta }));
   const changed = decided.filter((d): d is PendingAppend => !isDomainError(d) && d.events.length > 0);
   if (changed.length > 0) {
-    const rows = changed.map((p) => ({
-      run_id: p.runId,
-      project_id: p.meta.projectId,
-      flow_id: p.meta.flowId,
-      version: p.events.length,
-      state: p.state,
-      status: p.state.status,
-      parent_run_id: p.parentRunId,
-      running_since: p.state.runningSince ?? null,
-      resume_deadline: p.state.pause?.resumeDeadline ?? null,
-      finished: p.state.status !== null && isTerminal(p.state.status),
-    }));
-    const writes: Write[] = [
-      ...alsoWrite(changed.map((p) => p.runId)),
-      {
-        // The columns beside the snapshot are what other queries find runs by (supervisor, cascade, quota).
-        text: `insert into run_streams (run_id, project_id, flow_id, version, state, created_at, updated_at, status,
-         parent_run_id, running_since, resume_deadline, finished_at)
-       select v.run_id, v.project_id, v.flow_id, v.version, v.state, ?, ?, v.status, v.parent_run_id, v.running_since,
-              v.resume_deadline, case when v.finished then ?::timestamptz end
-         from jsonb_to_recordset(${JSONB_PARAM}) as v (run_id text, project_id text, flow_id text, version int, state jsonb,
-           status text, parent_run_id text, running_since timestamptz, resume_deadline timestamptz, finished boolean)`,
-        params: [opts.now, opts.now, opts.now, jsonParam(rows)],
-      },
-      eventsInsert(changed, opts),
-    ];
+    const writes: Write[] = [...alsoWrite(changed.map((p) => p.runId)), newStreamsInsert(changed, opts), eventsInsert(changed, opts)];
     await sql.execute(...oneStatement(writes));
     await wakeRelay(sql);
   }
@@ -279,28 +254,8 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
     purged: p.state.purged,
   });
 
-  for (const p of changed.filter((c) => !c.exists)) {
-    const c = columns(p);
-    write(
-      `insert into run_streams (run_id, project_id, flow_id, version, state, created_at, updated_at, status,
-         parent_run_id, running_since, resume_deadline, finished_at)
-       values (?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?)`,
-      [
-        p.runId,
-        p.meta.projectId,
-        p.meta.flowId,
-        c.version,
-        c.state,
-        opts.now,
-        opts.now,
-        c.status,
-        p.parentRunId,
-        c.runningSince,
-        c.resumeDeadline,
-        c.finished ? opts.now : null,
-      ],
-    );
-  }
+  const created = changed.filter((c) => !c.exists);
+  if (created.length > 0) writes.push(newStreamsInsert(created, opts));
   const updates = changed.filter((c) => c.exists);
   if (updates.length > 0) {
     write(
@@ -416,6 +371,35 @@ export interface Write {
 }
 
 /**
+ * The insert of new runs' stream rows (their first appends) as one JSON document. The columns
+ * beside the snapshot are what other queries find runs by (supervisor, cascade, quota).
+ */
+function newStreamsInsert(created: readonly PendingAppend[], opts: AppendOptions): Write {
+  const rows = created.map((p) => ({
+    run_id: p.runId,
+    project_id: p.meta.projectId,
+    flow_id: p.meta.flowId,
+    version: p.events.length,
+    state: p.state,
+    status: p.state.status,
+    parent_run_id: p.parentRunId,
+    running_since: p.state.runningSince ?? null,
+    resume_deadline: p.state.pause?.resumeDeadline ?? null,
+    // Retention's clock starts when a run is created finished (over its quota).
+    finished: p.state.status !== null && isTerminal(p.state.status),
+  }));
+  return {
+    text: `insert into run_streams (run_id, project_id, flow_id, version, state, created_at, updated_at, status,
+         parent_run_id, running_since, resume_deadline, finished_at)
+       select v.run_id, v.project_id, v.flow_id, v.version, v.state, ?, ?, v.status, v.parent_run_id, v.running_since,
+              v.resume_deadline, case when v.finished then ?::timestamptz end
+         from jsonb_to_recordset(${JSONB_PARAM}) as v (run_id text, project_id text, flow_id text, version int, state jsonb,
+           status text, parent_run_id text, running_since timestamptz, resume_deadline timestamptz, finished boolean)`,
+    params: [opts.now, opts.now, opts.now, jsonParam(rows)],
+  };
+}
+
+/**
  * The insert of every event of these appends as one JSON document. Each element is the envelope
  * itself; the columns beside it are read out of it. Ordinality keeps the log's positions in the
  * order the events were decided. With `traceparentOf` (a batch of many callers' commands) the
@@ -437,7 +421,6 @@ function eventsInsert(changed: readonly PendingAppend[], opts: AppendOptions): W
         params: [opts.traceparent ?? null, opts.now, jsonParam(changed.flatMap((p) => p.events))],
       };
 }
-
 
 /**
  * Writes as one statement: all but the last as data-modifying CTEs (Postgres runs every one of
