@@ -2,6 +2,7 @@
  * `npm run bench [-- --profile quick|full] [--only ingest,list,bulk,purge,rebuild] [--scale F]
  *   [--report-batch N] [--trigger-batch N] [--engines N]` (the last three override the profile's ingest settings, for
  *   before/after comparisons: `--report-batch 0` / `--trigger-batch 0` send one call per report / trigger, as before batching)
+ *   [--purge-cap N] [--purge-cap-batch N] (the paced purge's `RETENTION_MAX_RUNS_PER_S` and batch size)
  *
  * Runs the benchmarks of issue 6 against the built apps (dist/), each with its own database and
  * topic, writes `bench/results/<timestamp>-<profile>.json` (and `latest-<profile>.json`), and
@@ -45,7 +46,10 @@ function parseArgs(argv: string[]) {
   const triggerBatch = intFlag('--trigger-batch', 0, 500);
   const engines = intFlag('--engines', 1, 2000);
   const ingest = { ...base.ingest, ...(reportBatch !== undefined ? { reportBatch } : {}), ...(triggerBatch !== undefined ? { triggerBatch } : {}), ...(engines !== undefined ? { concurrency: engines } : {}) };
-  return { profile: { ...base, ingest }, only, scale };
+  const pacedRate = intFlag('--purge-cap', 1, 1_000_000);
+  const pacedBatch = intFlag('--purge-cap-batch', 1, 10_000);
+  const paced = { ...base.purge.paced, ...(pacedRate !== undefined ? { runsPerS: pacedRate } : {}), ...(pacedBatch !== undefined ? { batch: pacedBatch } : {}) };
+  return { profile: { ...base, ingest, purge: { ...base.purge, paced } }, only, scale };
 }
 
 function scaled(p: Profile, f: number): Profile {

@@ -94,73 +94,125 @@ export async function benchBulk(profile: Profile) {
 /**
  * 5. Retention purge of N finished runs (90 days old) by the retention app, while the gateway
  * serves the first list page at a fixed rate. Runs/s from the purge timestamps the command service
- * wrote (first to last batch); list latency before the purge and during it.
+ * wrote (first to last batch); list latency before the purge and during it. Then a second set
+ * (finished 20 days ago, so the first pass leaves it) purged by a retention app with a cap on runs
+ * per second (`RETENTION_MAX_RUNS_PER_S`), the list measured again: what a paced purge leaves the API.
  */
 export async function benchPurge(profile: Profile) {
   const n = profile.purge.runs;
+  const paced = profile.purge.paced;
   const project = 'bench_purge';
   const sys = await BenchSystem.create('purge');
   try {
     const t = Date.now();
-    await seed(sys.db, { projectId: project, from: 0, to: n, baseMs: Date.now() - 90 * 86_400_000, spacingMs: 20, flows: 20, steps: 3, status: 'SUCCEEDED', writeModel: true, events: true, published: true, views: true });
-    log(`purge: ${n} runs loaded in ${round((Date.now() - t) / 1000, 1)} s`);
+    const spec = { projectId: project, spacingMs: 20, flows: 20, steps: 3, status: 'SUCCEEDED', writeModel: true, events: true, published: true, views: true } as const;
+    await seed(sys.db, { ...spec, from: n, to: n + paced.runs, baseMs: Date.now() - 20 * 86_400_000, settle: false });
+    await seed(sys.db, { ...spec, from: 0, to: n, baseMs: Date.now() - 90 * 86_400_000 });
+    log(`purge: ${n} + ${paced.runs} runs loaded in ${round((Date.now() - t) / 1000, 1)} s`);
     await sys.start('command-service');
     await sys.start('projector');
     const gw = await sys.start('api-gateway');
     const { key } = await new ApiKeyStore(sys.db.runner()).create(project, 'key_bench_purge');
-    const listUrl = `${gw.url}/api/v1/flow-runs?projectId=${project}`;
-    const headers = { authorization: `Bearer ${key}` };
-    const rate = profile.list.rateRps;
+    const list = { url: `${gw.url}/api/v1/flow-runs?projectId=${project}`, headers: { authorization: `Bearer ${key}` }, rate: profile.list.rateRps };
     // The gateway warmed up first (JIT, connections): a cold start measured as "before" made the
     // purge's effect look smaller than it is.
-    await httpLoad({ url: listUrl, headers, connections: 8, durationS: 3, rate });
-    const before = await httpLoad({ url: listUrl, headers, connections: 8, durationS: 2 * profile.purge.windowS, rate });
-    const cpu = await CpuMeter.start(sys);
-    const retention = await sys.start('retention', { RETENTION_INTERVAL_MS: '3600000' });
-    const mem = new MemorySampler(pidsOf(sys));
-    const windows: LoadResult[] = [];
-    const t0 = performance.now();
-    while ((await count(sys, 'select count(*)::text as n from run_streams where purged_at is null')) > 0) {
-      if (performance.now() - t0 > 900_000) throw new Error(`purge not done after 900 s:\n${retention.output()}`);
-      windows.push(await httpLoad({ url: listUrl, headers, connections: 8, durationS: profile.purge.windowS, rate }));
-    }
-    // The views catch up after the command side has purged the last run; the CPU a purged run
-    // costs includes the relay and the projector.
-    await waitFor(async () => (await count(sys, 'select count(*)::text as n from run_views where purged_at is null')) === 0, { timeoutMs: 300000, intervalMs: 100, what: 'the views to show the purge' });
-    const viewsCaughtUpS = (performance.now() - t0) / 1000;
-    const cpuS = await cpu.stop();
-    const memory = mem.stop();
-    const span = await sys.db.one<{ s: number; records: string }>(
-      `select extract(epoch from max(purged_at) - min(purged_at))::float8 as s,
-         (select count(*) from execution_data)::text as records from run_streams`,
-    );
-    // The last batch's own duration is not in the span: add one average batch.
-    const batch = Number(sys.env.RETENTION_BATCH_SIZE ?? 2000);
-    const seconds = span.s * (n / batch) / Math.max(1, n / batch - 1);
-    const worst = windows.reduce<LoadResult | null>((w, x) => (!w || x.p99Ms > w.p99Ms ? x : w), null);
-    log(`purge: ${n} runs in ${round(seconds, 2)} s (${round(n / seconds)} runs/s), list p99 before ${before.p99Ms} ms, worst during ${worst?.p99Ms} ms`);
+    await httpLoad({ ...list, connections: 8, durationS: 3 });
+    const full = await purgeWhileListing(sys, profile, list, {
+      runs: n,
+      expired: `finished_at < now() - interval '30 days'`,
+      // Uncapped, in the batches the harness has always measured: the purge's own speed.
+      retentionEnv: { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_BATCH_SIZE: '2000', RETENTION_BATCH_PAUSE_MS: '10' },
+      measureCpu: true,
+    });
+    log(`purge: ${n} runs in ${full.purgeSeconds} s (${full.runsPerS} runs/s), list p99 before ${full.listBefore.p99Ms} ms, worst during ${full.listDuringWorstP99Ms} ms`);
+    await sys.stopApp('retention');
+    const pacedResult = await purgeWhileListing(sys, profile, list, {
+      runs: paced.runs,
+      expired: `finished_at >= now() - interval '30 days'`,
+      retentionEnv: {
+        AP_EXECUTION_DATA_RETENTION_DAYS: '10',
+        RETENTION_MAX_RUNS_PER_S: String(paced.runsPerS),
+        RETENTION_BATCH_SIZE: String(paced.batch),
+        RETENTION_BATCH_PAUSE_MS: '0',
+      },
+      measureCpu: false,
+      // The list over the time the capped purge should take, and as long before it.
+      listS: Math.max(1, Math.floor(paced.runs / paced.runsPerS)),
+    });
+    log(`purge, capped at ${paced.runsPerS} runs/s: ${paced.runs} runs in ${pacedResult.purgeSeconds} s (${pacedResult.runsPerS} runs/s), list p99 before ${pacedResult.listBefore.p99Ms} ms, worst during ${pacedResult.listDuringWorstP99Ms} ms`);
     await sys.stop();
     return {
       runs: n,
       settings: {
-        RETENTION_BATCH_SIZE: batch,
-        RETENTION_BATCH_PAUSE_MS: sys.env.RETENTION_BATCH_PAUSE_MS ?? process.env.RETENTION_BATCH_PAUSE_MS ?? '10 (default)',
+        RETENTION_BATCH_SIZE: 2000,
+        RETENTION_BATCH_PAUSE_MS: 10,
         RETENTION_CONCURRENCY: sys.env.RETENTION_CONCURRENCY ?? process.env.RETENTION_CONCURRENCY ?? '1 (default)',
+        RETENTION_MAX_RUNS_PER_S: 0,
       },
-      purgeSeconds: round(seconds, 2),
-      runsPerS: round(n / seconds),
-      executionDataLeft: Number(span.records),
-      listBefore: before,
-      listDuring: windows,
-      listDuringWorstP99Ms: worst?.p99Ms ?? null,
-      viewsCaughtUpS: round(viewsCaughtUpS, 2),
-      cpuMsPerRun: cpuMsPer(cpuS, n),
-      memoryMiB: memory,
+      ...full,
+      paced: { runs: paced.runs, maxRunsPerS: paced.runsPerS, batch: paced.batch, ...pacedResult },
     };
   } catch (e) {
     await sys.stop().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * Starts a retention app (`retentionEnv` over the system's) and serves the list at its rate in
+ * windows until every run matching `expired` is purged and shown so in the views; the list's
+ * latency measured first without a purge. Runs/s from the purge timestamps the command service
+ * wrote (first to last batch, plus one batch for the last one's own duration).
+ */
+async function purgeWhileListing(
+  sys: BenchSystem,
+  profile: Profile,
+  list: { url: string; headers: Record<string, string>; rate: number },
+  opts: { runs: number; expired: string; retentionEnv: Record<string, string> & { RETENTION_BATCH_SIZE: string }; measureCpu: boolean; listS?: number },
+) {
+  const load = (durationS: number) => httpLoad({ ...list, connections: 8, durationS });
+  const before = await load(opts.listS ?? 2 * profile.purge.windowS);
+  const cpu = opts.measureCpu ? await CpuMeter.start(sys) : null;
+  const retention = await sys.start('retention', { RETENTION_INTERVAL_MS: '3600000', ...opts.retentionEnv });
+  const mem = new MemorySampler(pidsOf(sys));
+  const windows: LoadResult[] = [];
+  const t0 = performance.now();
+  const left = (table: string) => count(sys, `select count(*)::text as n from ${table} where purged_at is null and ${opts.expired.replace('finished_at', table === 'run_views' ? 'finish_time' : 'finished_at')}`);
+  // With `listS`: one load as long as the one before, so the two p99s are the same statistic over
+  // as many requests; else windows until the purge is done (the worst of them is reported).
+  if (opts.listS) {
+    windows.push(await load(opts.listS));
+    await waitFor(async () => (await left('run_streams')) === 0, { timeoutMs: 900_000, intervalMs: 100, what: `the capped purge:\n${retention.output()}` });
+  }
+  while ((await left('run_streams')) > 0) {
+    if (performance.now() - t0 > 900_000) throw new Error(`purge not done after 900 s:\n${retention.output()}`);
+    windows.push(await load(profile.purge.windowS));
+  }
+  // The views catch up after the command side has purged the last run; the CPU a purged run
+  // costs includes the relay and the projector.
+  await waitFor(async () => (await left('run_views')) === 0, { timeoutMs: 300000, intervalMs: 100, what: 'the views to show the purge' });
+  const viewsCaughtUpS = (performance.now() - t0) / 1000;
+  const cpuS = cpu ? await cpu.stop() : null;
+  const memory = mem.stop();
+  const span = await sys.db.one<{ s: number; records: string }>(
+    `select extract(epoch from max(purged_at) - min(purged_at))::float8 as s,
+       (select count(*) from execution_data d join run_streams x on x.run_id = d.run_id where x.${opts.expired})::text as records
+     from run_streams where ${opts.expired}`,
+  );
+  const batch = Number(opts.retentionEnv.RETENTION_BATCH_SIZE);
+  const seconds = span.s * (opts.runs / batch) / Math.max(1, opts.runs / batch - 1);
+  const worst = windows.reduce<LoadResult | null>((w, x) => (!w || x.p99Ms > w.p99Ms ? x : w), null);
+  return {
+    purgeSeconds: round(seconds, 2),
+    runsPerS: round(opts.runs / seconds),
+    executionDataLeft: Number(span.records),
+    listBefore: before,
+    listDuring: windows,
+    listDuringWorstP99Ms: worst?.p99Ms ?? null,
+    viewsCaughtUpS: round(viewsCaughtUpS, 2),
+    cpuMsPerRun: cpuS ? cpuMsPer(cpuS, opts.runs) : undefined,
+    memoryMiB: memory,
+  };
 }
 
 /**

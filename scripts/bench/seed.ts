@@ -34,6 +34,8 @@ export interface SeedSpec {
   readonly views: boolean;
   readonly viewTables?: { readonly runs: string; readonly steps: string };
   /** Runs per transaction. */
+  /** False: leave the vacuum and checkpoint to a later load (the last one settles the tables). */
+  readonly settle?: boolean;
   readonly chunk?: number;
 }
 
@@ -210,6 +212,7 @@ export async function seed(db: BenchDatabase, spec: SeedSpec): Promise<{ runs: n
   // As tables in service would be: vacuumed (visibility map, hint bits) and analysed. Without it
   // autovacuum started on the freshly loaded tables during the first measurements and its work
   // landed in their p99 (the list's first scenarios, the purge's "list before").
+  if (spec.settle === false) return { runs: spec.to - spec.from, events };
   await db.q('vacuum (analyze)');
   // And written out: the load and the vacuum leave up to gigabytes of dirty pages, which the
   // checkpointer and the backends (evicting a dirty buffer to read a page) would otherwise write

@@ -49,6 +49,7 @@ export class RetentionScheduler implements OnApplicationBootstrap, OnApplication
         batchSize: this.config.RETENTION_BATCH_SIZE,
         pauseMs: this.config.RETENTION_BATCH_PAUSE_MS,
         concurrency: this.config.RETENTION_CONCURRENCY,
+        maxRunsPerS: this.config.RETENTION_MAX_RUNS_PER_S,
         shouldStop: () => this.stopping,
         onBatch: (outcome, seconds) => {
           retentionMetrics.runs.inc(outcome.runs);

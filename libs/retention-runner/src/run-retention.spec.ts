@@ -7,8 +7,9 @@ import { runRetentionPass } from './run-retention';
  * `limit` of what is left, answering after the test lets it (so calls overlap); `failOn` makes that
  * call fail instead.
  */
-function purgeEndpoint(expired: number, opts: { failOn?: number } = {}) {
+function purgeEndpoint(expired: number, opts: { failOn?: number; clock?: VirtualClock; callMs?: number } = {}) {
   let left = expired;
+  const startedAt: number[] = [];
   let calls = 0;
   let open = 0;
   let maxOpen = 0;
@@ -20,7 +21,9 @@ function purgeEndpoint(expired: number, opts: { failOn?: number } = {}) {
       if (failedAt !== null) callsAfterFailure++;
       open++;
       maxOpen = Math.max(maxOpen, open);
+      if (opts.clock) startedAt.push(opts.clock.now());
       try {
+        if (opts.clock && opts.callMs) await opts.clock.sleep(opts.callMs);
         // Let the other lanes start their calls before this one answers.
         await new Promise((resolve) => setImmediate(resolve));
         if (n === opts.failOn) {
@@ -35,7 +38,40 @@ function purgeEndpoint(expired: number, opts: { failOn?: number } = {}) {
       }
     },
   } as unknown as RetentionClient;
-  return { client, stats: () => ({ calls, maxOpen, left, open, callsAfterFailure }) };
+  return { client, startedAt, stats: () => ({ calls, maxOpen, left, open, callsAfterFailure }) };
+}
+
+/**
+ * Time that passes only when every caller waits: `drive` runs the code under test until it is
+ * stuck on sleeps, then moves the clock to the earliest one and wakes it (a discrete-event clock).
+ */
+class VirtualClock {
+  private t = 0;
+  private timers: { at: number; wake: () => void }[] = [];
+  now(): number {
+    return this.t;
+  }
+  sleep(ms: number): Promise<void> {
+    return new Promise((wake) => this.timers.push({ at: this.t + ms, wake }));
+  }
+  async drive<T>(work: Promise<T>): Promise<T> {
+    let settled = false;
+    work.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    for (let turns = 0; !settled; turns++) {
+      if (turns > 1_000) throw new Error('the pass never finished');
+      // Several turns of the event loop: code woken last turn may itself wait a turn before it sleeps.
+      for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+      if (settled || this.timers.length === 0) continue;
+      this.timers.sort((a, b) => a.at - b.at);
+      const next = this.timers.shift()!;
+      this.t = Math.max(this.t, next.at);
+      next.wake();
+    }
+    return work;
+  }
 }
 
 const window = { now: new Date('2026-11-29T00:00:00Z'), defaultDays: 30 };
@@ -81,5 +117,31 @@ describe('runRetentionPass', () => {
     expect(r.runs).toBe(r.batches * 10);
     expect(r.batches).toBeGreaterThanOrEqual(4);
     expect(r.batches).toBeLessThanOrEqual(5);
+  });
+
+  it('with a cap on runs per second, batches start one slot apart (a batch\'s worth of runs at the cap)', async () => {
+    const clock = new VirtualClock();
+    const { client, startedAt } = purgeEndpoint(45, { clock });
+    const r = await clock.drive(runRetentionPass(client, { window, batchSize: 10, pauseMs: 0, maxRunsPerS: 100, clock }));
+    expect(r.runs).toBe(45);
+    expect(startedAt).toEqual([0, 100, 200, 300, 400]);
+  });
+
+  it('the schedule is shared by the lanes: more lanes do not raise the rate', async () => {
+    const clock = new VirtualClock();
+    const { client, startedAt, stats } = purgeEndpoint(200, { clock, callMs: 150 });
+    const r = await clock.drive(runRetentionPass(client, { window, batchSize: 10, pauseMs: 0, concurrency: 3, maxRunsPerS: 100, clock }));
+    expect(r.runs).toBe(200);
+    expect(stats().maxOpen).toBe(2);
+    const sorted = [...startedAt].sort((a, b) => a - b);
+    expect(sorted.slice(0, 5)).toEqual([0, 100, 200, 300, 400]);
+    sorted.slice(1).forEach((t, i) => expect(t - sorted[i]).toBeGreaterThanOrEqual(100));
+  });
+
+  it('batches slower than the cap go back to back, with no burst to catch up', async () => {
+    const clock = new VirtualClock();
+    const { client, startedAt } = purgeEndpoint(35, { clock, callMs: 250 });
+    await clock.drive(runRetentionPass(client, { window, batchSize: 10, pauseMs: 0, maxRunsPerS: 100, clock }));
+    expect(startedAt).toEqual([0, 250, 500, 750]);
   });
 });

@@ -11,9 +11,28 @@ export interface RetentionPassOptions {
   readonly shouldStop?: () => boolean;
   /** Batches in flight at once (`RETENTION_CONCURRENCY`, default 1). */
   readonly concurrency?: number;
+  /**
+   * Most runs purged per second over the pass (`RETENTION_MAX_RUNS_PER_S`; 0 or absent: as fast as
+   * the batches go). Batches start on a schedule every lane shares, one batch's worth of runs per
+   * slot, so a backlog is purged as an even trickle instead of bursts that take the machine from
+   * the live load.
+   */
+  readonly maxRunsPerS?: number;
+  /** The clock the schedule runs on (tests); the real one by default. */
+  readonly clock?: PassClock;
   /** Called after every batch (metrics, progress). */
   readonly onBatch?: (outcome: PurgeOutcomeResult, seconds: number) => void;
 }
+
+export interface PassClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const realClock: PassClock = {
+  now: () => performance.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
 
 export interface RetentionPassResult {
   readonly runs: number;
@@ -30,7 +49,9 @@ export interface RetentionPassResult {
  * service, so a pass killed at any point has lost nothing and purged nothing twice; the next pass
  * takes up where it stopped. With `concurrency` > 1 that many batches are in flight at once: each
  * locks its runs with `skip locked`, so they take different runs, and a lane that gets a short batch
- * stops while the others go on until theirs is short too. A failed batch stops every lane after its
+ * stops while the others go on until theirs is short too. With `maxRunsPerS` the batches start on
+ * one schedule the lanes share (no faster than the cap, and never a burst to catch up after a slow
+ * batch). A failed batch stops every lane after its
  * batch in hand, and the pass fails with that error.
  */
 export async function runRetentionPass(client: RetentionClient, opts: RetentionPassOptions): Promise<RetentionPassResult> {
@@ -40,8 +61,21 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
   let batches = 0;
   let stopped = false;
   let failed: { error: unknown } | null = null;
+  const clock = opts.clock ?? realClock;
+  // Each batch takes the next slot of the shared schedule (a batch's worth of runs at the cap).
+  const slotMs = opts.maxRunsPerS ? (opts.batchSize * 1000) / opts.maxRunsPerS : 0;
+  let nextSlot = clock.now();
+  const awaitSlot = async (): Promise<void> => {
+    if (!slotMs) return;
+    const now = clock.now();
+    const at = Math.max(now, nextSlot);
+    nextSlot = at + slotMs;
+    if (at > now) await clock.sleep(at - now);
+  };
   const lane = async (): Promise<void> => {
     for (;;) {
+      if (failed) return;
+      await awaitSlot();
       if (failed) return;
       if (opts.shouldStop?.()) {
         stopped = true;
@@ -61,7 +95,7 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
       records += outcome.records;
       bytes += outcome.bytes;
       if (outcome.runs < opts.batchSize) return;
-      if (opts.pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, opts.pauseMs));
+      if (opts.pauseMs > 0) await clock.sleep(opts.pauseMs);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 1) }, lane));
