@@ -100,6 +100,33 @@ describe('Migration20261129170000OutboxQueue', () => {
   });
 });
 
+describe('Migration20261129210000ActiveListIndexes', () => {
+  const { orm, sql } = unmigratedDatabase('flowruns_test_active_indexes');
+  const indexes = async () =>
+    (await sql<{ indexname: string; indexdef: string }>(`select indexname, indexdef from pg_indexes where tablename = 'run_views' and indexname like '%created_idx' order by indexname`)).map(
+      (i) => `${i.indexname}${/WHERE \(archived_at IS NULL\)/.test(i.indexdef) ? ' (unarchived)' : ''}`,
+    );
+
+  it('puts the flow and status list indexes over the unarchived runs only, beside a whole created index; down restores the whole ones', async () => {
+    await orm().getMigrator().up({ to: 'Migration20261129170000OutboxQueue' });
+    const before = ['run_views_project_created_idx', 'run_views_project_flow_created_idx', 'run_views_project_status_created_idx'];
+    expect(await indexes()).toEqual(before);
+
+    await orm().getMigrator().up();
+    expect(await indexes()).toEqual([
+      'run_views_active_created_idx (unarchived)',
+      'run_views_active_flow_created_idx (unarchived)',
+      'run_views_active_status_created_idx (unarchived)',
+      'run_views_project_created_idx',
+    ]);
+
+    await orm().getMigrator().down({ to: 'Migration20261129210000ActiveListIndexes' });
+    expect(await indexes()).toEqual(before);
+    await orm().getMigrator().up();
+    expect(await indexes()).toHaveLength(4);
+  });
+});
+
 /** What readiness says about a database that is behind this build (a deploy in the wrong order). */
 describe('pendingMigrations and the postgres readiness probe', () => {
   const { orm, sql } = unmigratedDatabase('flowruns_test_pending');

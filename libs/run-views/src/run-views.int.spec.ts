@@ -355,6 +355,58 @@ describe('RunViews (Postgres)', () => {
 
   });
 
+  describe('archived runs in the way', () => {
+    // A project whose newest 2 500 of 3 000 runs are archived: a default list must not read them.
+    const A = 'proj_archived';
+    const all = Array.from({ length: 3000 }, (_, i) => ({
+      id: `runa_${pad(i, 5)}`,
+      created: at(BASE_MS + i * 1000),
+      status: i % 2 === 0 ? 'FAILED' : 'SUCCEEDED',
+      archived: i >= 500,
+    }));
+    const plan = async (q: ListRunsQuery) => {
+      const { sql, params } = buildListQuery(q);
+      const [row] = await exec(`explain (analyze, format json) ${sql}`, params);
+      const text = JSON.stringify(row);
+      return { text, scan: findNode((row as { 'QUERY PLAN': { Plan: PlanNode }[] })['QUERY PLAN'][0].Plan, 'Index Scan') };
+    };
+
+    beforeAll(async () => {
+      for (let i = 0; i < all.length; i += 500) {
+        const batch = all.slice(i, i + 500);
+        await exec(
+          `insert into run_views (id, project_id, flow_id, flow_version_id, flow_display_name, status, environment,
+             steps_count, attempt, archived_at, created, version)
+           values ${batch.map(() => `(?, '${A}', 'flow_1', 'ver_1', 'Flow', ?, 'PRODUCTION', 3, 1, ?::timestamptz, ?::timestamptz, 1)`).join(', ')}`,
+          batch.flatMap((r) => [r.id, r.status, r.archived ? '2024-04-01T00:00:00Z' : null, r.created]),
+        );
+      }
+      await exec('analyze run_views');
+    });
+
+    it.each([
+      ['no filter', {}, 'run_views_active_created_idx', all.filter((r) => !r.archived)],
+      ['a status', { status: ['FAILED'] as FlowRunStatus[] }, 'run_views_active_status_created_idx', all.filter((r) => !r.archived && r.status === 'FAILED')],
+      ['a flow', { flowId: 'flow_1' }, 'run_views_active_flow_created_idx', all.filter((r) => !r.archived)],
+    ])('%s: page 1 reads limit + 1 rows of an index of the unarchived runs only', async (_, filter, index, shown) => {
+      const q = { projectId: A, limit: 10, ...filter };
+      const page = await views().listRuns(q);
+      expect(page.data.map((r) => r.id)).toEqual([...shown].reverse().slice(0, 10).map((r) => r.id));
+      const { text, scan } = await plan(q);
+      expect(text).toContain(index);
+      expect(text).not.toContain('Rows Removed by Filter');
+      expect(scan?.['Actual Rows']).toBe(11);
+    });
+
+    it('includeArchived reads the whole created index, archived runs first here', async () => {
+      const q = { projectId: A, limit: 10, includeArchived: true };
+      expect((await views().listRuns(q)).data.map((r) => r.id)).toEqual([...all].reverse().slice(0, 10).map((r) => r.id));
+      const { text, scan } = await plan(q);
+      expect(text).toContain('run_views_project_created_idx');
+      expect(scan?.['Actual Rows']).toBe(11);
+    });
+  });
+
   describe('getRun', () => {
     let refs: { trigger: string; fetch: string; transform: string };
 

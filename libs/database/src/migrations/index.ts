@@ -6,6 +6,7 @@ import { Migration20261129000000IdempotencyKeys } from './Migration2026112900000
 import { Migration20261129120000Fillfactor } from './Migration20261129120000Fillfactor';
 import { Migration20261129150000StallReason } from './Migration20261129150000StallReason';
 import { Migration20261129170000OutboxQueue } from './Migration20261129170000OutboxQueue';
+import { Migration20261129210000ActiveListIndexes } from './Migration20261129210000ActiveListIndexes';
 
 /** Every migration, in order. Listed explicitly so the same list works from sources and from dist. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261129120000Fillfactor', class: Migration20261129120000Fillfactor },
   { name: 'Migration20261129150000StallReason', class: Migration20261129150000StallReason },
   { name: 'Migration20261129170000OutboxQueue', class: Migration20261129170000OutboxQueue },
+  { name: 'Migration20261129210000ActiveListIndexes', class: Migration20261129210000ActiveListIndexes },
 ];
