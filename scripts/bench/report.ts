@@ -95,7 +95,7 @@ function renderProfile(r: Json): string[] {
     const paced = purge.paced;
     if (paced) {
       const pf = paced.listDuringWorstP99Ms / paced.listBefore.p99Ms;
-      o.push(`| … with the purge capped at ${f(paced.maxRunsPerS, 0)} runs/s (\`RETENTION_MAX_RUNS_PER_S\`) | ${f(paced.runsPerS, 0)} runs/s; list ${f(paced.listBefore.p99Ms, 2)} → ${f(paced.listDuringWorstP99Ms, 2)} ms (worst window), ${f(pf, 2)}× | ${ok(pf < TARGETS.purgeListP99Factor)} (list), below the rate target by design |`);
+      o.push(`| … with the purge capped at ${f(paced.maxRunsPerS, 0)} runs/s (\`RETENTION_MAX_RUNS_PER_S\`) | ${f(paced.runsPerS, 0)} runs/s; list ${f(paced.listBefore.p99Ms, 2)} → ${f(paced.listDuringWorstP99Ms, 2)} ms (over the purge against as long before it), ${f(pf, 2)}× | ${ok(pf < TARGETS.purgeListP99Factor)} (list), below the rate target by design |`);
     }
   }
   const rb = R.rebuild;
