@@ -1,0 +1,24 @@
+import { loadConfig } from '@flowruns/platform';
+import { RetentionPassConfigSchema } from './config';
+
+const load = (env: NodeJS.ProcessEnv) => loadConfig(RetentionPassConfigSchema, env);
+
+describe('RetentionPassConfigSchema', () => {
+  it('paces a purge by default: batches of 200, at most 1 000 runs a second, one lane', () => {
+    expect(load({})).toMatchObject({
+      RETENTION_BATCH_SIZE: 200,
+      RETENTION_MAX_RUNS_PER_S: 1000,
+      RETENTION_BATCH_PAUSE_MS: 10,
+      RETENTION_CONCURRENCY: 1,
+    });
+  });
+
+  it('takes 0 as no cap, and a cap from the environment', () => {
+    expect(load({ RETENTION_MAX_RUNS_PER_S: '0' }).RETENTION_MAX_RUNS_PER_S).toBe(0);
+    expect(load({ RETENTION_MAX_RUNS_PER_S: '5000' }).RETENTION_MAX_RUNS_PER_S).toBe(5000);
+  });
+
+  it.each(['-1', '1.5', 'fast'])('refuses RETENTION_MAX_RUNS_PER_S=%s, naming the setting', (value) => {
+    expect(() => load({ RETENTION_MAX_RUNS_PER_S: value })).toThrow(/RETENTION_MAX_RUNS_PER_S/);
+  });
+});
