@@ -398,6 +398,18 @@ describe('RunViews (Postgres)', () => {
       expect(scan?.['Actual Rows']).toBe(11);
     });
 
+    it.each([
+      ['a status', { status: ['FAILED'] as FlowRunStatus[] }, 'run_views_project_status_created_idx', all.filter((r) => r.status === 'FAILED')],
+      ['a flow', { flowId: 'flow_1' }, 'run_views_project_flow_created_idx', all],
+    ])('includeArchived with %s: still an index range over every run, nothing filtered', async (_, filter, index, shown) => {
+      const q = { projectId: A, limit: 10, includeArchived: true, ...filter };
+      expect((await views().listRuns(q)).data.map((r) => r.id)).toEqual([...shown].reverse().slice(0, 10).map((r) => r.id));
+      const { text, scan } = await plan(q);
+      expect(text).toContain(index);
+      expect(text).not.toContain('Rows Removed by Filter');
+      expect(scan?.['Actual Rows']).toBe(11);
+    });
+
     it('includeArchived reads the whole created index, archived runs first here', async () => {
       const q = { projectId: A, limit: 10, includeArchived: true };
       expect((await views().listRuns(q)).data.map((r) => r.id)).toEqual([...all].reverse().slice(0, 10).map((r) => r.id));
