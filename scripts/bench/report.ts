@@ -200,7 +200,7 @@ const cpuPerProcess = (ms: Record<string, number>): string => Object.entries(ms)
 function renderPurge(r: Json): string[] {
   const during = r.listDuring as LoadResult[];
   return [
-    `${f(r.runs, 0)} SUCCEEDED runs finished 90 days ago (write model with 4 execution-data records each, history, views; vacuumed); the retention app purges them (batch ${r.settings.RETENTION_BATCH_SIZE}, pause ${r.settings.RETENTION_BATCH_PAUSE_MS} ms, ${r.settings.RETENTION_CONCURRENCY ?? 1} in flight${r.settings.RETENTION_MAX_RUNS_PER_S === 0 ? ', no cap on runs/s' : ''}) while the gateway serves the first list page at 200 req/s.`,
+    `${f(r.runs, 0)} SUCCEEDED runs finished 90 days ago (write model with 4 execution-data records each, history, views; vacuumed); the retention app purges them (batch ${r.settings.RETENTION_BATCH_SIZE}, pause ${r.settings.RETENTION_BATCH_PAUSE_MS} ms, ${r.settings.RETENTION_CONCURRENCY ?? 1} in flight${Number(r.settings.RETENTION_MAX_RUNS_PER_S) === 0 ? ', no cap on runs/s' : ''}) while the gateway serves the first list page at 200 req/s.`,
     '',
     '| figure | value |',
     '|---|---|',

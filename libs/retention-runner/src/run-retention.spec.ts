@@ -144,4 +144,16 @@ describe('runRetentionPass', () => {
     await clock.drive(runRetentionPass(client, { window, batchSize: 10, pauseMs: 0, maxRunsPerS: 100, clock }));
     expect(startedAt).toEqual([0, 250, 500, 750]);
   });
+
+  it('a stop asked while a lane waits for a far slot ends the pass within a step, not at the slot', async () => {
+    const clock = new VirtualClock();
+    const { client, startedAt } = purgeEndpoint(1000, { clock });
+    // One run a second in batches of 10: the second batch's slot is 10 s away.
+    const r = await clock.drive(
+      runRetentionPass(client, { window, batchSize: 10, pauseMs: 0, maxRunsPerS: 1, clock, shouldStop: () => clock.now() >= 1000 }),
+    );
+    expect(startedAt).toEqual([0]);
+    expect(r).toMatchObject({ runs: 10, complete: false });
+    expect(clock.now()).toBeLessThanOrEqual(1250);
+  });
 });

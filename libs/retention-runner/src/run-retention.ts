@@ -29,6 +29,8 @@ export interface PassClock {
   sleep(ms: number): Promise<void>;
 }
 
+const SLOT_WAIT_STEP_MS = 250;
+
 const realClock: PassClock = {
   now: () => performance.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
@@ -65,16 +67,16 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
   // Each batch takes the next slot of the shared schedule (a batch's worth of runs at the cap).
   const slotMs = opts.maxRunsPerS ? (opts.batchSize * 1000) / opts.maxRunsPerS : 0;
   let nextSlot = clock.now();
+  // A slot can be far off (a low cap, a large batch): it is waited for in steps, so a stop or a
+  // failed lane is seen within one step rather than at the slot.
   const awaitSlot = async (): Promise<void> => {
     if (!slotMs) return;
-    const now = clock.now();
-    const at = Math.max(now, nextSlot);
+    const at = Math.max(clock.now(), nextSlot);
     nextSlot = at + slotMs;
-    if (at > now) await clock.sleep(at - now);
+    while (clock.now() < at && !failed && !opts.shouldStop?.()) await clock.sleep(Math.min(at - clock.now(), SLOT_WAIT_STEP_MS));
   };
   const lane = async (): Promise<void> => {
     for (;;) {
-      if (failed) return;
       await awaitSlot();
       if (failed) return;
       if (opts.shouldStop?.()) {

@@ -223,6 +223,21 @@ function decideFor(runId: string, row: StreamRow | undefined, command: RunComman
   };
 }
 
+/**
+ * The columns beside a stream's snapshot, derived from it after an append: what other queries find
+ * runs by (supervisor, cascade, quota, retention).
+ */
+const streamColumns = (p: PendingAppend) => ({
+  version: p.previousVersion + p.events.length,
+  status: p.state.status,
+  runningSince: p.state.runningSince ?? null,
+  resumeDeadline: p.state.pause?.resumeDeadline ?? null,
+  // Retention's clock: starts when a run finishes (or is created finished, over its quota), kept
+  // while it stays finished (archive, a retry on the latest version).
+  finished: p.state.status !== null && isTerminal(p.state.status),
+  purged: p.state.purged,
+});
+
 const resultOf = (p: PendingAppend): AppendResult => ({
   runId: p.runId,
   meta: p.meta,
@@ -242,17 +257,6 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
   if (changed.length === 0) return;
   const writes: Write[] = [...(opts.alsoWrite ?? [])];
   const write = (text: string, params: unknown[]) => writes.push({ text, params });
-  // The columns beside the snapshot are what other queries find runs by (supervisor, cascade, quota).
-  const columns = (p: PendingAppend) => ({
-    version: p.previousVersion + p.events.length,
-    state: JSON.stringify(p.state),
-    status: p.state.status,
-    runningSince: p.state.runningSince ?? null,
-    resumeDeadline: p.state.pause?.resumeDeadline ?? null,
-    // Retention's clock: kept while the run stays finished (archive, a retry on the latest version).
-    finished: p.state.status !== null && isTerminal(p.state.status),
-    purged: p.state.purged,
-  });
 
   const created = changed.filter((c) => !c.exists);
   if (created.length > 0) writes.push(newStreamsInsert(created, opts));
@@ -271,8 +275,8 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
         opts.now,
         opts.now,
         ...updates.flatMap((p) => {
-          const c = columns(p);
-          return [p.runId, c.version, c.state, c.status, c.runningSince, c.resumeDeadline, c.finished, c.purged];
+          const c = streamColumns(p);
+          return [p.runId, c.version, JSON.stringify(p.state), c.status, c.runningSince, c.resumeDeadline, c.finished, c.purged];
         }),
       ],
     );
@@ -331,17 +335,17 @@ async function persistMany(sql: SqlRunner, pending: readonly PendingAppend[], op
   if (changed.length === 0) return;
   const rows = changed.map((p) => {
     const patch = snapshotPatch(p.previous, p.state);
+    const c = streamColumns(p);
     return {
       run_id: p.runId,
-      version: p.previousVersion + p.events.length,
+      version: c.version,
       state: patch === null ? p.state : null,
       patch,
-      status: p.state.status,
-      running_since: p.state.runningSince ?? null,
-      resume_deadline: p.state.pause?.resumeDeadline ?? null,
-      // Retention's clock: kept while the run stays finished (archive, a retry on the latest version).
-      finished: p.state.status !== null && isTerminal(p.state.status),
-      purged: p.state.purged,
+      status: c.status,
+      running_since: c.runningSince,
+      resume_deadline: c.resumeDeadline,
+      finished: c.finished,
+      purged: c.purged,
     };
   });
   const writes: Write[] = [
@@ -370,24 +374,23 @@ export interface Write {
   readonly params: unknown[];
 }
 
-/**
- * The insert of new runs' stream rows (their first appends) as one JSON document. The columns
- * beside the snapshot are what other queries find runs by (supervisor, cascade, quota).
- */
+/** The insert of new runs' stream rows (their first appends) as one JSON document. */
 function newStreamsInsert(created: readonly PendingAppend[], opts: AppendOptions): Write {
-  const rows = created.map((p) => ({
-    run_id: p.runId,
-    project_id: p.meta.projectId,
-    flow_id: p.meta.flowId,
-    version: p.events.length,
-    state: p.state,
-    status: p.state.status,
-    parent_run_id: p.parentRunId,
-    running_since: p.state.runningSince ?? null,
-    resume_deadline: p.state.pause?.resumeDeadline ?? null,
-    // Retention's clock starts when a run is created finished (over its quota).
-    finished: p.state.status !== null && isTerminal(p.state.status),
-  }));
+  const rows = created.map((p) => {
+    const c = streamColumns(p);
+    return {
+      run_id: p.runId,
+      project_id: p.meta.projectId,
+      flow_id: p.meta.flowId,
+      version: c.version,
+      state: p.state,
+      status: c.status,
+      parent_run_id: p.parentRunId,
+      running_since: c.runningSince,
+      resume_deadline: c.resumeDeadline,
+      finished: c.finished,
+    };
+  });
   return {
     text: `insert into run_streams (run_id, project_id, flow_id, version, state, created_at, updated_at, status,
          parent_run_id, running_since, resume_deadline, finished_at)
