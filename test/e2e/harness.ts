@@ -29,7 +29,12 @@ const APP_PORT_VAR: Record<string, string> = {
  * Starts a built app (`npm run build` first) as its own process and waits for /health/ready.
  * `opts.port` reuses a known port (a restarted command service must keep the address its callers have).
  */
-export async function startApp(name: string, env: Record<string, string>, opts: { port?: number } = {}): Promise<RunningApp> {
+export async function startApp(
+  name: string,
+  env: Record<string, string>,
+  /** `until: 'live'`: return once the process answers, even if not ready (a dependency away). */
+  opts: { port?: number; until?: 'ready' | 'live' } = {},
+): Promise<RunningApp> {
   const main = path.join(root, 'dist/apps', name, 'src/main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` before the e2e tests`);
   const port = opts.port ?? (await freePort());
@@ -58,10 +63,10 @@ export async function startApp(name: string, env: Record<string, string>, opts: 
   await waitFor(
     async () => {
       if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${out}`);
-      const r = await fetch(`${url}/health/ready`).catch(() => null);
+      const r = await fetch(`${url}/health/${opts.until ?? 'ready'}`).catch(() => null);
       return r?.ok === true;
     },
-    { timeoutMs: 60000, intervalMs: 200, what: `${name} ready` },
+    { timeoutMs: 60000, intervalMs: 200, what: `${name} ${opts.until ?? 'ready'}` },
   ).catch((e) => {
     child.kill('SIGKILL');
     throw new Error(`${(e as Error).message}\n--- ${name} output ---\n${out}`);

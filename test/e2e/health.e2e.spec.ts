@@ -1,6 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { createTestDatabase, TcpProxy, waitFor } from '@flowruns/testing';
+import { randomUUID } from 'node:crypto';
+import { INTERNAL_TOKEN_HEADER, parseEnvelope } from '@flowruns/contracts';
+import { createKafka } from '@flowruns/messaging';
+import { createTestDatabase, TcpProxy, uniqueName, waitFor } from '@flowruns/testing';
 import { freePort, startApp, type RunningApp } from './harness';
 
 const root = path.resolve(__dirname, '../..');
@@ -74,5 +77,59 @@ describe('health follows Postgres and Kafka', () => {
     kafka('start');
     await waitFor(async () => (await readiness(app)) === 200, { what: `${name} ready again with Kafka`, timeoutMs: 60000 });
     expect(app.process.exitCode).toBeNull();
+  });
+
+  it('command-service started while Kafka is down: accepts runs, then creates its topic and publishes them once Kafka is up', async () => {
+    const own = await createTestDatabase('health_topics');
+    const topic = uniqueName('health-late-broker');
+    const token = 'health-test-token-0123456789';
+    kafka('stop');
+    let app: RunningApp | undefined;
+    try {
+      app = await startApp(
+        'command-service',
+        { DATABASE_URL: own.url, KAFKA_BROKERS: `127.0.0.1:${kafkaEnv.KAFKA_PORT}`, KAFKA_TOPIC: topic, INTERNAL_API_TOKEN: token },
+        { until: 'live' },
+      );
+      apps.push(app);
+      const { url } = app;
+      expect(await readiness(app)).toBe(503);
+      const call = async (p: string, body: unknown) => {
+        const r = await fetch(`${url}${p}`, { method: 'POST', headers: { [INTERNAL_TOKEN_HEADER]: token, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        expect(r.status).toBe(201);
+        return (await r.json()) as { id: string };
+      };
+      const projectId = `p_${randomUUID()}`;
+      const flow = await call('/internal/flows', { projectId, displayName: 'late broker', steps: [{ name: 'a', type: 'delay', settings: { ms: 1 } }] });
+      const run = await call(`/internal/flows/${flow.id}/runs`, { projectId, payload: { x: 1 } });
+
+      kafka('start');
+      const client = createKafka({ brokers: [`127.0.0.1:${kafkaEnv.KAFKA_PORT}`], clientId: 'health-late-broker' });
+      const admin = client.admin();
+      await admin.connect();
+      const consumer = client.consumer({ groupId: uniqueName('health-late-broker') });
+      try {
+        // The command service creates the topic (nothing else here does), then the relay publishes.
+        await waitFor(async () => (await admin.listTopics()).includes(topic), { what: 'the topic created by the command service', timeoutMs: 60000 });
+        const seen = new Set<string>();
+        await consumer.connect();
+        await consumer.subscribe({ topic, fromBeginning: true });
+        await consumer.run({
+          eachMessage: async ({ message }) => {
+            const p = parseEnvelope(message.value);
+            if (p.kind === 'known' && p.envelope.subject === run.id) seen.add(p.envelope.type);
+          },
+        });
+        await waitFor(() => seen.has('flowrun.triggered.v1'), { what: 'the run accepted while Kafka was down, on the topic', timeoutMs: 60000 });
+        const started = app;
+        await waitFor(async () => (await readiness(started)) === 200, { what: 'command-service ready with Kafka', timeoutMs: 60000 });
+      } finally {
+        await consumer.disconnect();
+        await admin.disconnect();
+      }
+    } finally {
+      await app?.stop();
+      await own.drop();
+    }
   });
 });

@@ -33,13 +33,40 @@ export class RelayService implements OnApplicationBootstrap, OnApplicationShutdo
     });
   }
 
+  /** Set once the topics exist; a failed attempt clears it, so the next publish tries again. */
+  private topicsEnsured: Promise<void> | null = null;
+
   /**
-   * The publisher, plus one debug line per event once Kafka acknowledged it (the relay itself
-   * reports only counts): its run, event and trace, as the projector and the worker log them.
+   * Creates the topics if they are missing (idempotent), once per process. The producer never
+   * auto-creates a topic, so a command service that started while Kafka was down or still starting
+   * must create them before its first publish, or the relay would retry a topic that never comes.
+   */
+  private ensureTopics(): Promise<void> {
+    // connect() is a no-op on a connected admin, and connects one whose first try failed.
+    this.topicsEnsured ??= this.admin
+      .connect()
+      .then(() =>
+        ensureTopics(this.admin, [
+          { topic: this.config.KAFKA_TOPIC, numPartitions: this.config.KAFKA_TOPIC_PARTITIONS },
+          { topic: dlqTopicOf(this.config), numPartitions: 1 },
+        ]),
+      )
+      .catch((e: Error) => {
+        this.topicsEnsured = null;
+        throw e;
+      });
+    return this.topicsEnsured;
+  }
+
+  /**
+   * The publisher, after the topics exist (a failure fails the relay's batch, which it retries with
+   * backoff), plus one debug line per event once Kafka acknowledged it (the relay itself reports
+   * only counts): its run, event and trace, as the projector and the worker log them.
    */
   private logging(publisher: EventPublisher): EventPublisher {
     return {
       publish: async (topic, messages) => {
+        await this.ensureTopics();
         await publisher.publish(topic, messages);
         if (!this.log.isLevelEnabled('debug')) return;
         for (const msg of messages) {
@@ -55,15 +82,13 @@ export class RelayService implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    // Topics are created explicitly (never auto-created); this is idempotent. A broker that is
-    // down now is not fatal: the relay keeps retrying and readiness reports it.
+    // Topics are created explicitly (never auto-created), here at start and, if that fails (a
+    // broker down or still starting is not fatal; readiness reports it), before the relay's next
+    // publish, which retries until they exist.
     try {
-      await ensureTopics(this.admin, [
-        { topic: this.config.KAFKA_TOPIC, numPartitions: this.config.KAFKA_TOPIC_PARTITIONS },
-        { topic: dlqTopicOf(this.config), numPartitions: 1 },
-      ]);
+      await this.ensureTopics();
     } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'could not ensure topics at start; relay will retry');
+      this.log.warn({ err: (e as Error).message }, 'could not ensure topics at start; the relay creates them before it publishes');
     }
     this.relay.start();
   }
