@@ -71,7 +71,8 @@ function renderProfile(r: Json): string[] {
     const arch = list.archivedInTheWay;
     if (arch) {
       const w = (arch.scenarios as Json[]).reduce((a: Json, s: Json) => (!a || s.api.p99Ms > a.api.p99Ms ? s : a), null);
-      o.push(`| … with the newest half archived (first page, status=FAILED) | worst: ${w.scenario}, ${f(w.api.p99Ms, 2)} ms | ${ok(w.api.p99Ms <= TARGETS.listP99Ms)} |`);
+      const what = arch.scenarios.length > 2 ? 'first page, status=FAILED; without and with includeArchived' : 'first page, status=FAILED';
+      o.push(`| … with the newest half archived (${what}) | worst: ${w.scenario}, ${f(w.api.p99Ms, 2)} ms | ${ok(w.api.p99Ms <= TARGETS.listP99Ms)} |`);
     }
     // Measured side by side when the run did (one interleaved schedule), else from the two loads.
     const side = last.sideBySide ? (Object.values(last.sideBySide) as Json[]) : null;
@@ -168,8 +169,8 @@ function renderList(r: Json): string[] {
   }
   const arch = r.archivedInTheWay;
   if (arch) {
-    o.push('', `Then the newest ${f(arch.archived, 0)} of the ${f(arch.runs, 0)} runs archived (the default list leaves them out; its indexes hold only unarchived runs):`, '');
-    o.push(`| default list, newest half archived | API p50 / p99 at ${r.config.rateRps}/s | SQL p50 / p99 |`, '|---|---|---|');
+    o.push('', `Then the newest ${f(arch.archived, 0)} of the ${f(arch.runs, 0)} runs archived (the default list leaves them out; its indexes hold only unarchived runs, and \`includeArchived=true\` merges a range of theirs with one of the archived runs' indexes, where the result has it):`, '');
+    o.push(`| list, newest half archived | API p50 / p99 at ${r.config.rateRps}/s | SQL p50 / p99 |`, '|---|---|---|');
     for (const s of arch.scenarios as Json[]) o.push(`| ${s.scenario} | ${lat(s.api)} | ${lat(s.sql)} |`);
   }
   return o;

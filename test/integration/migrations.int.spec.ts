@@ -112,7 +112,7 @@ describe('Migration20261129210000ActiveListIndexes', () => {
     const before = ['run_views_project_created_idx', 'run_views_project_flow_created_idx', 'run_views_project_status_created_idx'];
     expect(await indexes()).toEqual(before);
 
-    await orm().getMigrator().up();
+    await orm().getMigrator().up({ to: 'Migration20261129210000ActiveListIndexes' });
     expect(await indexes()).toEqual([
       'run_views_active_created_idx (unarchived)',
       'run_views_active_flow_created_idx (unarchived)',
@@ -122,6 +122,34 @@ describe('Migration20261129210000ActiveListIndexes', () => {
 
     await orm().getMigrator().down({ to: 'Migration20261129210000ActiveListIndexes' });
     expect(await indexes()).toEqual(before);
+    await orm().getMigrator().up({ to: 'Migration20261129210000ActiveListIndexes' });
+    expect(await indexes()).toHaveLength(6);
+  });
+});
+
+describe('Migration20261130000000ArchivedListIndexes', () => {
+  const { orm, sql } = unmigratedDatabase('flowruns_test_archived_indexes');
+  const indexes = async () =>
+    (await sql<{ indexname: string; indexdef: string }>(`select indexname, indexdef from pg_indexes where tablename = 'run_views' and indexname like '%created_idx' order by indexname`)).map(
+      (i) => `${i.indexname} ${/WHERE \(archived_at IS NULL\)/.test(i.indexdef) ? '(unarchived)' : /WHERE \(archived_at IS NOT NULL\)/.test(i.indexdef) ? '(archived)' : '(whole)'}`,
+    );
+  const active = ['run_views_active_created_idx (unarchived)', 'run_views_active_flow_created_idx (unarchived)', 'run_views_active_status_created_idx (unarchived)'];
+  const whole = ['run_views_project_created_idx (whole)', 'run_views_project_flow_created_idx (whole)', 'run_views_project_status_created_idx (whole)'];
+
+  it('replaces the whole list indexes by ones over the archived runs; down puts the whole ones back', async () => {
+    await orm().getMigrator().up({ to: 'Migration20261129210000ActiveListIndexes' });
+    expect(await indexes()).toEqual([...active, ...whole]);
+
+    await orm().getMigrator().up();
+    expect(await indexes()).toEqual([
+      ...active,
+      'run_views_archived_created_idx (archived)',
+      'run_views_archived_flow_created_idx (archived)',
+      'run_views_archived_status_created_idx (archived)',
+    ]);
+
+    await orm().getMigrator().down({ to: 'Migration20261130000000ArchivedListIndexes' });
+    expect(await indexes()).toEqual([...active, ...whole]);
     await orm().getMigrator().up();
     expect(await indexes()).toHaveLength(6);
   });

@@ -63,8 +63,20 @@ describe('list query', () => {
   });
 
   it('leaves out empty array filters (they would expand to nothing)', () => {
-    const { sql } = buildListQuery({ ...base, status: [], tags: [], flowRunIds: [], includeArchived: true });
-    expect(sql.split(' where ')[1]).toBe('project_id = ? order by run_views.created desc, run_views.id desc limit ?');
+    const { sql } = buildListQuery({ ...base, status: [], tags: [], flowRunIds: [] });
+    expect(sql.split(' where ')[1]).toBe('project_id = ? and archived_at is null order by run_views.created desc, run_views.id desc limit ?');
+  });
+
+  it('with archived runs: the same range of the unarchived and the archived runs, limit + 1 of each, merged', () => {
+    const cursor = encodeCursor({ created: '2024-01-15T10:30:00.123456Z', id: 'r1', direction: 'previous' });
+    const { sql, params } = buildListQuery({ ...base, flowId: 'f1', includeArchived: true, cursor });
+    const side = (archived: string) =>
+      `where project_id = ? and flow_id = ? and (created, id) > (?::timestamptz, ?) and archived_at is ${archived} order by run_views.created asc, run_views.id asc limit ?)`;
+    expect(sql).toContain(`${side('null')} union all (`);
+    expect(sql).toContain(side('not null'));
+    expect(sql).toMatch(/\) as both_sets order by range_key asc, id asc limit \?$/);
+    const one = ['p1', 'f1', '2024-01-15T10:30:00.123456Z', 'r1', 11];
+    expect(params).toEqual([...one, ...one, 11]);
   });
 
   it('refuses a bad cursor and an out-of-range limit', () => {
@@ -77,15 +89,24 @@ describe('list query', () => {
 describe('bulk id scan query', () => {
   it('reads ids and keys only, after the boundary, limit rows, newest first', () => {
     const { sql, params } = buildIdScanQuery(
-      { projectId: 'p1', status: ['RUNNING', 'PAUSED'], excludeFlowRunIds: ['r9'], includeArchived: true },
+      { projectId: 'p1', status: ['RUNNING', 'PAUSED'], excludeFlowRunIds: ['r9'] },
       { created: '2024-01-15T10:30:00.123456Z', id: 'r1' },
       500,
     );
     expect(sql).toMatch(/^select id, to_char\(created .*\) as created_key from run_views where /);
-    expect(sql).toContain('status in (?) and id not in (?) and (created, id) < (?::timestamptz, ?)');
+    expect(sql).toContain('status in (?) and id not in (?) and (created, id) < (?::timestamptz, ?) and archived_at is null');
     expect(sql).toMatch(/order by run_views.created desc, run_views.id desc limit \?$/);
-    expect(sql).not.toMatch(/offset|count\(|archived_at/i);
+    expect(sql).not.toMatch(/offset|count\(|union/i);
     expect(params).toEqual(['p1', ['RUNNING', 'PAUSED'], ['r9'], '2024-01-15T10:30:00.123456Z', 'r1', 500]);
+  });
+
+  it('with archived runs: both sets read from the boundary, a page of each at most, merged in list order', () => {
+    const { sql, params } = buildIdScanQuery({ projectId: 'p1', includeArchived: true }, { created: '2024-01-15T10:30:00.123456Z', id: 'r1' }, 500);
+    expect(sql).toContain('archived_at is null order by run_views.created desc, run_views.id desc limit ?) union all (select id, to_char(');
+    expect(sql).toContain('archived_at is not null order by run_views.created desc, run_views.id desc limit ?)');
+    expect(sql).toMatch(/\) as both_sets order by range_key desc, id desc limit \?$/);
+    const one = ['p1', '2024-01-15T10:30:00.123456Z', 'r1', 500];
+    expect(params).toEqual([...one, ...one, 500]);
   });
 
   it('starts at the top without a boundary and refuses an out-of-range page', () => {

@@ -122,7 +122,6 @@ export const TRIGGER_STEP_NAME = 'trigger';
 function selectionWhere(q: RunSelection): { where: string[]; params: unknown[] } {
   const where = ['project_id = ?'];
   const params: unknown[] = [q.projectId];
-  if (!q.includeArchived) where.push('archived_at is null');
   if (q.flowId !== undefined) {
     where.push('flow_id = ?');
     params.push(q.flowId);
@@ -180,13 +179,33 @@ export function buildListQuery(q: ListRunsQuery): { sql: string; params: unknown
     where.push(backwards ? '(created, id) > (?::timestamptz, ?)' : '(created, id) < (?::timestamptz, ?)');
     params.push(cursor.created, cursor.id);
   }
+  return { ...orderedRange(LIST_COLUMNS, { where, params }, q, backwards ? 'asc' : 'desc', q.limit + 1), cursor };
+}
+
+/**
+ * `select <columns> from run_views where <where> order by created, id <direction> limit <limit>`,
+ * as index range scans: the list's btree indexes hold either the unarchived runs or the archived
+ * ones (`where archived_at is [not] null`), so a selection that leaves archived runs out reads one
+ * range, and one that includes them reads the same range of both sets, at most `limit` rows from
+ * each, and merges them — never a filter along every run, whichever set is in the way.
+ */
+function orderedRange(
+  columns: string,
+  { where, params }: { where: string[]; params: unknown[] },
+  q: RunSelection,
+  direction: 'asc' | 'desc',
+  limit: number,
+): { sql: string; params: unknown[] } {
   // Qualified, because an output column of the same name would otherwise win in ORDER BY.
-  const order = backwards
-    ? 'run_views.created asc, run_views.id asc'
-    : 'run_views.created desc, run_views.id desc';
-  params.push(q.limit + 1);
-  const sql = `select ${LIST_COLUMNS} from run_views where ${where.join(' and ')} order by ${order} limit ?`;
-  return { sql, params, cursor };
+  const order = `run_views.created ${direction}, run_views.id ${direction}`;
+  const range = (archived: 'null' | 'not null', extra = '') =>
+    `select ${columns}${extra} from run_views where ${[...where, `archived_at is ${archived}`].join(' and ')} order by ${order} limit ?`;
+  if (!q.includeArchived) return { sql: range('null'), params: [...params, limit] };
+  const sides = `(${range('null', ', created as range_key')}) union all (${range('not null', ', created as range_key')})`;
+  return {
+    sql: `select * from (${sides}) as both_sets order by range_key ${direction}, id ${direction} limit ?`,
+    params: [...params, limit, ...params, limit, limit],
+  };
 }
 
 /**
@@ -203,11 +222,7 @@ export function buildIdScanQuery(q: RunSelection, after: RunKey | null, limit: n
     where.push('(created, id) < (?::timestamptz, ?)');
     params.push(after.created, after.id);
   }
-  params.push(limit);
-  return {
-    sql: `select id, ${CREATED_KEY} from run_views where ${where.join(' and ')} order by run_views.created desc, run_views.id desc limit ?`,
-    params,
-  };
+  return orderedRange(`id, ${CREATED_KEY}`, { where, params }, q, 'desc', limit);
 }
 
 /** A run view row as the public `FlowRun`. */
