@@ -20,7 +20,16 @@ export async function machineInfo() {
   const pg = new Client({ connectionString: benchEnv().serverUrl });
   await pg.connect();
   const [{ server_version: postgres }] = (await pg.query('show server_version')).rows;
+  // The server's own settings that move the figures (the harness sets none of them): autovacuum
+  // in particular — off, a large purge's dead rows stay until something vacuums them.
+  const settings = (
+    await pg.query<{ name: string; setting: string; unit: string | null }>(
+      `select name, setting, unit from pg_settings
+        where name in ('autovacuum', 'fsync', 'synchronous_commit', 'shared_buffers', 'max_wal_size', 'work_mem') order by name`,
+    )
+  ).rows;
   await pg.end();
+  const postgresSettings = Object.fromEntries(settings.map((s) => [s.name, s.unit ? `${s.setting} × ${s.unit}` : s.setting]));
   const kafkaVersion = (() => {
     try {
       return /<kafka\.version>([^<]+)</.exec(readFileSync(path.join(ROOT, 'infra/kafka/pom.xml'), 'utf8'))?.[1] ?? null;
@@ -44,6 +53,7 @@ export async function machineInfo() {
     loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
     node: process.version,
     postgres,
+    postgresSettings,
     kafka: kafkaVersion,
     kafkajs: pkg('kafkajs'),
     nestjs: pkg('@nestjs/core'),

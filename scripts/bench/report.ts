@@ -43,6 +43,10 @@ function renderProfile(r: Json): string[] {
   o.push('| machine | |', '|---|---|');
   o.push(`| CPU | ${m.cpu} × ${m.cpus} |`, `| memory | ${m.memoryGiB} GiB |`, `| kernel | ${m.kernel} |`);
   o.push(`| Node / Postgres / Kafka | ${m.node} / ${m.postgres} / ${m.kafka} (kafkajs ${m.kafkajs}, NestJS ${m.nestjs}, autocannon ${m.autocannon}) |`);
+  if (m.postgresSettings) {
+    const s = Object.entries(m.postgresSettings as Record<string, string>).map(([k, v]) => `${k} ${v}`);
+    o.push(`| Postgres settings (the server's; the harness sets none) | ${s.join(', ')} |`);
+  }
   o.push(`| git commit | ${m.gitCommit}${m.productCodeModified ? ` + ${m.productCodeModified} uncommitted file(s) in apps/ libs/` : ''} |`);
   o.push(`| load average before / after | ${m.loadAverage.join(' ')} / ${m.loadAverageAfter.join(' ')} |`);
   o.push('');
