@@ -155,7 +155,10 @@ format_storage() {
   if [[ -f "$DATA_DIR/meta.properties" ]]; then return 0; fi
   local cid
   # A cluster id is 16 random bytes, base64url without padding (what `StorageTool random-uuid` prints).
-  cid="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  # Like Kafka's own Uuid.randomUuid, draw again while it starts with '-': the format tool would read
+  # it as an option ("argument --cluster-id/-t: expected one argument"), 1 fresh broker in 64.
+  cid="-"
+  while [[ "$cid" == -* ]]; do cid="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"; done
   log "formatting $DATA_DIR (cluster id $cid)"
   if ! KAFKA_LOG_LEVEL=WARN "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
       -Dlog4j2.configurationFile="$SCRIPT_DIR/log4j2.properties" \
