@@ -179,7 +179,7 @@ export function buildListQuery(q: ListRunsQuery): { sql: string; params: unknown
     where.push(backwards ? '(created, id) > (?::timestamptz, ?)' : '(created, id) < (?::timestamptz, ?)');
     params.push(cursor.created, cursor.id);
   }
-  return { ...orderedRange(LIST_COLUMNS, { where, params }, q, backwards ? 'asc' : 'desc', q.limit + 1), cursor };
+  return { ...orderedRange(LIST_COLUMNS, { where, params }, q.includeArchived === true, backwards ? 'asc' : 'desc', q.limit + 1), cursor };
 }
 
 /**
@@ -192,7 +192,7 @@ export function buildListQuery(q: ListRunsQuery): { sql: string; params: unknown
 function orderedRange(
   columns: string,
   { where, params }: { where: string[]; params: unknown[] },
-  q: RunSelection,
+  includeArchived: boolean,
   direction: 'asc' | 'desc',
   limit: number,
 ): { sql: string; params: unknown[] } {
@@ -200,7 +200,7 @@ function orderedRange(
   const order = `run_views.created ${direction}, run_views.id ${direction}`;
   const range = (archived: 'null' | 'not null', extra = '') =>
     `select ${columns}${extra} from run_views where ${[...where, `archived_at is ${archived}`].join(' and ')} order by ${order} limit ?`;
-  if (!q.includeArchived) return { sql: range('null'), params: [...params, limit] };
+  if (!includeArchived) return { sql: range('null'), params: [...params, limit] };
   const sides = `(${range('null', ', created as range_key')}) union all (${range('not null', ', created as range_key')})`;
   return {
     sql: `select * from (${sides}) as both_sets order by range_key ${direction}, id ${direction} limit ?`,
@@ -222,7 +222,7 @@ export function buildIdScanQuery(q: RunSelection, after: RunKey | null, limit: n
     where.push('(created, id) < (?::timestamptz, ?)');
     params.push(after.created, after.id);
   }
-  return orderedRange(`id, ${CREATED_KEY}`, { where, params }, q, 'desc', limit);
+  return orderedRange(`id, ${CREATED_KEY}`, { where, params }, q.includeArchived === true, 'desc', limit);
 }
 
 /** A run view row as the public `FlowRun`. */
