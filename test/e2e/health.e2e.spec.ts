@@ -86,14 +86,15 @@ describe('health follows Postgres and Kafka', () => {
     kafka('stop');
     let app: RunningApp | undefined;
     try {
-      app = await startApp(
+      const running = await startApp(
         'command-service',
         { DATABASE_URL: own.url, KAFKA_BROKERS: `127.0.0.1:${kafkaEnv.KAFKA_PORT}`, KAFKA_TOPIC: topic, INTERNAL_API_TOKEN: token },
         { until: 'live' },
       );
-      apps.push(app);
-      const { url } = app;
-      expect(await readiness(app)).toBe(503);
+      app = running;
+      apps.push(running);
+      const { url } = running;
+      expect(await readiness(running)).toBe(503);
       const call = async (p: string, body: unknown) => {
         const r = await fetch(`${url}${p}`, { method: 'POST', headers: { [INTERNAL_TOKEN_HEADER]: token, 'content-type': 'application/json' }, body: JSON.stringify(body) });
         expect(r.status).toBe(201);
@@ -121,8 +122,7 @@ describe('health follows Postgres and Kafka', () => {
           },
         });
         await waitFor(() => seen.has('flowrun.triggered.v1'), { what: 'the run accepted while Kafka was down, on the topic', timeoutMs: 60000 });
-        const started = app;
-        await waitFor(async () => (await readiness(started)) === 200, { what: 'command-service ready with Kafka', timeoutMs: 60000 });
+        await waitFor(async () => (await readiness(running)) === 200, { what: 'command-service ready with Kafka', timeoutMs: 60000 });
       } finally {
         await consumer.disconnect();
         await admin.disconnect();

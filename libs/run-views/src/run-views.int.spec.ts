@@ -533,10 +533,16 @@ interface PlanNode {
   Plans?: PlanNode[];
 }
 
-/** The plan's index reads (plain, index-only or bitmap), depth first. */
-function indexNodes(node: PlanNode): PlanNode[] {
-  return [...(node['Index Name'] ? [node] : []), ...(node.Plans ?? []).flatMap(indexNodes)];
+/** The plan's nodes that `keep` picks, depth first. */
+function planNodes(node: PlanNode, keep: (n: PlanNode) => boolean): PlanNode[] {
+  return [...(keep(node) ? [node] : []), ...(node.Plans ?? []).flatMap((child) => planNodes(child, keep))];
 }
+
+/** The plan's index reads (plain, index-only or bitmap). */
+const indexNodes = (node: PlanNode) => planNodes(node, (n) => n['Index Name'] !== undefined);
+/** Every node of that type in the plan. */
+const findNodes = (node: PlanNode, type: string) => planNodes(node, (n) => n['Node Type'] === type);
+const findNode = (node: PlanNode, type: string): PlanNode | undefined => findNodes(node, type)[0];
 
 /**
  * A selection with archived runs: one range of the unarchived runs' index and one of the archived
@@ -553,16 +559,3 @@ function expectRangesOfBothSets(explained: unknown, index: string): void {
   expect(text).not.toContain('Rows Removed by Filter');
 }
 
-/** Every node of that type in the plan, depth first. */
-function findNodes(node: PlanNode, type: string): PlanNode[] {
-  return [...(node['Node Type'] === type ? [node] : []), ...(node.Plans ?? []).flatMap((child) => findNodes(child, type))];
-}
-
-function findNode(node: PlanNode, type: string): PlanNode | undefined {
-  if (node['Node Type'] === type) return node;
-  for (const child of node.Plans ?? []) {
-    const found = findNode(child, type);
-    if (found) return found;
-  }
-  return undefined;
-}
