@@ -141,17 +141,50 @@ export async function benchPurge(profile: Profile) {
       listS: Math.max(1, Math.floor(paced.runs / paced.runsPerS)),
     });
     log(`purge, capped at ${paced.runsPerS} runs/s: ${paced.runs} runs in ${pacedResult.purgeSeconds} s (${pacedResult.runsPerS} runs/s), list p99 before ${pacedResult.listBefore.p99Ms} ms, worst during ${pacedResult.listDuringWorstP99Ms} ms`);
+    await sys.stopApp('retention');
+    const mixed = await purgeAmongLongerWindow(sys, profile, list);
+    log(`purge among a longer window's runs: ${mixed.runs} of ${mixed.runs + mixed.kept} runs in ${mixed.purgeSeconds} s (${mixed.runsPerS} runs/s)`);
     await sys.stop();
     return {
       runs: n,
       settings: { ...uncapped, RETENTION_CONCURRENCY: sys.env.RETENTION_CONCURRENCY ?? process.env.RETENTION_CONCURRENCY ?? '1 (default)' },
       ...full,
       paced: { runs: paced.runs, maxRunsPerS: paced.runsPerS, batch: paced.batch, ...pacedResult },
+      mixed,
     };
   } catch (e) {
     await sys.stop().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * The purge of a project's expired runs among a longer-windowed project's runs over the same 300
+ * days (finished 330 to 31 days ago): a 30-day project's and a 365-day one's, interleaved, the
+ * latter kept. One uncapped pass at the default batch size; what it measures is the reading of the
+ * candidates' index (each batch after where the previous one ended, not from the head through the
+ * kept runs: `purgeExpiredBatch`).
+ */
+async function purgeAmongLongerWindow(sys: BenchSystem, profile: Profile, list: { url: string; headers: Record<string, string>; rate: number }) {
+  const { expired, kept } = profile.purge.mixed;
+  const base = { from: 0, baseMs: Date.now() - 330 * 86_400_000, flows: 5, steps: 3, status: 'SUCCEEDED', writeModel: true, events: true, published: true, views: true } as const;
+  const span = 299 * 86_400_000;
+  const t = Date.now();
+  await seed(sys.db, { ...base, projectId: 'bench_purge_long', to: kept, spacingMs: span / kept, settle: false });
+  await seed(sys.db, { ...base, projectId: 'bench_purge_short', to: expired, spacingMs: span / expired });
+  await sys.db.q(`insert into projects (id, retention_days) values ('bench_purge_long', 365) on conflict (id) do update set retention_days = 365`);
+  log(`purge: ${expired} + ${kept} interleaved runs of a 30- and a 365-day project loaded in ${round((Date.now() - t) / 1000, 1)} s`);
+  const batch = '200';
+  const result = await purgeWhileListing(sys, profile, list, {
+    runs: expired,
+    // Given `finished_at`, `finish_time` or `x.finished_at`: the project column of the same table.
+    expired: (finished) => `${finished.replace(/[^.]*$/, '')}project_id = 'bench_purge_short'`,
+    retentionEnv: { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_BATCH_SIZE: batch, RETENTION_BATCH_PAUSE_MS: '0' },
+    measureCpu: false,
+  });
+  const stillThere = await count(sys, `select count(*)::text as n from run_streams where project_id = 'bench_purge_long' and purged_at is not null`);
+  if (stillThere !== 0) throw new Error(`the 365-day project's runs were purged: ${stillThere}`);
+  return { runs: expired, kept, batch: Number(batch), purgeSeconds: result.purgeSeconds, runsPerS: result.runsPerS, executionDataLeft: result.executionDataLeft, viewsCaughtUpS: result.viewsCaughtUpS };
 }
 
 /**

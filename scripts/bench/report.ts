@@ -221,6 +221,19 @@ function renderPurge(r: Json): string[] {
       : []),
     `| peak RSS (MiB) | ${Object.entries(r.memoryMiB).map(([k, v]: [string, Json]) => `${k} ${v.peakMiB}`).join(', ')} |`,
     ...(r.paced ? renderPacedPurge(r.paced) : []),
+    ...(r.mixed ? renderMixedPurge(r.mixed) : []),
+  ];
+}
+
+function renderMixedPurge(m: Json): string[] {
+  return [
+    '',
+    `Then ${f(m.runs, 0)} runs of a 30-day project among ${f(m.kept, 0)} of a 365-day one, interleaved over the same 300 days (finished 330 to 31 days ago), purged by one uncapped pass (batch ${m.batch}): each batch reads the candidates' index from where the one before ended, not from its head through the kept runs.`,
+    '',
+    '| figure | value |',
+    '|---|---|',
+    `| purge among kept runs | ${f(m.purgeSeconds, 2)} s, **${f(m.runsPerS, 0)} runs/s** (${m.executionDataLeft} records left; the 365-day project's runs all kept) |`,
+    `| views show every purge | ${f(m.viewsCaughtUpS, 2)} s after the retention app started |`,
   ];
 }
 

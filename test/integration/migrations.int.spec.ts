@@ -157,6 +157,29 @@ describe('Migration20261130000000ArchivedListIndexes', () => {
   });
 });
 
+describe('Migration20261130120000RetentionKeyset', () => {
+  const { orm, sql } = unmigratedDatabase('flowruns_test_retention_keyset');
+  const indexes = async () =>
+    (await sql<{ indexdef: string }>(`select indexdef from pg_indexes where tablename = 'run_streams' and indexname like '%retention%' order by indexname`)).map((i) =>
+      i.indexdef.replace(/^CREATE INDEX (\S+) ON public\.run_streams USING btree /, '$1 '),
+    );
+  const predicate = 'WHERE ((finished_at IS NOT NULL) AND (purged_at IS NULL))';
+
+  it('gives the retention candidates\' index the run id as second key (one built ahead is kept); down puts the old one back', async () => {
+    await orm().getMigrator().up({ to: 'Migration20261130000000ArchivedListIndexes' });
+    expect(await indexes()).toEqual([`run_streams_retention_idx (finished_at) ${predicate}`]);
+
+    await sql(`create index concurrently run_streams_retention_key_idx on run_streams (finished_at, run_id) where finished_at is not null and purged_at is null`);
+    await orm().getMigrator().up();
+    expect(await indexes()).toEqual([`run_streams_retention_key_idx (finished_at, run_id) ${predicate}`]);
+
+    await orm().getMigrator().down({ to: 'Migration20261130120000RetentionKeyset' });
+    expect(await indexes()).toEqual([`run_streams_retention_idx (finished_at) ${predicate}`]);
+    await orm().getMigrator().up();
+    expect(await indexes()).toEqual([`run_streams_retention_key_idx (finished_at, run_id) ${predicate}`]);
+  });
+});
+
 /** What readiness says about a database that is behind this build (a deploy in the wrong order). */
 describe('pendingMigrations and the postgres readiness probe', () => {
   const { orm, sql } = unmigratedDatabase('flowruns_test_pending');

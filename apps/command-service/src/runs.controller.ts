@@ -285,8 +285,8 @@ export class RunsController {
   @Post('retention/purge')
   @HttpCode(200)
   async purge(@Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
-    const { now, defaultDays, limit } = parseOrThrow(PurgeBatchRequestSchema, body);
-    return orThrow(await this.commands.purgeExpired({ now: new Date(now), defaultDays }, limit, { traceparent: tp }));
+    const { now, defaultDays, limit, after } = parseOrThrow(PurgeBatchRequestSchema, body);
+    return orThrow(await this.commands.purgeExpired({ now: new Date(now), defaultDays }, limit, { traceparent: tp }, after ?? null));
   }
 
   @Post('retention/plan')

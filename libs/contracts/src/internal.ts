@@ -170,10 +170,23 @@ export const RetentionWindowSchema = z.object({
   defaultDays: z.number().int().min(1).max(36500),
 });
 
-/** `POST /internal/retention/purge` → `PurgeOutcome`: one batch of expired runs, oldest finish first. */
-export const PurgeBatchRequestSchema = RetentionWindowSchema.extend({ limit: z.number().int().min(1).max(10000) });
+/**
+ * Where a purge batch ended in the candidates' order (finish with Postgres's microseconds, then run
+ * id). A pass sends the last batch's as `after`, so each batch starts where the one before ended.
+ */
+export const PurgeCursorSchema = z.object({ finishedAt: z.iso.datetime(), runId: storableText().min(1).max(128) });
+export type PurgeCursorInput = z.infer<typeof PurgeCursorSchema>;
+
+/**
+ * `POST /internal/retention/purge` → `PurgeBatchOutcome`: one batch of expired runs, oldest finish
+ * first (after `after`, when given), and where it ended (`last`; null when it took no run).
+ */
+export const PurgeBatchRequestSchema = RetentionWindowSchema.extend({ limit: z.number().int().min(1).max(10000), after: PurgeCursorSchema.optional() });
 export const PurgeOutcomeSchema = z.object({ runs: z.number().int().min(0), records: z.number().int().min(0), bytes: z.number().min(0) });
 export type PurgeOutcomeResult = z.infer<typeof PurgeOutcomeSchema>;
+/** `last` is optional: a command service from before the keyset answers without it (the pass then starts each batch at the head). */
+export const PurgeBatchOutcomeSchema = PurgeOutcomeSchema.extend({ last: PurgeCursorSchema.nullable().optional() });
+export type PurgeBatchOutcomeResult = z.infer<typeof PurgeBatchOutcomeSchema>;
 
 /** `POST /internal/retention/plan` → `RetentionPlan`: what a purge at `now` would take; changes nothing. */
 export const RetentionPlanSchema = z.object({ runs: z.number().int().min(0), bytes: z.number().min(0) });

@@ -1,4 +1,4 @@
-import { PurgeOutcomeSchema, RetentionPlanSchema, type PurgeOutcomeResult, type RetentionPlan } from '@flowruns/contracts';
+import { PurgeBatchOutcomeSchema, RetentionPlanSchema, type PurgeBatchOutcomeResult, type PurgeCursorInput, type RetentionPlan } from '@flowruns/contracts';
 import { InternalApiClient, type InternalApiClientOptions } from '@flowruns/platform';
 
 /** The window a purge is measured against (see `RetentionWindowSchema`). */
@@ -15,10 +15,14 @@ export class RetentionClient {
     this.http = new InternalApiClient(opts);
   }
 
-  /** One batch, oldest finish first. Safe to repeat (an expired run is purged once), so retried on transient failures. */
-  async purgeBatch(window: RetentionWindowInput, limit: number): Promise<PurgeOutcomeResult> {
-    const body = await this.http.call('POST', '/internal/retention/purge', { now: window.now.toISOString(), defaultDays: window.defaultDays, limit }, 'transient');
-    return this.http.expect(PurgeOutcomeSchema, body, 'retention purge');
+  /**
+   * One batch, oldest finish first, after `after` (the previous batch's `last`) when given. Safe to
+   * repeat (an expired run is purged once), so retried on transient failures.
+   */
+  async purgeBatch(window: RetentionWindowInput, limit: number, after: PurgeCursorInput | null = null): Promise<PurgeBatchOutcomeResult> {
+    const request = { now: window.now.toISOString(), defaultDays: window.defaultDays, limit, ...(after ? { after } : {}) };
+    const body = await this.http.call('POST', '/internal/retention/purge', request, 'transient');
+    return this.http.expect(PurgeBatchOutcomeSchema, body, 'retention purge');
   }
 
   async plan(window: RetentionWindowInput): Promise<RetentionPlan> {

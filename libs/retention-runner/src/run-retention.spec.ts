@@ -1,11 +1,12 @@
-import type { PurgeOutcomeResult } from '@flowruns/contracts';
+import type { PurgeBatchOutcomeResult, PurgeCursorInput } from '@flowruns/contracts';
 import type { RetentionClient } from './retention-client';
 import { runRetentionPass } from './run-retention';
 
 /**
  * A stand-in for the command service's purge endpoint over `expired` runs: each call takes up to
  * `limit` of what is left, answering after the test lets it (so calls overlap); `failOn` makes that
- * call fail instead.
+ * call fail instead. Each answer's `last` names its call (`call-<n>`), and `afters` records what
+ * each call was sent as `after`.
  */
 function purgeEndpoint(expired: number, opts: { failOn?: number; clock?: VirtualClock; callMs?: number } = {}) {
   let left = expired;
@@ -15,9 +16,11 @@ function purgeEndpoint(expired: number, opts: { failOn?: number; clock?: Virtual
   let maxOpen = 0;
   let callsAfterFailure = 0;
   let failedAt: number | null = null;
+  const afters: (string | null)[] = [];
   const client = {
-    purgeBatch: async (_window: unknown, limit: number): Promise<PurgeOutcomeResult> => {
+    purgeBatch: async (_window: unknown, limit: number, after: PurgeCursorInput | null = null): Promise<PurgeBatchOutcomeResult> => {
       const n = ++calls;
+      afters.push(after?.runId ?? null);
       if (failedAt !== null) callsAfterFailure++;
       open++;
       maxOpen = Math.max(maxOpen, open);
@@ -32,13 +35,13 @@ function purgeEndpoint(expired: number, opts: { failOn?: number; clock?: Virtual
         }
         const runs = Math.min(limit, left);
         left -= runs;
-        return { runs, records: runs * 4, bytes: runs * 100 };
+        return { runs, records: runs * 4, bytes: runs * 100, last: runs > 0 ? { finishedAt: '2026-10-01T00:00:00.000001Z', runId: `call-${n}` } : null };
       } finally {
         open--;
       }
     },
   } as unknown as RetentionClient;
-  return { client, startedAt, stats: () => ({ calls, maxOpen, left, open, callsAfterFailure }) };
+  return { client, startedAt, afters, stats: () => ({ calls, maxOpen, left, open, callsAfterFailure }) };
 }
 
 /**
@@ -82,6 +85,20 @@ describe('runRetentionPass', () => {
     const r = await runRetentionPass(client, { window, batchSize: 10, pauseMs: 0 });
     expect(r).toEqual({ runs: 25, records: 100, bytes: 2500, batches: 3, complete: true });
     expect(stats().maxOpen).toBe(1);
+  });
+
+  it('each batch starts after where its lane\'s last one ended; the first of each lane at the head', async () => {
+    const one = purgeEndpoint(25);
+    await runRetentionPass(one.client, { window, batchSize: 10, pauseMs: 0 });
+    expect(one.afters).toEqual([null, 'call-1', 'call-2']);
+
+    // Two lanes: each carries its own position (a batch of one lane never continues the other's).
+    const two = purgeEndpoint(45);
+    await runRetentionPass(two.client, { window, batchSize: 10, pauseMs: 0, concurrency: 2 });
+    expect(two.afters.slice(0, 2)).toEqual([null, null]);
+    // Calls 1 and 2 overlap, then each lane continues from its own: lane of call 1 sends call-1, the other call-2.
+    expect(two.afters.slice(2, 4).sort()).toEqual(['call-1', 'call-2']);
+    expect(two.stats().left).toBe(0);
   });
 
   it('several lanes: that many batches in flight, every expired run purged once, complete when all came back short', async () => {

@@ -1,4 +1,4 @@
-import type { PurgeOutcomeResult } from '@flowruns/contracts';
+import type { PurgeBatchOutcomeResult, PurgeCursorInput } from '@flowruns/contracts';
 import type { RetentionClient, RetentionWindowInput } from './retention-client';
 
 export interface RetentionPassOptions {
@@ -21,7 +21,7 @@ export interface RetentionPassOptions {
   /** The clock the schedule runs on (tests); the real one by default. */
   readonly clock?: PassClock;
   /** Called after every batch (metrics, progress). */
-  readonly onBatch?: (outcome: PurgeOutcomeResult, seconds: number) => void;
+  readonly onBatch?: (outcome: PurgeBatchOutcomeResult, seconds: number) => void;
 }
 
 export interface PassClock {
@@ -55,6 +55,11 @@ export interface RetentionPassResult {
  * one schedule the lanes share (no faster than the cap, and never a burst to catch up after a slow
  * batch). A failed batch stops every lane after its
  * batch in hand, and the pass fails with that error.
+ *
+ * Each lane starts its next batch after where its last one ended (the batch's `last`): a pass reads
+ * the candidates' index once instead of from its head at every batch. What a lane passes over is
+ * either not expired at the pass's `window.now` or was held by another transaction (another lane's
+ * batch, a command on that run): the next pass takes the latter.
  */
 export async function runRetentionPass(client: RetentionClient, opts: RetentionPassOptions): Promise<RetentionPassResult> {
   let runs = 0;
@@ -76,6 +81,7 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
     while (clock.now() < at && !failed && !opts.shouldStop?.()) await clock.sleep(Math.min(at - clock.now(), SLOT_WAIT_STEP_MS));
   };
   const lane = async (): Promise<void> => {
+    let after: PurgeCursorInput | null = null;
     for (;;) {
       await awaitSlot();
       if (failed) return;
@@ -84,9 +90,9 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
         return;
       }
       const started = process.hrtime.bigint();
-      let outcome: PurgeOutcomeResult;
+      let outcome: PurgeBatchOutcomeResult;
       try {
-        outcome = await client.purgeBatch(opts.window, opts.batchSize);
+        outcome = await client.purgeBatch(opts.window, opts.batchSize, after);
       } catch (error) {
         failed ??= { error };
         return;
@@ -97,6 +103,7 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
       records += outcome.records;
       bytes += outcome.bytes;
       if (outcome.runs < opts.batchSize) return;
+      after = outcome.last ?? null;
       if (opts.pauseMs > 0) await clock.sleep(opts.pauseMs);
     }
   };

@@ -2,7 +2,8 @@ import { isDomainError, type DomainError, type FlowStep } from '@flowruns/contra
 import { ormOptions, sqlRunner } from '@flowruns/database';
 import { createTestDatabase, uniqueName } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { purgeExpiredBatch } from './retention';
+import { purgeExpiredBatch, type PurgeCursor } from './retention';
+import type { SqlRunner } from './sql';
 import { RunCommands, type Transactor } from './run-commands';
 
 function ok<T>(r: T | DomainError): T {
@@ -190,6 +191,68 @@ describe('retention purge and erase (real Postgres)', () => {
     const [x, y] = await Promise.all([purger(), purger()]);
     expect(x + y).toBeGreaterThanOrEqual(24);
     for (const run of runs) expect(await purgeEvents(run.id)).toEqual(['RETENTION']);
+  });
+
+  it('a pass continues each batch after the last one’s end: runs finished at one instant split across batches, each purged once; a longer window’s runs passed over', async () => {
+    const short = await project(1);
+    const long = await project(90);
+    // Seven runs finishing at the same instant (as a bulk cancel finishes thousands), a longer
+    // window's runs among them, and two more a day earlier.
+    const sameInstant = [];
+    for (let i = 0; i < 7; i++) sameInstant.push(await runEnded(short, 3));
+    const kept = [await runEnded(long, 3), await runEnded(long, 4)];
+    const earlier = [await runEnded(short, 4), await runEnded(short, 4)];
+    // The window's `now` a minute before NOW: nothing else in the database (other tests' runs, all
+    // finished at whole days before NOW) is purged by this pass but these projects' runs.
+    const w = window(new Date(NOW.getTime() - 60_000), 36500);
+
+    const cursors: (PurgeCursor | null)[] = [];
+    let after: PurgeCursor | null = null;
+    let purged = 0;
+    for (;;) {
+      const r = await tx.transactional((sql) => purgeExpiredBatch(sql, w, 3, { now: NOW }, after));
+      cursors.push(r.last);
+      purged += r.runs;
+      if (r.runs < 3) break;
+      after = r.last;
+    }
+    expect(purged).toBe(9);
+    // Oldest first: the two earlier runs and one of the seven, then the seven's other six in two
+    // batches that end at the same instant (the run id tells them apart), then an empty batch.
+    const threeDaysAgo = daysAgo(3).toISOString().replace('Z', '000Z');
+    expect(cursors.map((c) => c && c.finishedAt)).toEqual([threeDaysAgo, threeDaysAgo, threeDaysAgo, null]);
+    // Strictly increasing in (finish, run id): no batch took a run again or went back.
+    const keys = cursors.filter((c): c is PurgeCursor => c !== null).map((c) => `${c.finishedAt} ${c.runId}`);
+    expect([...keys].sort()).toEqual(keys);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const run of [...sameInstant, ...earlier]) expect(await purgeEvents(run.id)).toEqual(['RETENTION']);
+    for (const run of kept) expect(await dataRecords(run.id)).toBeGreaterThan(0);
+  });
+
+  it('a batch after a position reads the candidates’ index from that position on (keyset in the index condition, not a filter)', async () => {
+    const statements: { text: string; params: unknown[] }[] = [];
+    const after: PurgeCursor = { finishedAt: '2031-05-01T00:00:00.000001Z', runId: 'r' };
+    await tx.transactional(async (sql) => {
+      const recording: SqlRunner = {
+        execute: (text, params = []) => {
+          statements.push({ text, params });
+          return sql.execute(text, params);
+        },
+      };
+      await purgeExpiredBatch(recording, window(), 5, { now: NOW }, after);
+      throw new Error('rolled back: only the statement was wanted');
+    }).catch((e: Error) => expect(e.message).toContain('rolled back'));
+    const select = statements.find((st) => st.text.includes('skip locked'));
+    expect(select).toBeDefined();
+    const [plan] = await q<{ 'QUERY PLAN': unknown }>(`explain (format json) ${select!.text}`, select!.params);
+    const scans: { 'Index Name'?: string; 'Index Cond'?: string }[] = [];
+    const walk = (n: { Plans?: unknown[] } & Record<string, unknown>) => {
+      if (n['Index Name']) scans.push(n as never);
+      for (const c of n.Plans ?? []) walk(c as never);
+    };
+    walk((plan['QUERY PLAN'] as { Plan: never }[])[0].Plan);
+    const retention = scans.find((x) => x['Index Name'] === 'run_streams_retention_key_idx');
+    expect(retention?.['Index Cond']).toContain('ROW(finished_at, run_id) >');
   });
 
   it('erase: removes one finished run’s data now, recorded as ERASE; idempotent; 409 while it runs; not found across projects', async () => {

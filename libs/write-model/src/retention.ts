@@ -18,10 +18,24 @@ export interface PurgeOutcome {
 }
 
 /**
+ * Where a batch of a purge pass ended, in the candidates' order (finish, then run id): the pass's
+ * next batch starts after it. `finishedAt` carries Postgres's microseconds (ISO 8601, UTC).
+ */
+export interface PurgeCursor {
+  readonly finishedAt: string;
+  readonly runId: string;
+}
+
+/** A purge batch's outcome, and where it ended (null: it took no run). */
+export interface PurgeBatchOutcome extends PurgeOutcome {
+  readonly last: PurgeCursor | null;
+}
+
+/**
  * The runs whose execution data has expired at `window.now`: finished (`finished_at`, kept while a
  * run stays finished; RUNNING and PAUSED runs have none) longer ago than their project's window,
  * not purged yet. The outer bound on `finished_at` (the shortest window of any project) lets the
- * partial index `run_streams_retention_idx` do the work.
+ * partial index `run_streams_retention_key_idx` do the work.
  */
 async function expiredSelection(sql: SqlRunner, window: RetentionWindow): Promise<{ where: string; params: unknown[] }> {
   const [{ min_days }] = await sql.execute<{ min_days: number | null }>('select min(retention_days) as min_days from projects');
@@ -36,24 +50,42 @@ async function expiredSelection(sql: SqlRunner, window: RetentionWindow): Promis
 
 /**
  * Purges one batch of expired runs, in the caller's transaction: locks up to `limit` of them
- * (oldest finish first; `skip locked`, so concurrent purgers take different runs and never wait
- * on each other), deletes their execution data, and appends `PurgeExecutionData` to each. The data
- * and the events go together or not at all: a crash mid-batch leaves the batch as it was.
+ * (oldest finish first, then by run id; `skip locked`, so concurrent purgers take different runs
+ * and never wait on each other), deletes their execution data, and appends `PurgeExecutionData` to
+ * each. The data and the events go together or not at all: a crash mid-batch leaves the batch as
+ * it was.
+ *
+ * `after` (the previous batch's `last`) starts the batch where the previous one ended, so a pass
+ * reads each index entry once: without it every batch would read from the index's head through
+ * everything it has no use for — runs of projects with a longer window, and the entries of runs
+ * purged since the last vacuum. A pass measures every batch against the same `window.now`, so a
+ * run passed over stays unexpired for it; one skipped because another transaction held it is left
+ * to the next pass.
  */
-export async function purgeExpiredBatch(sql: SqlRunner, window: RetentionWindow, limit: number, opts: AppendOptions): Promise<PurgeOutcome> {
+export async function purgeExpiredBatch(
+  sql: SqlRunner,
+  window: RetentionWindow,
+  limit: number,
+  opts: AppendOptions,
+  after: PurgeCursor | null = null,
+): Promise<PurgeBatchOutcome> {
   const { where, params } = await expiredSelection(sql, window);
+  const keyset = after ? ' and (s.finished_at, s.run_id) > (?::timestamptz, ?)' : '';
   // The rows the append needs, read and locked by the statement that picks them (no second lookup).
-  const rows = await sql.execute<StreamRow>(
-    `select s.run_id, s.project_id, s.flow_id, s.version, s.state
+  const rows = await sql.execute<StreamRow & { finished_key: string }>(
+    `select s.run_id, s.project_id, s.flow_id, s.version, s.state,
+       to_char(s.finished_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as finished_key
      from run_streams s left join projects p on p.id = s.project_id
-     where ${where}
-     order by s.finished_at
+     where ${where}${keyset}
+     order by s.finished_at, s.run_id
      limit ?
      for update of s skip locked`,
-    [...params, limit],
+    [...params, ...(after ? [after.finishedAt, after.runId] : []), limit],
   );
   const results = await appendToLockedRuns(sql, rows, () => ({ type: 'PurgeExecutionData', reason: 'RETENTION' }), opts);
-  return (await deleteDataOfPurged(sql, results)).outcome;
+  const end = rows[rows.length - 1];
+  const { outcome } = await deleteDataOfPurged(sql, results);
+  return { ...outcome, last: end ? { finishedAt: end.finished_key, runId: end.run_id } : null };
 }
 
 /** What a purge at `window.now` would take: runs and bytes, without changing anything. */

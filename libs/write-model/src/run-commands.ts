@@ -28,7 +28,7 @@ import { FlowStore, latestKey, type FlowVersionRecord } from './flows';
 import { LeaseStore } from './leases';
 import { appendManyWithRules, appendWithRules, applyFailureRules, fenced } from './run-rules';
 import { bulkStatuses, inStatuses, selectBulkPages } from './bulk';
-import { purgeExpiredBatch, purgeRuns, retentionPlan, type PurgeOutcome, type RetentionWindow } from './retention';
+import { purgeExpiredBatch, purgeRuns, retentionPlan, type PurgeBatchOutcome, type PurgeCursor, type PurgeOutcome, type RetentionWindow } from './retention';
 import {
   appendToLockedRuns,
   appendToNewRuns,
@@ -715,10 +715,10 @@ export class RunCommands {
 
   // ---- Retention ----
 
-  /** One batch of the retention purge at `window.now` (see `purgeExpiredBatch`). */
-  purgeExpired(window: RetentionWindow, limit: number, ctx: CommandContext = {}): Promise<PurgeOutcome | DomainError> {
+  /** One batch of the retention purge at `window.now`, after `after` when given (see `purgeExpiredBatch`). */
+  purgeExpired(window: RetentionWindow, limit: number, ctx: CommandContext = {}, after: PurgeCursor | null = null): Promise<PurgeBatchOutcome | DomainError> {
     const now = ctx.now ?? this.clock();
-    return this.inTx((sql) => purgeExpiredBatch(sql, window, limit, { now, traceparent: ctx.traceparent }));
+    return this.inTx((sql) => purgeExpiredBatch(sql, window, limit, { now, traceparent: ctx.traceparent }, after));
   }
 
   /** What a purge at `window.now` would take, changing nothing. */
