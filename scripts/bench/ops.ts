@@ -56,7 +56,10 @@ export async function benchBulk(profile: Profile) {
       { action: 'cancel', label: 'cancel', key, body: {}, projected: `select count(*)::text as n from run_views where project_id = '${project}' and status = 'STOPPED'` },
       { action: 'archive', label: 'archive', key, body: {}, projected: `select count(*)::text as n from run_views where project_id = '${project}' and archived_at is not null` },
       // Every original records the retry and a new run of its flow's latest version starts with a copy of its payload.
-      { action: 'retry', label: 'retry ON_LATEST_VERSION', key: latestKey, body: { strategy: 'ON_LATEST_VERSION' }, projected: `select count(*)::text as n from run_views where project_id = '${LATEST_PROJECT}' and retry_of is not null` },
+      // The new runs counted through the list's index (created in the last hour; the originals a day
+      // ago): counted by `retry_of`, a sequential scan of 200 000 rows every 250 ms (107 ms each,
+      // pg_stat_statements) took Postgres time from the projector it was waiting for.
+      { action: 'retry', label: 'retry ON_LATEST_VERSION', key: latestKey, body: { strategy: 'ON_LATEST_VERSION' }, projected: `select count(*)::text as n from run_views where project_id = '${LATEST_PROJECT}' and archived_at is null and created > now() - interval '1 hour'` },
     ];
     const results: unknown[] = [];
     for (const op of ops) {
