@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { benchEnv, ROOT } from './system';
+import { log, waitFor } from './util';
 
 const sh = (cmd: string, args: string[]): string | null => {
   try {
@@ -61,4 +62,38 @@ export async function machineInfo() {
     gitCommit: sh('git', ['rev-parse', '--short', 'HEAD']),
     productCodeModified: dirty ? dirty.split('\n').length : 0,
   };
+}
+
+/**
+ * Runs `work` with the server's `autovacuum` switched to `value` (`alter system`, configuration
+ * reloaded; needs a superuser), then puts it back as it was: to the value `alter system` had set,
+ * or reset to the configuration files' when it had set none. The results record the setting the
+ * run had (`postgresSettings`). For measuring as production would run (autovacuum cleaning up after
+ * a purge beside the load) on a server whose own configuration turns it off. A run killed before
+ * it ends leaves the value set: `alter system reset autovacuum; select pg_reload_conf()` undoes it.
+ */
+export async function withAutovacuum<T>(value: 'on' | 'off', work: () => Promise<T>): Promise<T> {
+  const pg = new Client({ connectionString: benchEnv().serverUrl });
+  await pg.connect();
+  const settingNow = async () => (await pg.query<{ v: string }>(`select current_setting('autovacuum') as v`)).rows[0].v;
+  // Reloading is a signal: each backend, this one included, takes the new value at its next command.
+  const apply = async (sql: string, expected: string) => {
+    await pg.query(sql);
+    await pg.query('select pg_reload_conf()');
+    await waitFor(async () => (await settingNow()) === expected, { timeoutMs: 10000, intervalMs: 50, what: `autovacuum = ${expected}` });
+  };
+  try {
+    const [before] = (await pg.query<{ setting: string; sourcefile: string | null }>(`select setting, sourcefile from pg_settings where name = 'autovacuum'`)).rows;
+    const setByAlterSystem = before.sourcefile?.endsWith('postgresql.auto.conf') ?? false;
+    log(`postgres: autovacuum ${before.setting} → ${value} for this run`);
+    await apply(`alter system set autovacuum = ${value}`, value);
+    try {
+      return await work();
+    } finally {
+      await apply(setByAlterSystem ? `alter system set autovacuum = ${before.setting}` : 'alter system reset autovacuum', before.setting);
+      log(`postgres: autovacuum back to ${before.setting}`);
+    }
+  } finally {
+    await pg.end();
+  }
 }

@@ -3,6 +3,7 @@
  *   [--report-batch N] [--trigger-batch N] [--engines N]` (the last three override the profile's ingest settings, for
  *   before/after comparisons: `--report-batch 0` / `--trigger-batch 0` send one call per report / trigger, as before batching)
  *   [--purge-cap N] [--purge-cap-batch N] (the paced purge's `RETENTION_MAX_RUNS_PER_S` and batch size)
+ *   [--autovacuum on|off] (the server's autovacuum for the run, put back after: `withAutovacuum`)
  *
  * Runs the benchmarks of issue 6 against the built apps (dist/), each with its own database and
  * topic, writes `bench/results/<timestamp>-<profile>.json` (and `latest-<profile>.json`), and
@@ -13,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { benchIngest } from './ingest';
 import { benchList } from './list';
-import { machineInfo } from './machine';
+import { machineInfo, withAutovacuum } from './machine';
 import { benchBulk, benchPurge, benchRebuild } from './ops';
 import { PROFILES, type Profile } from './profiles';
 import { renderBenchmarks } from './report';
@@ -49,7 +50,10 @@ function parseArgs(argv: string[]) {
   const pacedRate = intFlag('--purge-cap', 1, 1_000_000);
   const pacedBatch = intFlag('--purge-cap-batch', 1, 10_000);
   const paced = { ...base.purge.paced, ...(pacedRate !== undefined ? { runsPerS: pacedRate } : {}), ...(pacedBatch !== undefined ? { batch: pacedBatch } : {}) };
-  return { profile: { ...base, ingest, purge: { ...base.purge, paced } }, only, scale };
+  const autovacuumFlag = get('--autovacuum');
+  if (autovacuumFlag !== undefined && autovacuumFlag !== 'on' && autovacuumFlag !== 'off') throw new Error(`--autovacuum: on or off, not ${autovacuumFlag}`);
+  const autovacuum: 'on' | 'off' | undefined = autovacuumFlag;
+  return { profile: { ...base, ingest, purge: { ...base.purge, paced } }, only, scale, autovacuum };
 }
 
 function scaled(p: Profile, f: number): Profile {
@@ -60,13 +64,17 @@ function scaled(p: Profile, f: number): Profile {
     ingest: { ...p.ingest, durationS: Math.max(3, Math.round(p.ingest.durationS * f)) },
     list: { ...p.list, sizes: p.list.sizes.map(s), page: Math.max(2, Math.round(p.list.page * f)), fixedS: 1, maxS: 1, sqlS: 1 },
     bulk: { runs: s(p.bulk.runs) },
-    purge: { ...p.purge, runs: s(p.purge.runs), windowS: 1 },
+    purge: { ...p.purge, runs: s(p.purge.runs), windowS: 1, mixed: { expired: s(p.purge.mixed.expired), kept: s(p.purge.mixed.kept) } },
     rebuild: { runs: s(p.rebuild.runs) },
   };
 }
 
 async function main() {
-  const { profile, only, scale } = parseArgs(process.argv.slice(2));
+  const { autovacuum, ...args } = parseArgs(process.argv.slice(2));
+  await (autovacuum ? withAutovacuum(autovacuum, () => run(args)) : run(args));
+}
+
+async function run({ profile, only, scale }: Omit<ReturnType<typeof parseArgs>, 'autovacuum'>) {
   const command = `npm run bench${profile.name === 'quick' ? '' : ` -- --profile ${profile.name}`}`;
   const started = new Date();
   const machine = await machineInfo();
