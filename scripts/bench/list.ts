@@ -146,6 +146,8 @@ export async function benchList(profile: Profile) {
       // The archived runs asked for too: a range of each set's index, merged.
       { name: 'first page, includeArchived', query: { includeArchived: 'true' } },
       { name: 'status=FAILED, includeArchived', query: { status: 'FAILED', includeArchived: 'true' } },
+      // A tag (every fifth flow's): the GIN index is over all runs, each set's range filters by it.
+      { name: 'tags=critical, includeArchived', query: { tags: 'critical', includeArchived: 'true' } },
     ];
     for (const s of scenarios) {
       const built = buildListQuery(toListQuery(s));
