@@ -177,17 +177,17 @@ async function purgeAmongLongerWindow(sys: BenchSystem, profile: Profile, list: 
   await seed(sys.db, { ...base, projectId: 'bench_purge_short', to: expired, spacingMs: span / expired });
   await sys.db.q(`insert into projects (id, retention_days) values ('bench_purge_long', 365) on conflict (id) do update set retention_days = 365`);
   log(`purge: ${expired} + ${kept} interleaved runs of a 30- and a 365-day project loaded in ${round((Date.now() - t) / 1000, 1)} s`);
-  const batch = '200';
+  const batch = 200;
   const result = await purgeWhileListing(sys, profile, list, {
     runs: expired,
-    // Given `finished_at`, `finish_time` or `x.finished_at`: the project column of the same table.
-    expired: (finished) => `${finished.replace(/[^.]*$/, '')}project_id = 'bench_purge_short'`,
-    retentionEnv: { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_BATCH_SIZE: batch, RETENTION_BATCH_PAUSE_MS: '0' },
+    // The project alone tells them apart (`project_id` is a column of run_streams and run_views, not of execution_data).
+    expired: () => `project_id = 'bench_purge_short'`,
+    retentionEnv: { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_BATCH_SIZE: String(batch), RETENTION_BATCH_PAUSE_MS: '0' },
     measureCpu: false,
   });
-  const stillThere = await count(sys, `select count(*)::text as n from run_streams where project_id = 'bench_purge_long' and purged_at is not null`);
-  if (stillThere !== 0) throw new Error(`the 365-day project's runs were purged: ${stillThere}`);
-  return { runs: expired, kept, batch: Number(batch), purgeSeconds: result.purgeSeconds, runsPerS: result.runsPerS, executionDataLeft: result.executionDataLeft, viewsCaughtUpS: result.viewsCaughtUpS };
+  const longPurged = await count(sys, `select count(*)::text as n from run_streams where project_id = 'bench_purge_long' and purged_at is not null`);
+  if (longPurged !== 0) throw new Error(`the 365-day project's runs were purged: ${longPurged}`);
+  return { runs: expired, kept, batch, purgeSeconds: result.purgeSeconds, runsPerS: result.runsPerS, executionDataLeft: result.executionDataLeft, viewsCaughtUpS: result.viewsCaughtUpS };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { FLOW_RUN_STATUSES, FlowRunSchema, FlowRunWithStepsSchema, type FlowRunStatus } from '@flowruns/contracts';
 import { ormOptions, sqlRunner } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
-import { createTestDatabase } from '@flowruns/testing';
+import { createTestDatabase, findNode, findNodes, indexNodes, planRoot } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { buildIdScanQuery, buildListQuery, RunViews, type ListRunsQuery, type RunSelection } from './index';
 
@@ -242,7 +242,7 @@ describe('RunViews (Postgres)', () => {
         const { sql, params } = buildListQuery({ projectId: P, limit: 100, cursor: c });
         const [row] = await exec(`explain (analyze, format json) ${sql}`, params);
         expect(JSON.stringify(row)).not.toContain('"Sort"');
-        const scans = findNodes((row as { 'QUERY PLAN': { Plan: PlanNode }[] })['QUERY PLAN'][0].Plan, 'Index Scan');
+        const scans = findNodes(planRoot(row), 'Index Scan');
         expect(scans.map((s) => [s['Index Name'], s['Actual Rows']])).toEqual([['run_views_active_created_idx', 101]]);
         expect(scans[0]['Index Cond']).toContain('ROW(created, id)');
       }
@@ -360,7 +360,7 @@ describe('RunViews (Postgres)', () => {
       const boundary = { created: at(BASE_MS + 1), id: 'run_01000' };
       const active = buildIdScanQuery({ projectId: P }, boundary, 500);
       const [row] = await exec(`explain (analyze, format json) ${active.sql}`, active.params);
-      const scans = indexNodes((row as { 'QUERY PLAN': { Plan: PlanNode }[] })['QUERY PLAN'][0].Plan);
+      const scans = indexNodes(planRoot(row));
       expect(scans.map((s) => s['Index Name'])).toEqual(['run_views_active_created_idx']);
       expect(JSON.stringify(row)).not.toContain('"Sort"');
       const both = buildIdScanQuery({ projectId: P, includeArchived: true }, boundary, 500);
@@ -382,7 +382,7 @@ describe('RunViews (Postgres)', () => {
       const { sql, params } = buildListQuery(q);
       const [row] = await exec(`explain (analyze, format json) ${sql}`, params);
       const text = JSON.stringify(row);
-      const root = (row as { 'QUERY PLAN': { Plan: PlanNode }[] })['QUERY PLAN'][0].Plan;
+      const root = planRoot(row);
       return { text, scan: findNode(root, 'Index Scan'), scans: findNodes(root, 'Index Scan') };
     };
 
@@ -525,32 +525,13 @@ describe('RunViews (Postgres)', () => {
   });
 });
 
-interface PlanNode {
-  'Node Type': string;
-  'Actual Rows'?: number;
-  'Index Name'?: string;
-  'Index Cond'?: string;
-  Plans?: PlanNode[];
-}
-
-/** The plan's nodes that `keep` picks, depth first. */
-function planNodes(node: PlanNode, keep: (n: PlanNode) => boolean): PlanNode[] {
-  return [...(keep(node) ? [node] : []), ...(node.Plans ?? []).flatMap((child) => planNodes(child, keep))];
-}
-
-/** The plan's index reads (plain, index-only or bitmap). */
-const indexNodes = (node: PlanNode) => planNodes(node, (n) => n['Index Name'] !== undefined);
-/** Every node of that type in the plan. */
-const findNodes = (node: PlanNode, type: string) => planNodes(node, (n) => n['Node Type'] === type);
-const findNode = (node: PlanNode, type: string): PlanNode | undefined => findNodes(node, type)[0];
-
 /**
  * A selection with archived runs: one range of the unarchived runs' index and one of the archived
  * runs' (Postgres picks a plain or a bitmap read of each by its size), both bounded by the keyset
  * boundary, never a filter along the runs.
  */
 function expectRangesOfBothSets(explained: unknown, index: string): void {
-  const root = (explained as { 'QUERY PLAN': { Plan: PlanNode }[] })['QUERY PLAN'][0].Plan;
+  const root = planRoot(explained);
   const scans = indexNodes(root);
   expect(scans.map((s) => s['Index Name']).sort()).toEqual([`run_views_active_${index}_idx`, `run_views_archived_${index}_idx`]);
   for (const scan of scans) expect(scan['Index Cond']).toContain('ROW(created, id)');

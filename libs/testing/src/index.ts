@@ -1,3 +1,4 @@
+export * from './plans';
 export * from './tcp-proxy';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';

@@ -1,6 +1,6 @@
 import { isDomainError, type DomainError, type FlowStep } from '@flowruns/contracts';
 import { ormOptions, sqlRunner } from '@flowruns/database';
-import { createTestDatabase, uniqueName } from '@flowruns/testing';
+import { createTestDatabase, indexNodes, planRoot, uniqueName } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { purgeExpiredBatch, type PurgeCursor } from './retention';
 import type { SqlRunner } from './sql';
@@ -232,26 +232,22 @@ describe('retention purge and erase (real Postgres)', () => {
   it('a batch after a position reads the candidates’ index from that position on (keyset in the index condition, not a filter)', async () => {
     const statements: { text: string; params: unknown[] }[] = [];
     const after: PurgeCursor = { finishedAt: '2031-05-01T00:00:00.000001Z', runId: 'r' };
-    await tx.transactional(async (sql) => {
-      const recording: SqlRunner = {
-        execute: (text, params = []) => {
-          statements.push({ text, params });
-          return sql.execute(text, params);
-        },
-      };
-      await purgeExpiredBatch(recording, window(), 5, { now: NOW }, after);
-      throw new Error('rolled back: only the statement was wanted');
-    }).catch((e: Error) => expect(e.message).toContain('rolled back'));
+    await expect(
+      tx.transactional(async (sql) => {
+        const recording: SqlRunner = {
+          execute: (text, params = []) => {
+            statements.push({ text, params });
+            return sql.execute(text, params);
+          },
+        };
+        await purgeExpiredBatch(recording, window(), 5, { now: NOW }, after);
+        throw new Error('rolled back: only the statement was wanted');
+      }),
+    ).rejects.toThrow('rolled back');
     const select = statements.find((st) => st.text.includes('skip locked'));
     expect(select).toBeDefined();
-    const [plan] = await q<{ 'QUERY PLAN': unknown }>(`explain (format json) ${select!.text}`, select!.params);
-    const scans: { 'Index Name'?: string; 'Index Cond'?: string }[] = [];
-    const walk = (n: { Plans?: unknown[] } & Record<string, unknown>) => {
-      if (n['Index Name']) scans.push(n as never);
-      for (const c of n.Plans ?? []) walk(c as never);
-    };
-    walk((plan['QUERY PLAN'] as { Plan: never }[])[0].Plan);
-    const retention = scans.find((x) => x['Index Name'] === 'run_streams_retention_key_idx');
+    const [plan] = await q(`explain (format json) ${select!.text}`, select!.params);
+    const retention = indexNodes(planRoot(plan)).find((x) => x['Index Name'] === 'run_streams_retention_key_idx');
     expect(retention?.['Index Cond']).toContain('ROW(finished_at, run_id) >');
   });
 
