@@ -180,6 +180,20 @@ describe('Migration20261130120000RetentionKeyset', () => {
   });
 });
 
+describe('Migration20261201000000StreamFillfactor', () => {
+  const { orm, sql } = unmigratedDatabase('flowruns_test_stream_fillfactor');
+  const options = async () => (await sql<{ options: string[] | null }>(`select reloptions as options from pg_class where relname = 'run_streams'`))[0].options;
+
+  it('leaves half of each new page of run_streams free; down puts the default back', async () => {
+    await orm().getMigrator().up({ to: 'Migration20261130120000RetentionKeyset' });
+    expect(await options()).toBeNull();
+    await orm().getMigrator().up();
+    expect(await options()).toEqual(['fillfactor=50']);
+    await orm().getMigrator().down({ to: 'Migration20261130120000RetentionKeyset' });
+    expect(await options()).toBeNull();
+  });
+});
+
 /** What readiness says about a database that is behind this build (a deploy in the wrong order). */
 describe('pendingMigrations and the postgres readiness probe', () => {
   const { orm, sql } = unmigratedDatabase('flowruns_test_pending');

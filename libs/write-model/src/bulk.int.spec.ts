@@ -340,6 +340,51 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
     }
   });
 
+  it('archives, and records a retry on the latest version on each original, as heap-only updates of run_streams; a cancel is not one', async () => {
+    // run_streams keeps half of each page free (fillfactor 50): a new version of a row whose indexed
+    // columns (and index predicates' columns) stay the same fits on its page and takes no entry in
+    // any of the table's indexes. A status change must still move the row: the supervisor's and
+    // retention's partial indexes read the status. Counted inside one transaction (the counters of
+    // pg_stat_get_xact_* are the transaction's own), every page of the operation in it.
+    const projectId = uniqueName('p_bulk');
+    const flow = await flowOf(projectId);
+    const runs = [];
+    for (let i = 0; i < 4; i++) runs.push(await failed(flow.id, projectId));
+    const running = [await trigger(flow.id, projectId), await trigger(flow.id, projectId)];
+
+    const counted = await orm.em.fork().transactional(async (tem) => {
+      const sql = sqlRunner(tem);
+      const inTx = new RunCommands({ transactional: (w) => w(sql) }, () => new Date(), {
+        maxRetryAttempts: 3,
+        pauseTimeoutSeconds: 3600,
+        bulkBatchSize: 3,
+        bulkPagesInFlight: 1,
+      });
+      const updates = async () =>
+        (
+          await sql.execute<{ all: number; hot: number }>(
+            `select pg_stat_get_xact_tuples_updated('run_streams'::regclass)::int as all,
+                    pg_stat_get_xact_tuples_hot_updated('run_streams'::regclass)::int as hot`,
+          )
+        )[0];
+      const during = async (req: BulkRunRequest) => {
+        const before = await updates();
+        expect(ok(await inTx.bulk(req)).changed).toBeGreaterThan(0);
+        const after = await updates();
+        return { all: after.all - before.all, hot: after.hot - before.hot };
+      };
+      return {
+        archive: await during({ action: 'archive', projectId, filter: { flowRunIds: runs.slice(0, 2).map((r) => r.id) } }),
+        retryOnLatest: await during({ action: 'retry', projectId, strategy: 'ON_LATEST_VERSION', filter: { flowRunIds: runs.slice(2).map((r) => r.id) } }),
+        cancel: await during({ action: 'cancel', projectId, reason: 'bulk', filter: { flowRunIds: running.map((r) => r.id) } }),
+      };
+    });
+    expect(counted).toEqual({ archive: { all: 2, hot: 2 }, retryOnLatest: { all: 2, hot: 2 }, cancel: { all: 2, hot: 0 } });
+    // And the writes are the operations' own: the archived runs are archived, the originals retried.
+    expect(await stateOf(runs[0].id)).toMatchObject({ status: 'FAILED', archived: true });
+    expect((await q(`select 1 from run_events where run_id = ? and type = 'flowrun.retried.v1'`, [runs[2].id])).length).toBe(1);
+  });
+
   it('with several pages in flight, changes every run exactly once; a page that fails ends the operation after the pages already started', async () => {
     const projectId = uniqueName('p_bulk');
     const flow = await flowOf(projectId);

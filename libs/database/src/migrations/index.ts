@@ -9,6 +9,7 @@ import { Migration20261129170000OutboxQueue } from './Migration20261129170000Out
 import { Migration20261129210000ActiveListIndexes } from './Migration20261129210000ActiveListIndexes';
 import { Migration20261130000000ArchivedListIndexes } from './Migration20261130000000ArchivedListIndexes';
 import { Migration20261130120000RetentionKeyset } from './Migration20261130120000RetentionKeyset';
+import { Migration20261201000000StreamFillfactor } from './Migration20261201000000StreamFillfactor';
 
 /** Every migration, in order. Listed explicitly so the same list works from sources and from dist. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261129210000ActiveListIndexes', class: Migration20261129210000ActiveListIndexes },
   { name: 'Migration20261130000000ArchivedListIndexes', class: Migration20261130000000ArchivedListIndexes },
   { name: 'Migration20261130120000RetentionKeyset', class: Migration20261130120000RetentionKeyset },
+  { name: 'Migration20261201000000StreamFillfactor', class: Migration20261201000000StreamFillfactor },
 ];
