@@ -269,7 +269,7 @@ describe('applyBatch against Postgres', () => {
   });
 });
 
-describe('archive and purge alone in their batch (the patch path)', () => {
+describe('archive, purge and a retry on the latest version alone in their batch (the patch path)', () => {
   let db: Db;
   beforeEach(async () => {
     db = await openDb('projection_patch');
@@ -289,30 +289,45 @@ describe('archive and purge alone in their batch (the patch path)', () => {
     }
   };
 
+  /** Projects `events` in a transaction of their own; answers the stats and the statements it sent. */
+  const counted = (events: readonly EventEnvelope[]) => {
+    const statements: string[] = [];
+    return db.orm.em
+      .fork()
+      .transactional((tem) =>
+        projectEnvelopes(
+          {
+            execute: async <T>(sql: string, params: unknown[] = []) => {
+              statements.push(sql);
+              return (await tem.execute(sql, params)) as T[];
+            },
+          },
+          toProjectable(events),
+        ),
+      )
+      .then((stats) => ({ stats, statements }));
+  };
+
   it('gives the rows the fold gives, beside other runs\' events in the same batch', async () => {
     const a = fullRunHistory('run-a').events;
     const b = fullRunHistory('run-b').events;
     const c = fullRunHistory('run-c').events;
-    await apply(db, [...a.slice(0, 14), ...b.slice(0, 15)]);
+    await apply(db, [...a.slice(0, 13), ...b.slice(0, 15)]);
+    // run-a's retry on the latest version alone in a batch: one statement, the patch (its new run
+    // has a stream of its own; the original only moves its version).
+    expect(a[13]).toMatchObject({ type: 'flowrun.retried.v1', data: { strategy: 'ON_LATEST_VERSION' } });
+    const retried = await counted([a[13]]);
+    expect(retried.stats).toEqual({ applied: 1, duplicates: 0, gaps: 0, unknown: 0, stalls: [] });
+    expect(retried.statements).toHaveLength(1);
+    expect(retried.statements[0]).toMatch(/update run_views/);
     // run-a: its archive alone; run-b: its purge alone; run-c: a whole history (the fold).
     const stats = await apply(db, [a[14], ...c, b[15]]);
     expect(stats).toEqual({ applied: 18, duplicates: 0, gaps: 0, unknown: 0, stalls: [] });
     // run-a's purge alone in a batch of its own: one statement, the patch (the fold takes four).
-    const statements: string[] = [];
-    const alone = await db.orm.em.fork().transactional((tem) =>
-      projectEnvelopes(
-        {
-          execute: async <T>(sql: string, params: unknown[] = []) => {
-            statements.push(sql);
-            return (await tem.execute(sql, params)) as T[];
-          },
-        },
-        toProjectable([a[15]]),
-      ),
-    );
-    expect(alone).toEqual({ applied: 1, duplicates: 0, gaps: 0, unknown: 0, stalls: [] });
-    expect(statements).toHaveLength(1);
-    expect(statements[0]).toMatch(/update run_views/);
+    const alone = await counted([a[15]]);
+    expect(alone.stats).toEqual({ applied: 1, duplicates: 0, gaps: 0, unknown: 0, stalls: [] });
+    expect(alone.statements).toHaveLength(1);
+    expect(alone.statements[0]).toMatch(/update run_views/);
 
     const got = await dump(db);
     expect(got.runs.map((r) => (r as { purged_at: string | null }).purged_at)).toEqual([
@@ -321,6 +336,17 @@ describe('archive and purge alone in their batch (the patch path)', () => {
       c[15].time.replace('Z', '+00:00'),
     ]);
     expect(got).toEqual(await foldedReference([...a, ...b, ...c]));
+  });
+
+  it('folds a retry from the failed step even alone in a batch: it changes the status and the steps', async () => {
+    const d = fullRunHistory('run-fold-retry').events;
+    await apply(db, d.slice(0, 9));
+    expect(d[9]).toMatchObject({ type: 'flowrun.retried.v1', data: { strategy: 'FROM_FAILED_STEP' } });
+    const retried = await counted([d[9]]);
+    expect(retried.stats.applied).toBe(1);
+    expect(retried.statements.some((q) => /update run_views/.test(q))).toBe(false);
+    const row = (await dump(db)).runs.find((r) => (r as { id: string }).id === 'run-fold-retry');
+    expect(row).toMatchObject({ status: 'RUNNING', attempt: 2, failed_step_name: null });
   });
 
   it('leaves a duplicate, a gap, a stalled run and a run with no view to the fold, which records them', async () => {

@@ -1,6 +1,6 @@
 import { componentLogger } from '@flowruns/platform';
 import { foldBatch, type ProjectableEnvelope, type RunProjectionStats } from './fold';
-import { lockRuns, loadRuns, patchRuns, PATCH_EVENT_TYPES, saveRuns, type PatchEventType, type RunPatch, type SqlRunner } from './store';
+import { lockRuns, loadRuns, patchOf, patchRuns, saveRuns, type RunPatch, type SqlRunner } from './store';
 
 /** Runs raw SQL; a MikroORM `EntityManager` (a fork or a transactional one) is one. */
 export interface ExecutesSql {
@@ -18,21 +18,16 @@ const runner = (em: ExecutesSql): SqlRunner => ({
   execute: async <T>(sql: string, params: unknown[] = []) => (await em.execute(sql, params)) as T[],
 });
 
-const PATCH_TYPES: ReadonlySet<string> = new Set(PATCH_EVENT_TYPES);
-
-/** A run's only event in the batch, if it is a patch event (an archive or a purge). */
+/** A run's only event in the batch, if it is a patch event (`patchOf`: an archive, a purge, a retry on the latest version). */
 function splitPatches(items: readonly ProjectableEnvelope[]) {
   const perRun = new Map<string, number>();
   for (const i of items) perRun.set(i.envelope.subject, (perRun.get(i.envelope.subject) ?? 0) + 1);
   const patches: RunPatch[] = [];
   const rest: ProjectableEnvelope[] = [];
   for (const i of items) {
-    const e = i.envelope;
-    if (i.kind === 'known' && PATCH_TYPES.has(e.type) && perRun.get(e.subject) === 1) {
-      patches.push({ runId: e.subject, seq: e.seq, type: e.type as PatchEventType, time: e.time });
-    } else {
-      rest.push(i);
-    }
+    const patch = i.kind === 'known' && perRun.get(i.envelope.subject) === 1 ? patchOf(i.envelope) : null;
+    if (patch) patches.push(patch);
+    else rest.push(i);
   }
   return { patches, rest };
 }
@@ -52,9 +47,9 @@ async function fold(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Prom
  * Projects events inside a transaction the caller already opened: loads and locks the batch's runs,
  * folds the events over them, writes the result. Prefer `applyBatch`, which opens the transaction.
  *
- * A run whose only event in the batch is an archive or a purge takes a shorter path: one `update`
- * of its view row, no load, no fold (a bulk archive or a retention purge is a batch of exactly
- * these). A patch that does not apply cleanly (a duplicate, a gap, a stalled run) goes through the
+ * A run whose only event in the batch is an archive, a purge or a retry on the latest version
+ * takes a shorter path: one `update` of its view row, no load, no fold (a bulk archive, a
+ * retention purge, the originals of a bulk retry on the latest version are batches of these). A patch that does not apply cleanly (a duplicate, a gap, a stalled run) goes through the
  * fold like any other event, so the outcome is the fold's in every case.
  */
 export async function projectEnvelopes(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Promise<RunProjectionStats> {

@@ -1,4 +1,4 @@
-import type { FlowRunStatus, RunEnvironment, StepStatus } from '@flowruns/contracts';
+import type { FlowRunStatus, KnownEnvelope, RunEnvironment, StepStatus } from '@flowruns/contracts';
 import { JSONB_PARAM, jsonParam } from '@flowruns/database';
 import type { LoadedRun, StallReport } from './fold';
 import type { RunProjection, RunView, StepView } from './view';
@@ -111,12 +111,26 @@ const INSERT_STALLS = `
 
 /**
  * The events that change only columns of the run's own row, none of them indexed and none derived
- * from the steps: applied by `patchRuns` with one `update` instead of load, fold and upsert.
- * `evolveRun` is the definition; the patch must give the same row (the rebuild-determinism test
- * projects a history both ways).
+ * from the steps: applied by `patchRuns` with one `update` instead of load, fold and upsert. An
+ * archive, a purge, and a retry on the latest version (`patchOf`), which starts a run of its own
+ * and on the original moves only the version. `evolveRun` is the definition; the patch must give
+ * the same row (the rebuild-determinism test projects a history both ways).
  */
-export const PATCH_EVENT_TYPES = ['flowrun.archived.v1', 'flowrun.execution-data-purged.v1'] as const;
+const PATCH_EVENT_TYPES = ['flowrun.archived.v1', 'flowrun.execution-data-purged.v1', 'flowrun.retried.v1'] as const;
 export type PatchEventType = (typeof PATCH_EVENT_TYPES)[number];
+
+/** The patch an event is, or null when it takes the fold (a retry from the failed step changes the status and steps). */
+export function patchOf(e: KnownEnvelope): RunPatch | null {
+  switch (e.type) {
+    case 'flowrun.archived.v1':
+    case 'flowrun.execution-data-purged.v1':
+      return { runId: e.subject, seq: e.seq, type: e.type, time: e.time };
+    case 'flowrun.retried.v1':
+      return e.data.strategy === 'ON_LATEST_VERSION' ? { runId: e.subject, seq: e.seq, type: e.type, time: e.time } : null;
+    default:
+      return null;
+  }
+}
 
 export interface RunPatch {
   readonly runId: string;
