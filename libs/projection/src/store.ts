@@ -116,8 +116,7 @@ const INSERT_STALLS = `
  * and on the original moves only the version. `evolveRun` is the definition; the patch must give
  * the same row (the rebuild-determinism test projects a history both ways).
  */
-const PATCH_EVENT_TYPES = ['flowrun.archived.v1', 'flowrun.execution-data-purged.v1', 'flowrun.retried.v1'] as const;
-export type PatchEventType = (typeof PATCH_EVENT_TYPES)[number];
+export type PatchEventType = 'flowrun.archived.v1' | 'flowrun.execution-data-purged.v1' | 'flowrun.retried.v1';
 
 /** The patch an event is, or null when it takes the fold (a retry from the failed step changes the status and steps). */
 export function patchOf(e: KnownEnvelope): RunPatch | null {
@@ -161,7 +160,7 @@ const PATCH_RUNS = `
   where v.id = x.id and v.id in (select id from locked) and v.version = x.seq - 1
   returning v.id`;
 
-/** Applies one patch event per run (see `PATCH_EVENT_TYPES`); returns the runs it wrote. */
+/** Applies one patch event per run (see `patchOf`); returns the runs it wrote. */
 export async function patchRuns(sql: SqlRunner, patches: readonly RunPatch[]): Promise<Set<string>> {
   if (patches.length === 0) return new Set();
   const rows = await sql.execute<{ id: string }>(PATCH_RUNS, [

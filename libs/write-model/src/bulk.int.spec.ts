@@ -348,7 +348,7 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
     // pg_stat_get_xact_* are the transaction's own), every page of the operation in it.
     const projectId = uniqueName('p_bulk');
     const flow = await flowOf(projectId);
-    const runs = [];
+    const runs: Awaited<ReturnType<typeof failed>>[] = [];
     for (let i = 0; i < 4; i++) runs.push(await failed(flow.id, projectId));
     const running = [await trigger(flow.id, projectId), await trigger(flow.id, projectId)];
 
