@@ -614,6 +614,37 @@ describe('run control use cases (real Postgres)', () => {
       expect(await eventTypes(paused.id)).toEqual(['flowrun.triggered.v1', 'flowrun.paused.v1', 'flowrun.timed-out.v1']);
     });
 
+    it('sweeps for lost workers at most every tenth of the orphan time, and at the next tick after a sweep its batch bound cut short', async () => {
+      const projectId = uniqueName('p_sup');
+      const flow = await newFlow(projectId);
+      // Started long before any other test's run: a sweep goes oldest first.
+      const longAgo = (s: number) => new Date(Date.UTC(2000, 0, 1) + s * 1000);
+      // Orphan time 30 s: sweeps at least 3 s apart. One run per batch: ten batches per sweep.
+      const sup = new RunSupervisor(tx, { flowTimeoutSeconds: 10 ** 9, orphanRunSeconds: 30, batchSize: 1 });
+      const t = Date.now();
+      const at = (ms: number) => new Date(t + ms);
+      // End whatever orphans earlier tests left; the last sweep of this finds none (a complete sweep).
+      while ((await sup.tick(at(0))).workerLost > 0);
+
+      const orphan = ok(await trigger(flow.id, projectId, {}, longAgo(0)));
+      expect((await sup.tick(at(1000))).workerLost).toBe(0);
+      expect(await statusOf(orphan.id)).toBe('RUNNING');
+      expect((await sup.tick(at(3000))).workerLost).toBe(1);
+      expect(await statusOf(orphan.id)).toBe('TIMEOUT');
+
+      const many: FlowRun[] = [];
+      for (let i = 0; i < 11; i++) many.push(ok(await trigger(flow.id, projectId, {}, longAgo(i + 1))));
+      expect((await sup.tick(at(6000))).workerLost).toBe(10);
+      // Not due for another 3 s, but the last sweep stopped at its bound with runs left: go on now.
+      expect((await sup.tick(at(6500))).workerLost).toBe(1);
+      for (const run of many) expect(await statusOf(run.id)).toBe('TIMEOUT');
+      const reasons = await q<{ reason: string }>(
+        `select envelope->'data'->>'reason' as reason from run_events where run_id in (?) and type = 'flowrun.timed-out.v1'`,
+        [[orphan.id, ...many.map((r) => r.id)]],
+      );
+      expect(reasons.map((r) => r.reason)).toEqual(Array(12).fill('WORKER_LOST'));
+    });
+
     it('measures the flow timeout from when the run last entered RUNNING (a resume restarts it)', async () => {
       const projectId = uniqueName('p_sup');
       const flow = await newFlow(projectId);
