@@ -66,9 +66,9 @@ export class RunSupervisor {
     );
     const orphanedBefore = ms(this.options.orphanRunSeconds);
     // Unlike the other two, this sweep reads every RUNNING run older than the orphan time, the
-    // healthy long-running ones included (50 000 with live leases: ~0.26 s a sweep), so it runs
-    // at most every tenth of the orphan time: an orphan ends between 1 and 1.1
-    // orphan times after its last lease, and a tick stays cheap with many long-running runs.
+    // healthy long-running ones included (50 000 with live leases: ~0.26 s a sweep), so it runs at
+    // most every tenth of the orphan time: an orphan ends at most a tenth of the orphan time later,
+    // and a tick stays cheap however many runs run long.
     if (this.workerLostDue !== null && now.getTime() < this.workerLostDue) {
       return { pauseExpired: pauseExpired.changed, executionTimedOut: executionTimedOut.changed, workerLost: 0 };
     }
