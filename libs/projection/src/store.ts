@@ -120,15 +120,11 @@ export type PatchEventType = 'flowrun.archived.v1' | 'flowrun.execution-data-pur
 
 /** The patch an event is, or null when it takes the fold (a retry from the failed step changes the status and steps). */
 export function patchOf(e: KnownEnvelope): RunPatch | null {
-  switch (e.type) {
-    case 'flowrun.archived.v1':
-    case 'flowrun.execution-data-purged.v1':
-      return { runId: e.subject, seq: e.seq, type: e.type, time: e.time };
-    case 'flowrun.retried.v1':
-      return e.data.strategy === 'ON_LATEST_VERSION' ? { runId: e.subject, seq: e.seq, type: e.type, time: e.time } : null;
-    default:
-      return null;
-  }
+  const patch =
+    e.type === 'flowrun.archived.v1' ||
+    e.type === 'flowrun.execution-data-purged.v1' ||
+    (e.type === 'flowrun.retried.v1' && e.data.strategy === 'ON_LATEST_VERSION');
+  return patch ? { runId: e.subject, seq: e.seq, type: e.type, time: e.time } : null;
 }
 
 export interface RunPatch {

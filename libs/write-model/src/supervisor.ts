@@ -75,8 +75,9 @@ export class RunSupervisor {
     const workerLost = await this.sweep('WORKER_LOST', now, (sql) =>
       sql.execute<{ run_id: string }>(
         // The runs without a live lease first (a hash anti-join), then the look into the steps for
-        // those only: asked of every old RUNNING run, it took half the sweep's time. The locked
-        // rows are checked again, as the batch's other conditions are.
+        // those only: asked of every old RUNNING run, it took half the sweep's time. What the lock
+        // waits on is checked again on the row it locks (status, start, steps); the leases are
+        // read at the statement's snapshot either way, so the candidates' check stands for them.
         `with unleased as materialized (
            select c.run_id from run_streams c
            where c.status = 'RUNNING' and c.running_since <= ?
@@ -89,10 +90,9 @@ export class RunSupervisor {
          select s.run_id from run_streams s
          where s.run_id in (select run_id from candidates)
            and s.status = 'RUNNING' and s.running_since <= ?
-           and not exists (select 1 from run_leases l where l.run_id = s.run_id and l.expires_at > ?)
            and not ${WAITS_ON_SUBFLOW}
          order by s.running_since for update of s skip locked`,
-        [orphanedBefore, orphanedBefore, n, orphanedBefore, orphanedBefore],
+        [orphanedBefore, orphanedBefore, n, orphanedBefore],
       ),
     );
     // A sweep cut short by its batch bound left orphans behind: the next tick goes on with them.
