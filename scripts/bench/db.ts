@@ -1,4 +1,5 @@
 import { migrate, parseDatabaseUrl, dropTestDatabase } from '@flowruns/database';
+import { RawQueryFragment } from '@mikro-orm/core';
 import { Pool, type PoolClient } from 'pg';
 import { uniqueName } from './util';
 
@@ -12,6 +13,8 @@ export function toPositional(sql: string, params: readonly unknown[] = []): { te
   let i = 0;
   const text = sql.replace(/\?/g, () => {
     const p = params[i++];
+    // A literal made to be inlined (`jsonParam`): its SQL goes into the text as the runners put it.
+    if (p instanceof RawQueryFragment) return p.sql;
     if (Array.isArray(p)) {
       return p
         .map((v) => {

@@ -1,4 +1,4 @@
-import { ormOptions, PgTransactions, sqlRunner } from '@flowruns/database';
+import { JSONB_PARAM, jsonLiteral, jsonParam, ormOptions, PgTransactions, sqlRunner } from '@flowruns/database';
 import { createTestDatabase, waitFor } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
 
@@ -99,5 +99,24 @@ describe('PgTransactions (real Postgres)', () => {
     release();
     await Promise.all([first, second]);
     expect(order).toEqual(['first locked', 'first done', 'second saw 2']);
+  });
+
+  it('carries a JSON document as a literal whatever its text holds (quotes, ?, backslashes, dollar tags, any script)', async () => {
+    const doc = {
+      quote: "it's \"quoted\" and \\ back\\slashed",
+      marks: 'a ? b ?? c \\? d $1 $$ $json$ $json1$ end $json',
+      unicode: 'naïve 日本語 🚀 \u2028',
+      nested: [{ k: null }, 1.5, true],
+    };
+    const text = `select x from jsonb_array_elements(${JSONB_PARAM}) as a (x)`;
+    const viaPg = await pg.transactional((sql) => sql.execute<{ x: unknown }>(text, [jsonParam([doc, 'and more ? $json$'])]));
+    expect(viaPg.map((r) => r.x)).toEqual([doc, 'and more ? $json$']);
+    const viaOrm = await sqlRunner(orm.em.fork()).execute<{ x: unknown }>(text, [jsonParam([doc])]);
+    expect(viaOrm.map((r) => r.x)).toEqual([doc]);
+    // A text holding the first tags gets one it does not hold.
+    const literal = jsonLiteral('"$json$ and $json1$"');
+    expect(literal.sql).toBe('$json2$"$json$ and $json1$"$json2$');
+    const [row] = await pg.execute<{ v: unknown }>(`select ${JSONB_PARAM} as v`, [literal]);
+    expect(row.v).toBe('$json$ and $json1$');
   });
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { JSONB_PARAM } from '@flowruns/database';
+import { JSONB_PARAM, jsonLiteral, jsonParam } from '@flowruns/database';
 
 /** Raw SQL access (MikroORM's `em.execute` satisfies it, inside or outside a transaction). */
 export interface SqlRunner {
@@ -93,7 +93,7 @@ export class ExecutionDataStore {
        select x->>'ref', x->>'run_id', x->>'kind', x->>'step_name', (x->>'attempt')::int, x->'input', x->'output', x->'error',
               (x->>'bytes')::int
          from jsonb_array_elements(${JSONB_PARAM}) as a (x)`,
-      params: [Buffer.from(`[${rows.join(',')}]`, 'utf8')],
+      params: [jsonLiteral(`[${rows.join(',')}]`)],
     };
   }
 
@@ -108,7 +108,7 @@ export class ExecutionDataStore {
       text: `insert into execution_data (ref, run_id, kind, step_name, attempt, input, output, error, bytes)
        select x->>'ref', x->>'run_id', 'trigger', null, null, null, d.output, null, d.bytes
          from jsonb_array_elements(${JSONB_PARAM}) as a (x) join execution_data d on d.ref = x->>'from'`,
-      params: [Buffer.from(JSON.stringify(copies.map((c) => ({ ref: c.ref, run_id: c.runId, from: c.from }))), 'utf8')],
+      params: [jsonParam(copies.map((c) => ({ ref: c.ref, run_id: c.runId, from: c.from })))],
     };
   }
 
