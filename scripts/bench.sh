@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `npm run bench [-- --profile quick|full] [--only ingest,list,bulk,purge,rebuild]`: the benchmark
-# harness (scripts/bench/) against the built apps. `npm run bench:compare -- --base REV [--repeat N]
-# [harness options]`: before/after, REV against this tree, alternated (scripts/bench/compare.ts). Starts the Kafka broker itself when none is
-# running (and stops it again after), like scripts/test.sh. Never part of `npm test`.
+# harness (scripts/bench/) against the built apps; `npm run bench:compare -- --base REV [--repeat N]
+# [harness options]`: before/after, REV against this tree, alternated (scripts/bench/compare.ts).
+# Starts the Kafka broker itself when none is running (and stops it again after), like
+# scripts/test.sh. Never part of `npm test`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$root"
