@@ -113,7 +113,8 @@ describe('PgTransactions (real Postgres)', () => {
     expect(viaPg.map((r) => r.x)).toEqual([doc, 'and more ? $json$']);
     const viaOrm = await sqlRunner(orm.em.fork()).execute<{ x: unknown }>(text, [jsonParam([doc])]);
     expect(viaOrm.map((r) => r.x)).toEqual([doc]);
-    // A text holding the first tags gets one it does not hold.
+    // A text holding the first tags gets one it does not hold; one ending where a tag would begin, too.
+    expect(jsonLiteral('"x" $json').sql).toBe('$json1$"x" $json$json1$');
     const literal = jsonLiteral('"$json$ and $json1$"');
     expect(literal.sql).toBe('$json2$"$json$ and $json1$"$json2$');
     const [row] = await pg.execute<{ v: unknown }>(`select ${JSONB_PARAM} as v`, [literal]);

@@ -11,8 +11,9 @@ import { RawQueryFragment } from '@mikro-orm/core';
  */
 export function jsonLiteral(json: string): RawQueryFragment {
   let tag = '$json$';
-  // The text followed by the closing tag must first contain that tag where the text ends.
-  for (let n = 1; (json + tag).indexOf(tag) !== json.length; n++) tag = `$json${n}$`;
+  // The tag must not occur in the text, nor begin at its end: a tag's only border is its `$`, so
+  // a text ending in the tag without its last `$` would close early ("…$json" + "$json$").
+  for (let n = 1; json.includes(tag) || json.endsWith(tag.slice(0, -1)); n++) tag = `$json${n}$`;
   return new RawQueryFragment(`${tag}${json}${tag}`);
 }
 

@@ -79,11 +79,11 @@ export class RunSupervisor {
         // waits on is checked again on the row it locks (status, start, steps); the leases are
         // read at the statement's snapshot either way, so the candidates' check stands for them.
         `with unleased as materialized (
-           select c.run_id from run_streams c
+           select c.run_id, c.running_since, c.state from run_streams c
            where c.status = 'RUNNING' and c.running_since <= ?
              and not exists (select 1 from run_leases l where l.run_id = c.run_id and l.expires_at > ?)
          ), candidates as materialized (
-           select s.run_id from run_streams s join unleased u on u.run_id = s.run_id
+           select s.run_id from unleased s
            where not ${WAITS_ON_SUBFLOW}
            order by s.running_since limit ?
          )
