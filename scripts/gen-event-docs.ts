@@ -90,7 +90,12 @@ const EVENTS: Record<RunEventType, { meaning: string; status: string }> = {
   },
   'flowrun.execution-data-purged.v1': {
     meaning:
-      "The run's execution data (step inputs and outputs, trigger payload, logs) was deleted; the `dataRef`s of its earlier events now point at nothing. The run's metadata and events stay. It can no longer be retried.",
+      "The run's execution data (step inputs and outputs, trigger payload, logs) was deleted; the `dataRef`s of its earlier events now point at nothing. The run's metadata and events stay. It can no longer be retried. Emitted for an erase (`ERASE`); retention emits `flowrun.execution-data-purged-through.v1` (histories from before it hold this type with `RETENTION`).",
+    status: 'unchanged',
+  },
+  'flowrun.execution-data-purged-through.v1': {
+    meaning:
+      "Retention purged, in one go, the execution data of every run of the event's project whose finish key lies after (`fromFinishedAt`, `fromRunId`) and at or before (`throughFinishedAt`, the subject) — this run among them, as the range's last. A finish key orders finished runs: the instant the run last finished (the `time` of its latest terminal event), then its id. A project's ranges follow each other (each one starts at the previous one's end; the first at null), so a consumer that tracks purges keeps, per project, the latest end: a run finished at or before it has no execution data. The runs in the range get no event of their own. None of them can be retried.",
     status: 'unchanged',
   },
 };
@@ -165,7 +170,14 @@ const FIELDS_BY_TYPE: Partial<Record<RunEventType, Record<string, string>>> = {
     newRunId: 'The new run (`ON_LATEST_VERSION`), else null.',
   },
   'flowrun.execution-data-purged.v1': {
-    reason: '`RETENTION`: older than the retention period; `ERASE`: an erase request.',
+    reason: '`ERASE`: an erase request; `RETENTION` (older histories only): older than the retention period.',
+  },
+  'flowrun.execution-data-purged-through.v1': {
+    reason: 'Always `RETENTION`.',
+    fromFinishedAt: 'With `fromRunId`, the finish key the range starts after: the project\'s previous range\'s end, or null for its first.',
+    fromRunId: 'See `fromFinishedAt`.',
+    throughFinishedAt: 'When this run finished (microseconds): with the subject, the finish key the range ends at, inclusive.',
+    runs: 'How many runs the range holds.',
   },
 };
 
@@ -328,8 +340,9 @@ that the producer validates against.
   references: \`dataRef\` (a step's input and output, or a resume input) and \`triggerDataRef\` (the
   trigger payload) point into that store. To read the payloads, call
   \`GET /api/v1/flow-runs/:id\`, which returns the run with its steps' inputs and outputs. Once a run's
-  execution data is purged (\`flowrun.execution-data-purged.v1\`), the references point at nothing,
-  and the events stay.
+  execution data is purged (\`flowrun.execution-data-purged.v1\` for that run, or a
+  \`flowrun.execution-data-purged-through.v1\` range of its project that holds it), the references
+  point at nothing, and the events stay.
 
 ## The envelope
 

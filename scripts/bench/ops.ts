@@ -1,4 +1,5 @@
 import { ApiKeyStore } from '@flowruns/access';
+import { RUN_VIEW_PURGED_AT } from '@flowruns/run-views';
 import { performance } from 'node:perf_hooks';
 import { httpLoad, type LoadResult } from './load';
 import type { Profile } from './profiles';
@@ -124,6 +125,7 @@ export async function benchPurge(profile: Profile) {
     const uncapped = { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_BATCH_SIZE: '2000', RETENTION_BATCH_PAUSE_MS: '10' };
     const full = await purgeWhileListing(sys, profile, list, {
       runs: n,
+      project,
       expired: (finished) => `${finished} < now() - interval '30 days'`,
       retentionEnv: uncapped,
       measureCpu: true,
@@ -132,6 +134,7 @@ export async function benchPurge(profile: Profile) {
     await sys.stopApp('retention');
     const pacedResult = await purgeWhileListing(sys, profile, list, {
       runs: paced.runs,
+      project,
       expired: (finished) => `${finished} >= now() - interval '30 days'`,
       retentionEnv: {
         AP_EXECUTION_DATA_RETENTION_DAYS: '10',
@@ -180,65 +183,102 @@ async function purgeAmongLongerWindow(sys: BenchSystem, profile: Profile, list: 
   const batch = 200;
   const result = await purgeWhileListing(sys, profile, list, {
     runs: expired,
-    // The project alone tells them apart (`project_id` is a column of run_streams and run_views, not of execution_data).
-    expired: () => `project_id = 'bench_purge_short'`,
+    project: 'bench_purge_short',
+    expired: () => 'true',
     retentionEnv: { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_BATCH_SIZE: String(batch), RETENTION_BATCH_PAUSE_MS: '0' },
     measureCpu: false,
   });
-  const longPurged = await count(sys, `select count(*)::text as n from run_streams where project_id = 'bench_purge_long' and purged_at is not null`);
+  const longPurged = await count(
+    sys,
+    `select ((select count(*) from retention_marks where project_id = 'bench_purge_long')
+       + (select count(*) from run_views where project_id = 'bench_purge_long' and ${RUN_VIEW_PURGED_AT} is not null))::text as n`,
+  );
   if (longPurged !== 0) throw new Error(`the 365-day project's runs were purged: ${longPurged}`);
   return { runs: expired, kept, batch, purgeSeconds: result.purgeSeconds, runsPerS: result.runsPerS, executionDataLeft: result.executionDataLeft, viewsCaughtUpS: result.viewsCaughtUpS };
 }
 
 /**
  * Starts a retention app (`retentionEnv` over the system's) and serves the list at its rate in
- * windows until every run `expired` selects (given the finish column of the table it reads) is
- * purged and shown so in the views; the list's
- * latency measured first without a purge. Runs/s from the purge timestamps the command service
- * wrote (first to last batch, plus one batch for the last one's own duration).
+ * windows until every run of `project` that `expired` selects (given its finish column) is purged —
+ * the project's retention mark past it — and the views show the last range; the list's latency
+ * measured first without a purge. Runs/s from the ranges' purge times (first to last batch, plus
+ * one batch for the last one's own duration). Then checks that every such run's view reads purged
+ * and its execution data is gone.
  */
 async function purgeWhileListing(
   sys: BenchSystem,
   profile: Profile,
   list: { url: string; headers: Record<string, string>; rate: number },
-  opts: { runs: number; expired: (finishedColumn: string) => string; retentionEnv: Record<string, string> & { RETENTION_BATCH_SIZE: string }; measureCpu: boolean; listS?: number },
+  opts: {
+    runs: number;
+    project: string;
+    expired: (finishedColumn: string) => string;
+    retentionEnv: Record<string, string> & { RETENTION_BATCH_SIZE: string };
+    measureCpu: boolean;
+    listS?: number;
+  },
 ) {
   const load = (durationS: number) => httpLoad({ ...list, connections: 8, durationS });
   const before = await load(opts.listS ?? 2 * profile.purge.windowS);
   const cpu = opts.measureCpu ? await CpuMeter.start(sys) : null;
+  const passStart = (await sys.db.one<{ t: string }>('select now()::text as t')).t;
   const retention = await sys.start('retention', { RETENTION_INTERVAL_MS: '3600000', ...opts.retentionEnv });
   const mem = new MemorySampler(pidsOf(sys));
   const windows: LoadResult[] = [];
   const t0 = performance.now();
-  const left = (table: 'run_streams' | 'run_views') =>
-    count(sys, `select count(*)::text as n from ${table} where purged_at is null and ${opts.expired(table === 'run_views' ? 'finish_time' : 'finished_at')}`);
+  // The project's runs still to purge: after its mark (a keyset on the candidates' index).
+  const left = async (): Promise<number> => {
+    const mark = await sys.db.q<{ f: string; r: string }>(
+      `select to_char(finished_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as f, run_id as r from retention_marks where project_id = $1`,
+      [opts.project],
+    );
+    return count(
+      sys,
+      `select count(*)::text as n from run_streams s where s.project_id = '${opts.project}' and s.finished_at is not null
+         and ${opts.expired('s.finished_at')}${mark[0] ? ` and (s.finished_at, s.run_id) > ('${mark[0].f}'::timestamptz, '${mark[0].r}')` : ''}`,
+    );
+  };
   // With `listS`: one load as long as the one before, so the two p99s are the same statistic over
   // as many requests; else windows until the purge is done (the worst of them is reported).
   const notDone = (e: Error) => new Error(`${e.message}\n${retention.output()}`);
   if (opts.listS) {
     windows.push(await load(opts.listS));
     const leftMs = 900_000 - (performance.now() - t0);
-    await waitFor(async () => (await left('run_streams')) === 0, { timeoutMs: leftMs, intervalMs: 100, what: 'the capped purge' }).catch((e: Error) => {
+    await waitFor(async () => (await left()) === 0, { timeoutMs: leftMs, intervalMs: 100, what: 'the capped purge' }).catch((e: Error) => {
       throw notDone(e);
     });
   }
-  while ((await left('run_streams')) > 0) {
+  while ((await left()) > 0) {
     if (performance.now() - t0 > 900_000) throw notDone(new Error('purge not done after 900 s:'));
     windows.push(await load(profile.purge.windowS));
   }
-  // The views catch up after the command side has purged the last run; the CPU a purged run
-  // costs includes the relay and the projector.
-  await waitFor(async () => (await left('run_views')) === 0, { timeoutMs: 300000, intervalMs: 100, what: 'the views to show the purge' });
+  // The views catch up after the command side has purged the last run (the range that ends at the
+  // project's mark is projected); the CPU a purged run costs includes the relay and the projector.
+  await waitFor(
+    async () =>
+      (await count(
+        sys,
+        `select count(*)::text as n from run_view_purge_ranges r join retention_marks m
+           on m.project_id = r.project_id and r.through_finished_at = m.finished_at and r.through_run_id = m.run_id
+         where m.project_id = '${opts.project}'`,
+      )) === 1,
+    { timeoutMs: 300000, intervalMs: 100, what: 'the views to show the purge' },
+  );
   const viewsCaughtUpS = (performance.now() - t0) / 1000;
   const cpuS = cpu ? await cpu.stop() : null;
   const memory = mem.stop();
-  const span = await sys.db.one<{ s: number; records: string }>(
-    `select extract(epoch from max(purged_at) - min(purged_at))::float8 as s,
-       (select count(*) from execution_data d join run_streams x on x.run_id = d.run_id where ${opts.expired('x.finished_at')})::text as records
-     from run_streams where ${opts.expired('finished_at')}`,
+  const span = await sys.db.one<{ s: number; batches: number; runs: number; records: string; unpurged_views: string }>(
+    `select extract(epoch from max(purged_at) - min(purged_at))::float8 as s, count(*)::int as batches, sum(runs)::int as runs,
+       (select count(*) from execution_data d join run_streams x on x.run_id = d.run_id
+         where x.project_id = $1 and ${opts.expired('x.finished_at')})::text as records,
+       (select count(*) from run_views where project_id = $1 and ${opts.expired('finish_time')} and ${RUN_VIEW_PURGED_AT} is null)::text as unpurged_views
+     from run_view_purge_ranges where project_id = $1 and purged_at >= $2::timestamptz`,
+    [opts.project, passStart],
   );
-  const batch = Number(opts.retentionEnv.RETENTION_BATCH_SIZE);
-  const seconds = span.s * (opts.runs / batch) / Math.max(1, opts.runs / batch - 1);
+  if (span.runs !== opts.runs || Number(span.unpurged_views) !== 0) {
+    throw new Error(`purge of ${opts.runs} runs: the ranges hold ${span.runs}, ${span.unpurged_views} of the views do not read purged`);
+  }
+  const seconds = (span.s * span.batches) / Math.max(1, span.batches - 1);
   const worst = windows.reduce<LoadResult | null>((w, x) => (!w || x.p99Ms > w.p99Ms ? x : w), null);
   return {
     purgeSeconds: round(seconds, 2),

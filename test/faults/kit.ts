@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { dropTestDatabase, migrate, parseDatabaseUrl } from '@flowruns/database';
 import { createKafka } from '@flowruns/messaging';
+import { RUN_VIEW_PURGED_AT } from '@flowruns/run-views';
 import { TcpProxy, testEnv, uniqueName, waitFor } from '@flowruns/testing';
 import { Client } from 'pg';
 import { newApiKey } from '../e2e/client';
@@ -38,7 +39,7 @@ export interface FaultSystemOptions {
   readonly brokers?: string;
   /** Flow workers (default 2: a killed one's runs are taken over by the other). */
   readonly workers?: number;
-  /** Also run the retention app, purging runs the load ages on purpose (default false). */
+  /** Also run the retention app, its clock a month ahead: it purges the load's runs as they finish (default false). */
   readonly retention?: boolean;
   readonly env?: Record<string, string>;
   /** The apps reach Postgres through a TCP proxy the test can cut (`sys.pgProxy`); the kit's own queries do not. */
@@ -96,6 +97,8 @@ export class FaultSystem {
       SUPERVISOR_INTERVAL_MS: '500',
       PROJECTOR_LAG_INTERVAL_MS: '1000',
       RETENTION_INTERVAL_MS: '300',
+      // Every run is past the default 30-day window soon after it finishes: purged under the load.
+      RETENTION_CLOCK_AHEAD_MS: String(31 * 86_400_000),
       RETENTION_BATCH_SIZE: '3',
       RETENTION_BATCH_PAUSE_MS: '0',
       LOG_LEVEL: 'warn',
@@ -318,35 +321,6 @@ export class Load {
   }
 }
 
-/** Makes finished runs look 31 days old now and then, so a retention app has work under the load. */
-export function ageFinishedRuns(sys: FaultSystem, everyMs = 500): { stop: () => Promise<void>; aged: () => number } {
-  let aged = 0;
-  let stopped = false;
-  let current: Promise<void> = Promise.resolve();
-  const tick = () => {
-    if (stopped) return;
-    current = sys
-      .sql<{ n: number }>(
-        `with a as (update run_streams set finished_at = now() - interval '31 days'
-                    where finished_at > now() - interval '1 day' and purged_at is null returning 1)
-         select count(*)::int as n from a`,
-      )
-      .then((r) => void (aged += r[0]?.n ?? 0))
-      .catch(() => undefined)
-      .finally(() => {
-        if (!stopped) timer = setTimeout(tick, everyMs);
-      });
-  };
-  let timer = setTimeout(tick, everyMs);
-  return {
-    aged: () => aged,
-    stop: async () => {
-      stopped = true;
-      clearTimeout(timer);
-      await current;
-    },
-  };
-}
 
 export interface CheckOptions {
   /** Until the views have settled (default 120 s). */
@@ -379,8 +353,15 @@ export interface CheckFigures {
   readonly eventsMissingFromTopic: number;
   /** (run, step, attempt) started more than once: a reported step run twice (must stay 0). */
   readonly stepsStartedTwice: number;
-  /** Runs whose data was purged more than once (must stay 0). */
+  /**
+   * Retention ranges that do not start where their project's previous one ended (an overlap purges
+   * runs twice, a hole leaves runs behind the mark unpurged), plus runs erased twice (must stay 0).
+   */
   readonly purgedTwice: number;
+  /** Runs the write model's retention marks cover (or that were erased): their views must read purged, with no execution data left. */
+  readonly purgedRuns: number;
+  /** Runs whose view disagrees with the write model on whether their data is purged, or covered runs with data left (must stay 0). */
+  readonly purgeMismatches: number;
   readonly rebuild: RebuildFigures | null;
 }
 
@@ -447,7 +428,26 @@ export async function settleAndMeasure(sys: FaultSystem, load: Load, opts: Check
     `select (select count(*)::int from (select 1 from run_events where type = 'flowrun.step.started.v1'
                group by run_id, envelope->'data'->>'stepName', envelope->'data'->>'attempt' having count(*) > 1) a) as steps,
             (select count(*)::int from (select 1 from run_events where type = 'flowrun.execution-data-purged.v1'
-               group by run_id having count(*) > 1) b) as purges`,
+               group by run_id having count(*) > 1) b)
+            + (select count(*)::int from (
+                 select envelope->'data'->>'fromRunId' as from_id, (envelope->'data'->>'fromFinishedAt')::timestamptz as from_at,
+                   lag(run_id) over w as prev_id, lag((envelope->'data'->>'throughFinishedAt')::timestamptz) over w as prev_at
+                 from run_events where type = 'flowrun.execution-data-purged-through.v1'
+                 window w as (partition by envelope->>'projectId' order by position)) r
+               where r.from_id is distinct from r.prev_id or r.from_at is distinct from r.prev_at) as purges`,
+  );
+  // Whether a run's data is purged, as the write model decides it (its project's mark, or its own
+  // erase) and as the views answer it (RUN_VIEW_PURGED_AT).
+  const [purge] = await sys.sql<{ runs: number; mismatches: number }>(
+    `with w as (
+       select run_views.id, ${RUN_VIEW_PURGED_AT} is not null as view_purged,
+         (s.purged_at is not null or (m.project_id is not null and s.finished_at is not null
+           and (s.finished_at, s.run_id) <= (m.finished_at, m.run_id))) as purged
+       from run_views join run_streams s on s.run_id = run_views.id left join retention_marks m on m.project_id = s.project_id
+     )
+     select (select count(*)::int from w where purged) as runs,
+       (select count(*)::int from w where purged is distinct from view_purged)
+       + (select count(*)::int from w where purged and exists (select 1 from execution_data d where d.run_id = w.id)) as mismatches`,
   );
   const rebuild = opts.rebuild === false ? null : await rebuildAndCompare(sys);
   return {
@@ -469,6 +469,8 @@ export async function settleAndMeasure(sys: FaultSystem, load: Load, opts: Check
     eventsMissingFromTopic,
     stepsStartedTwice: twice.steps,
     purgedTwice: twice.purges,
+    purgedRuns: purge.runs,
+    purgeMismatches: purge.mismatches,
     rebuild,
   };
 }
@@ -487,7 +489,8 @@ export function assertClean(f: CheckFigures, load: Load): void {
   if (f.duplicateRunsPerPayload) problems.push(`${f.duplicateRunsPerPayload} trigger payloads made more than one run`);
   if (f.eventsMissingFromTopic) problems.push(`${f.eventsMissingFromTopic} committed events never reached the topic`);
   if (f.stepsStartedTwice) problems.push(`${f.stepsStartedTwice} steps started twice in one attempt`);
-  if (f.purgedTwice) problems.push(`${f.purgedTwice} runs purged twice`);
+  if (f.purgedTwice) problems.push(`${f.purgedTwice} runs purged twice (or retention ranges that do not follow each other)`);
+  if (f.purgeMismatches) problems.push(`${f.purgeMismatches} runs whose views disagree with the write model on their purge, or purged with data left`);
   if (load.duplicateAnswers) problems.push(`${load.duplicateAnswers} triggers answered with an id already given`);
   if (f.rebuild && f.rebuild.differences.length) problems.push(`views differ from a rebuild: ${f.rebuild.differences.slice(0, 5).join(' | ')}`);
   if (problems.length) throw new Error(`fault check failed:\n- ${problems.join('\n- ')}\nfigures: ${JSON.stringify({ ...f, missingFromViews: f.missingFromViews.length })}`);
@@ -579,9 +582,11 @@ export async function rebuildAndCompare(sys: FaultSystem): Promise<RebuildFigure
     );
     const runsSql = `select id, to_jsonb(v) - 'updated_at' as row from run_views v order by id`;
     const stepsSql = `select run_id || '/' || step_name as id, to_jsonb(s) as row from step_views s order by run_id, step_name`;
+    const rangesSql = `select project_id || '/' || through_run_id as id, to_jsonb(r) as row from run_view_purge_ranges r order by 1`;
     const differences = [
       ...diffRows('run_views', await sys.sql(runsSql), await sys.sql(runsSql, [], url)),
       ...diffRows('step_views', await sys.sql(stepsSql), await sys.sql(stepsSql, [], url)),
+      ...diffRows('run_view_purge_ranges', await sys.sql(rangesSql), await sys.sql(rangesSql, [], url)),
     ];
     const [steps] = await sys.sql<{ n: number }>(`select count(*)::int as n from step_views`);
     return { runs: live.n, steps: steps.n, differences, seconds: (Date.now() - started) / 1000 };
@@ -625,6 +630,8 @@ export const reportOf = (f: CheckFigures, load: Load, faults: Record<string, num
   duplicatesOnTopic: f.duplicatesOnTopic,
   stepsStartedTwice: f.stepsStartedTwice,
   purgedTwice: f.purgedTwice,
+  purgedRuns: f.purgedRuns,
+  purgeMismatches: f.purgeMismatches,
   eventsInLog: f.eventsInLog,
   messagesOnTopic: f.messagesOnTopic,
   rebuild: f.rebuild && { runs: f.rebuild.runs, steps: f.rebuild.steps, differences: f.rebuild.differences.length, seconds: f.rebuild.seconds },
@@ -807,14 +814,12 @@ export async function underLoad(
   const started = Date.now();
   const sys = opts.sys ?? (await FaultSystem.start(opts.system));
   const load = new Load(sys, { ratePerSecond: opts.ratePerSecond ?? 8 }).start();
-  const ager = opts.system?.retention ? ageFinishedRuns(sys) : null;
   const faults: Record<string, number> = {};
   try {
     await load.progressed(10);
     await inject({ sys, load, injected: (k) => void (faults[k] = (faults[k] ?? 0) + 1) });
     await load.progressed(5);
     await load.stop();
-    await ager?.stop();
     await sys.assertAllAlive();
     const figures = await settleAndMeasure(sys, load, opts.check);
     recordFigures(file, name, { ...reportOf(figures, load, faults), problems: load.problems(), seconds: (Date.now() - started) / 1000 });
@@ -824,7 +829,6 @@ export async function underLoad(
     return { figures, load, faults };
   } finally {
     await load.stop();
-    await ager?.stop();
     if (!opts.sys) await sys.stop();
   }
 }

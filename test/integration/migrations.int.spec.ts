@@ -170,13 +170,33 @@ describe('Migration20261130120000RetentionKeyset', () => {
     expect(await indexes()).toEqual([`run_streams_retention_idx (finished_at) ${predicate}`]);
 
     await sql(`create index concurrently run_streams_retention_key_idx on run_streams (finished_at, run_id) where finished_at is not null and purged_at is null`);
-    await orm().getMigrator().up();
+    await orm().getMigrator().up({ to: 'Migration20261130120000RetentionKeyset' });
     expect(await indexes()).toEqual([`run_streams_retention_key_idx (finished_at, run_id) ${predicate}`]);
 
-    await orm().getMigrator().down({ to: 'Migration20261130120000RetentionKeyset' });
+    await orm().getMigrator().down({ to: 'Migration20261130000000ArchivedListIndexes' });
     expect(await indexes()).toEqual([`run_streams_retention_idx (finished_at) ${predicate}`]);
-    await orm().getMigrator().up();
+    await orm().getMigrator().up({ to: 'Migration20261130120000RetentionKeyset' });
     expect(await indexes()).toEqual([`run_streams_retention_key_idx (finished_at, run_id) ${predicate}`]);
+  });
+});
+
+describe('Migration20261202000000RetentionRanges', () => {
+  const { orm, sql } = unmigratedDatabase('flowruns_test_retention_ranges');
+  const indexes = async () =>
+    (await sql<{ indexdef: string }>(`select indexdef from pg_indexes where tablename = 'run_streams' and indexname like '%retention%' order by indexname`)).map((i) =>
+      i.indexdef.replace(/^CREATE INDEX (\S+) ON public\.run_streams USING btree /, '$1 '),
+    );
+  const tables = async () =>
+    (await sql<{ t: string }>(`select table_name as t from information_schema.tables where table_name in ('retention_marks', 'run_view_purge_ranges') order by 1`)).map((r) => r.t);
+
+  it('adds the marks (write model) and the ranges (read model); the candidates\' index becomes per project; down puts the keyset index back', async () => {
+    await orm().getMigrator().up({ to: 'Migration20261201000000StreamFillfactor' });
+    await orm().getMigrator().up();
+    expect(await tables()).toEqual(['retention_marks', 'run_view_purge_ranges']);
+    expect(await indexes()).toEqual(['run_streams_retention_project_idx (project_id, finished_at, run_id) WHERE (finished_at IS NOT NULL)']);
+    await orm().getMigrator().down({ to: 'Migration20261201000000StreamFillfactor' });
+    expect(await tables()).toEqual([]);
+    expect(await indexes()).toEqual(['run_streams_retention_key_idx (finished_at, run_id) WHERE ((finished_at IS NOT NULL) AND (purged_at IS NULL))']);
   });
 });
 
@@ -187,7 +207,7 @@ describe('Migration20261201000000StreamFillfactor', () => {
   it('leaves half of each new page of run_streams free; down puts the default back', async () => {
     await orm().getMigrator().up({ to: 'Migration20261130120000RetentionKeyset' });
     expect(await options()).toBeNull();
-    await orm().getMigrator().up();
+    await orm().getMigrator().up({ to: 'Migration20261201000000StreamFillfactor' });
     expect(await options()).toEqual(['fillfactor=50']);
     await orm().getMigrator().down({ to: 'Migration20261130120000RetentionKeyset' });
     expect(await options()).toBeNull();

@@ -43,6 +43,7 @@ export function routeEvent(parsed: ParsedEnvelope): WorkerAction {
     case 'flowrun.paused.v1':
     case 'flowrun.archived.v1':
     case 'flowrun.execution-data-purged.v1':
+    case 'flowrun.execution-data-purged-through.v1':
       return IGNORE;
     default: {
       const unhandled: never = e;

@@ -35,7 +35,7 @@ export class RetentionScheduler implements OnApplicationBootstrap, OnApplication
   }
 
   /** One pass now (none if one is running); null when it failed (logged, counted, tried again next time). */
-  runOnce(now = new Date()): Promise<RetentionPassResult | null> {
+  runOnce(now = new Date(Date.now() + this.config.RETENTION_CLOCK_AHEAD_MS)): Promise<RetentionPassResult | null> {
     this.current ??= this.pass(now).finally(() => (this.current = null));
     return this.current;
   }

@@ -69,7 +69,22 @@ export const RunEventDataSchemas = {
     newRunId: z.string().nullable(),
   }),
   'flowrun.archived.v1': z.object({}),
+  /** One run's execution data went: erased on request (`ERASE`), or, before range purges, by retention. */
   'flowrun.execution-data-purged.v1': z.object({ reason: z.enum(['RETENTION', 'ERASE']) }),
+  /**
+   * Retention purged the execution data of every run of the event's project whose finish key (the
+   * instant it finished, with Postgres's microseconds, then its run id) lies after
+   * (`fromFinishedAt`, `fromRunId`) and at or before (`throughFinishedAt`, the subject) — this run
+   * closes the range. The start is the project's previous range's end (null for its first), so a
+   * project's ranges tile its finished runs from the oldest; `runs` counts the runs in the range.
+   */
+  'flowrun.execution-data-purged-through.v1': z.object({
+    reason: z.literal('RETENTION'),
+    fromFinishedAt: z.iso.datetime().nullable(),
+    fromRunId: z.string().min(1).nullable(),
+    throughFinishedAt: z.iso.datetime(),
+    runs: z.number().int().positive(),
+  }),
 } as const;
 
 export type RunEventType = keyof typeof RunEventDataSchemas;

@@ -52,5 +52,12 @@ export const EVENT_EXAMPLES: { readonly [T in RunEventType]: RunEventData<T> } =
   'flowrun.internal-error.v1': { reason: 'engine process exited unexpectedly' },
   'flowrun.retried.v1': { strategy: 'FROM_FAILED_STEP', attempt: 2, fromStepName: 'send_email', newRunId: null },
   'flowrun.archived.v1': {},
-  'flowrun.execution-data-purged.v1': { reason: 'RETENTION' },
+  'flowrun.execution-data-purged.v1': { reason: 'ERASE' },
+  'flowrun.execution-data-purged-through.v1': {
+    reason: 'RETENTION',
+    fromFinishedAt: '2026-08-01T09:14:03.250000Z',
+    fromRunId: '01929a1e-7c3a-7f10-9d2b-4f1e2a3b4c5d',
+    throughFinishedAt: '2026-08-01T10:02:41.118000Z',
+    runs: 200,
+  },
 };

@@ -171,20 +171,22 @@ export const RetentionWindowSchema = z.object({
 });
 
 /**
- * Where a purge batch ended in the candidates' order (finish with Postgres's microseconds, then run
- * id). A pass sends the last batch's as `after`, so each batch starts where the one before ended.
+ * Where a purge pass stands: the project its last batch purged in (projects are taken in id order;
+ * within a project the purge's own watermark says where it stands). A pass sends the last batch's
+ * as `after`, so each batch starts where the one before ended.
  */
-export const PurgeCursorSchema = z.object({ finishedAt: z.iso.datetime(), runId: storableText().min(1).max(128) });
+export const PurgeCursorSchema = z.object({ projectId: storableText().min(1).max(128) });
 export type PurgeCursorInput = z.infer<typeof PurgeCursorSchema>;
 
 /**
- * `POST /internal/retention/purge` → `PurgeBatchOutcome`: one batch of expired runs, oldest finish
- * first (after `after`, when given), and where it ended (`last`; null when it took no run).
+ * `POST /internal/retention/purge` → `PurgeBatchOutcome`: one batch of expired runs, project by
+ * project in id order (from `after`'s project, when given), each project's oldest finish first, and
+ * where it ended (`last`; null when it took no run).
  */
 export const PurgeBatchRequestSchema = RetentionWindowSchema.extend({ limit: z.number().int().min(1).max(10000), after: PurgeCursorSchema.optional() });
 export const PurgeOutcomeSchema = z.object({ runs: z.number().int().min(0), records: z.number().int().min(0), bytes: z.number().min(0) });
 export type PurgeOutcomeResult = z.infer<typeof PurgeOutcomeSchema>;
-/** `last` is optional: a command service from before the keyset answers without it (the pass then starts each batch at the head). */
+/** `last` is optional: a command service that answers without it has each batch start at the first project. */
 export const PurgeBatchOutcomeSchema = PurgeOutcomeSchema.extend({ last: PurgeCursorSchema.nullable().optional() });
 export type PurgeBatchOutcomeResult = z.infer<typeof PurgeBatchOutcomeSchema>;
 

@@ -338,6 +338,48 @@ describe('archive, purge and a retry on the latest version alone in their batch 
     expect(got).toEqual(await foldedReference([...a, ...b, ...c]));
   });
 
+  it('a retention range: its run is patched as a purge, the range recorded once — through the patch, the fold, a redelivery and a stalled run alike', async () => {
+    /** The run's history with its last event (the purge) replaced by the range it closes. */
+    const withRange = (runId: string, runs: number, from: { at: string; id: string } | null) => {
+      const events = fullRunHistory(runId, { projectId: 'p-ranges' }).events;
+      const last = events[15];
+      const data = { reason: 'RETENTION', fromFinishedAt: from?.at ?? null, fromRunId: from?.id ?? null, throughFinishedAt: events[12].time, runs };
+      return [...events.slice(0, 15), { ...last, type: 'flowrun.execution-data-purged-through.v1', data }];
+    };
+    const a = withRange('run-ra', 3, null);
+    const b = withRange('run-rb', 2, { at: a[15].data.throughFinishedAt as string, id: 'run-ra' });
+    const c = withRange('run-rc', 4, { at: b[15].data.throughFinishedAt as string, id: 'run-rb' });
+    await apply(db, a.slice(0, 15));
+    // Alone in its batch: the range's insert and the patch of its run.
+    const alone = await counted([a[15]]);
+    expect(alone.stats).toEqual({ applied: 1, duplicates: 0, gaps: 0, unknown: 0, stalls: [] });
+    expect(alone.statements).toHaveLength(2);
+    expect(alone.statements[0]).toMatch(/insert into run_view_purge_ranges/);
+    expect(alone.statements[1]).toMatch(/update run_views/);
+    // Redelivered: a duplicate, and the same range.
+    expect((await counted([a[15]])).stats).toMatchObject({ applied: 0, duplicates: 1 });
+    // A whole history in one batch: the fold.
+    expect(await apply(db, b)).toMatchObject({ applied: 16 });
+    // A run whose projection stalled (a gap before the range) still has its range recorded: it is its project's.
+    const stalled = await apply(db, [...c.slice(0, 5), c[15]]);
+    expect(stalled.stalls).toHaveLength(1);
+
+    const got = await dump(db);
+    const purgedAt = Object.fromEntries(got.runs.map((r) => [(r as { id: string }).id, (r as { purged_at: string | null }).purged_at]));
+    expect(purgedAt).toEqual({ 'run-ra': a[15].time.replace('Z', '+00:00'), 'run-rb': b[15].time.replace('Z', '+00:00'), 'run-rc': null });
+    const ranges = await db.orm.em
+      .fork()
+      .execute(
+        `select through_run_id, from_run_id, runs, to_char(purged_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as purged_at
+         from run_view_purge_ranges where project_id = 'p-ranges' order by through_finished_at, through_run_id`,
+      );
+    expect(ranges).toEqual([
+      { through_run_id: 'run-ra', from_run_id: null, runs: 3, purged_at: a[15].time },
+      { through_run_id: 'run-rb', from_run_id: 'run-ra', runs: 2, purged_at: b[15].time },
+      { through_run_id: 'run-rc', from_run_id: 'run-rb', runs: 4, purged_at: c[15].time },
+    ]);
+  });
+
   it('folds a retry from the failed step even alone in a batch: it changes the status and the steps', async () => {
     const d = fullRunHistory('run-fold-retry').events;
     await apply(db, d.slice(0, 9));

@@ -1,6 +1,6 @@
 import { componentLogger } from '@flowruns/platform';
 import { foldBatch, type ProjectableEnvelope, type RunProjectionStats } from './fold';
-import { lockRuns, loadRuns, patchOf, patchRuns, saveRuns, type RunPatch, type SqlRunner } from './store';
+import { lockRuns, loadRuns, patchOf, patchRuns, recordPurgeRanges, saveRuns, type RunPatch, type SqlRunner } from './store';
 
 /** Runs raw SQL; a MikroORM `EntityManager` (a fork or a transactional one) is one. */
 export interface ExecutesSql {
@@ -55,6 +55,10 @@ async function fold(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Prom
  */
 export async function projectEnvelopes(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Promise<RunProjectionStats> {
   if (items.length === 0) return { applied: 0, duplicates: 0, gaps: 0, unknown: 0, stalls: [] };
+  await recordPurgeRanges(
+    sql,
+    items.flatMap((i) => (i.kind === 'known' ? [i.envelope] : [])),
+  );
   const { patches, rest } = splitPatches(items);
   if (patches.length === 0) return fold(sql, items);
   // Both paths lock rows; taking every lock first, in one order, keeps them deadlock-free.

@@ -116,13 +116,18 @@ const INSERT_STALLS = `
  * and on the original moves only the version. `evolveRun` is the definition; the patch must give
  * the same row (the rebuild-determinism test projects a history both ways).
  */
-export type PatchEventType = 'flowrun.archived.v1' | 'flowrun.execution-data-purged.v1' | 'flowrun.retried.v1';
+export type PatchEventType =
+  | 'flowrun.archived.v1'
+  | 'flowrun.execution-data-purged.v1'
+  | 'flowrun.execution-data-purged-through.v1'
+  | 'flowrun.retried.v1';
 
 /** The patch an event is, or null when it takes the fold (a retry from the failed step changes the status and steps). */
 export function patchOf(e: KnownEnvelope): RunPatch | null {
   const patch =
     e.type === 'flowrun.archived.v1' ||
     e.type === 'flowrun.execution-data-purged.v1' ||
+    e.type === 'flowrun.execution-data-purged-through.v1' ||
     (e.type === 'flowrun.retried.v1' && e.data.strategy === 'ON_LATEST_VERSION');
   return patch ? { runId: e.subject, seq: e.seq, type: e.type, time: e.time } : null;
 }
@@ -148,9 +153,9 @@ const PATCH_RUNS = `
   update run_views v set
     version = x.seq,
     archived_at = case when x.type = 'flowrun.archived.v1' then x.time else v.archived_at end,
-    purged_at = case when x.type = 'flowrun.execution-data-purged.v1' then x.time else v.purged_at end,
-    logs_file_id = case when x.type = 'flowrun.execution-data-purged.v1' then null else v.logs_file_id end,
-    trigger_data_ref = case when x.type = 'flowrun.execution-data-purged.v1' then null else v.trigger_data_ref end,
+    purged_at = case when x.type like 'flowrun.execution-data-purged%' then x.time else v.purged_at end,
+    logs_file_id = case when x.type like 'flowrun.execution-data-purged%' then null else v.logs_file_id end,
+    trigger_data_ref = case when x.type like 'flowrun.execution-data-purged%' then null else v.trigger_data_ref end,
     updated_at = now()
   from x
   where v.id = x.id and v.id in (select id from locked) and v.version = x.seq - 1
@@ -163,6 +168,39 @@ export async function patchRuns(sql: SqlRunner, patches: readonly RunPatch[]): P
     jsonParam(patches.map((p) => ({ id: p.runId, seq: p.seq, type: p.type, time: p.time }))),
   ]);
   return new Set(rows.map((r) => r.id));
+}
+
+/**
+ * Records the ranges of `flowrun.execution-data-purged-through.v1` events (`run_view_purge_ranges`):
+ * a project's runs whose finish key falls in one read as purged at its time (`RunViews`). Written
+ * whatever became of the event on its own run (a duplicate, a stalled run), and idempotent: a range
+ * is keyed by its project and its end.
+ */
+export async function recordPurgeRanges(sql: SqlRunner, events: readonly KnownEnvelope[]): Promise<void> {
+  const ranges = events.flatMap((e) =>
+    e.type === 'flowrun.execution-data-purged-through.v1'
+      ? [
+          {
+            project_id: e.projectId,
+            through_finished_at: e.data.throughFinishedAt,
+            through_run_id: e.subject,
+            from_finished_at: e.data.fromFinishedAt,
+            from_run_id: e.data.fromRunId,
+            runs: e.data.runs,
+            purged_at: e.time,
+          },
+        ]
+      : [],
+  );
+  if (ranges.length === 0) return;
+  await sql.execute(
+    `insert into run_view_purge_ranges (project_id, through_finished_at, through_run_id, from_finished_at, from_run_id, runs, purged_at)
+     select project_id, through_finished_at, through_run_id, from_finished_at, from_run_id, runs, purged_at
+     from jsonb_to_recordset(${JSONB_PARAM}) as x(project_id text, through_finished_at timestamptz, through_run_id text,
+       from_finished_at timestamptz, from_run_id text, runs integer, purged_at timestamptz)
+     on conflict (project_id, through_finished_at, through_run_id) do nothing`,
+    [jsonParam(ranges)],
+  );
 }
 
 /** Locks these runs' view rows in id order (rows that do not exist yet lock nothing). */

@@ -218,6 +218,7 @@ export function evolveRun(current: RunProjection | null, e: KnownEnvelope): Evol
     case 'flowrun.archived.v1':
       return done({ ...view, archivedAt: time });
     case 'flowrun.execution-data-purged.v1':
+    case 'flowrun.execution-data-purged-through.v1':
       // The run row says the data is gone (readers return no steps once `purgedAt` is set); the step
       // rows keep the references they had, so a purge writes one row, not one per step.
       return done({ ...view, purgedAt: time, logsFileId: null, triggerDataRef: null });

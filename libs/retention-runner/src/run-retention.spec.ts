@@ -20,7 +20,7 @@ function purgeEndpoint(expired: number, opts: { failOn?: number; clock?: Virtual
   const client = {
     purgeBatch: async (_window: unknown, limit: number, after: PurgeCursorInput | null = null): Promise<PurgeBatchOutcomeResult> => {
       const n = ++calls;
-      afters.push(after?.runId ?? null);
+      afters.push(after?.projectId ?? null);
       if (failedAt !== null) callsAfterFailure++;
       open++;
       maxOpen = Math.max(maxOpen, open);
@@ -35,7 +35,7 @@ function purgeEndpoint(expired: number, opts: { failOn?: number; clock?: Virtual
         }
         const runs = Math.min(limit, left);
         left -= runs;
-        return { runs, records: runs * 4, bytes: runs * 100, last: runs > 0 ? { finishedAt: '2026-10-01T00:00:00.000001Z', runId: `call-${n}` } : null };
+        return { runs, records: runs * 4, bytes: runs * 100, last: runs > 0 ? { projectId: `call-${n}` } : null };
       } finally {
         open--;
       }

@@ -50,7 +50,29 @@ export type RunCommand =
       readonly newRunId: string | null;
     }
   | { readonly type: 'ArchiveRun' }
-  | { readonly type: 'PurgeExecutionData'; readonly reason: 'RETENTION' | 'ERASE' };
+  | {
+      readonly type: 'PurgeExecutionData';
+      readonly reason: 'RETENTION' | 'ERASE';
+      /**
+       * A retention range (`flowrun.execution-data-purged-through.v1`): this run closes a range of
+       * its project's runs purged together. Recorded even when the run's own data went before (an
+       * erase), since the range speaks for the others too.
+       */
+      readonly range?: PurgeRange;
+    };
+
+/** A finish key: `finishedAt` with Postgres's microseconds (ISO 8601, UTC), then the run id. */
+export interface FinishKey {
+  readonly finishedAt: string;
+  readonly runId: string;
+}
+
+/** Runs of one project purged together: finish keys in `(from, through]`, `runs` of them. */
+export interface PurgeRange {
+  readonly from: FinishKey | null;
+  readonly through: FinishKey;
+  readonly runs: number;
+}
 
 export type RunCommandType = RunCommand['type'];
 

@@ -1,5 +1,5 @@
 import { isDomainError, RunEventDataSchemas, type ErrorCode, type RunEvent, type RunEventData } from '@flowruns/contracts';
-import type { RunCommand, RunCommandType } from './commands';
+import type { PurgeRange, RunCommand, RunCommandType } from './commands';
 import { decide, evolve } from './decider';
 import { initialState, type RunState } from './state';
 
@@ -84,6 +84,23 @@ export const ev = {
     type: 'flowrun.execution-data-purged.v1',
     data: { reason },
   }),
+  purgedThrough: (range: PurgeRange = RANGE): RunEvent => ({
+    type: 'flowrun.execution-data-purged-through.v1',
+    data: {
+      reason: 'RETENTION',
+      fromFinishedAt: range.from?.finishedAt ?? null,
+      fromRunId: range.from?.runId ?? null,
+      throughFinishedAt: range.through.finishedAt,
+      runs: range.runs,
+    },
+  }),
+};
+
+/** A retention range that ends at the run under test. */
+export const RANGE: PurgeRange = {
+  from: { finishedAt: '2026-08-01T09:00:00.000000Z', runId: 'run_0' },
+  through: { finishedAt: '2026-08-01T10:00:00.000000Z', runId: 'run_1' },
+  runs: 12,
 };
 
 export const cmd = {
@@ -126,6 +143,7 @@ export const cmd = {
   }),
   archive: (): RunCommand => ({ type: 'ArchiveRun' }),
   purge: (reason: 'RETENTION' | 'ERASE' = 'RETENTION'): RunCommand => ({ type: 'PurgeExecutionData', reason }),
+  purgeRange: (range: PurgeRange = RANGE): RunCommand => ({ type: 'PurgeExecutionData', reason: 'RETENTION', range }),
 };
 
 /**

@@ -1,7 +1,7 @@
 import { RUN_EVENT_TYPES, type RunEvent, type RunEventType } from '@flowruns/contracts';
 import { RUN_COMMAND_TYPES } from './commands';
 import { decide, requestNotIssued } from './decider';
-import { cmd, ev, given, RUN_ID, SAMPLE_COMMAND, stateOf, T0 } from './decider.spec-helpers';
+import { cmd, ev, given, RANGE, RUN_ID, SAMPLE_COMMAND, stateOf, T0 } from './decider.spec-helpers';
 
 const later = (ms: number) => new Date(T0.getTime() + ms);
 
@@ -419,6 +419,29 @@ describe('run decider', () => {
     it('purging twice records nothing the second time', () => {
       given(ev.triggered(), ev.succeeded(), ev.purged()).when(cmd.purge()).then([]);
       given(ev.triggered(), ev.succeeded(), ev.purged('RETENTION')).when(cmd.purge('ERASE')).then([]);
+      given(ev.triggered(), ev.succeeded(), ev.purgedThrough()).when(cmd.purge('ERASE')).then([]);
+    });
+
+    it('records a retention range on the run that closes it, and the run reads purged', () => {
+      expect(given(ev.triggered(), ev.failed('a')).when(cmd.purgeRange()).then([ev.purgedThrough()])).toMatchObject({
+        purged: true,
+        status: 'FAILED',
+      });
+      given(ev.triggered(), ev.failed('a'), ev.purgedThrough()).when(cmd.retry('FROM_FAILED_STEP')).then('EXECUTION_DATA_PURGED', { entityId: RUN_ID });
+    });
+
+    it('records a range even on a run erased before (the range speaks for the other runs too)', () => {
+      given(ev.triggered(), ev.succeeded(), ev.purged('ERASE')).when(cmd.purgeRange()).then([ev.purgedThrough()]);
+    });
+
+    it('refuses a range that does not end at the run it is recorded on', () => {
+      given(ev.triggered(), ev.succeeded())
+        .when(cmd.purgeRange({ ...RANGE, through: { ...RANGE.through, runId: 'run_9' } }))
+        .then('VALIDATION', { field: 'range.through' });
+    });
+
+    it('never closes a range on a run that has not finished', () => {
+      given(ev.triggered(), ev.stepStarted('a')).when(cmd.purgeRange()).then('INVALID_TRANSITION', { status: 'RUNNING', command: 'PurgeExecutionData' });
     });
 
     it('never purges a running run (its engine still needs the data)', () => {
@@ -450,6 +473,7 @@ describe('run decider', () => {
       'flowrun.retried.v1': [[...running, ev.failed('a')], ev.retriedFromFailedStep(2, 'a'), 'RUNNING'],
       'flowrun.archived.v1': [[...running, ev.succeeded()], ev.archived(), 'SUCCEEDED'],
       'flowrun.execution-data-purged.v1': [[...running, ev.failed('a')], ev.purged(), 'FAILED'],
+      'flowrun.execution-data-purged-through.v1': [[...running, ev.succeeded()], ev.purgedThrough(), 'SUCCEEDED'],
     };
 
     it('has a case for every event type', () => {

@@ -71,7 +71,7 @@ export function decide(command: RunCommand, state: RunState, ctx: DecisionContex
   }
   // Idempotent no-ops come before the table: archiving twice or purging twice changes nothing.
   if (command.type === 'ArchiveRun' && state.archived) return [];
-  if (command.type === 'PurgeExecutionData' && state.purged) return [];
+  if (command.type === 'PurgeExecutionData' && state.purged && !command.range) return [];
 
   if (!ACCEPTED_IN[command.type].has(from)) {
     return domainError('INVALID_TRANSITION', {
@@ -230,6 +230,12 @@ export function decide(command: RunCommand, state: RunState, ctx: DecisionContex
     case 'ArchiveRun':
       return [{ type: 'flowrun.archived.v1', data: {} }];
     case 'PurgeExecutionData':
+      if (command.range) {
+        const { from, through, runs } = command.range;
+        if (through.runId !== ctx.runId) return domainError('VALIDATION', { field: 'range.through', message: 'a range ends at the run it is recorded on' });
+        const data = { reason: 'RETENTION' as const, fromFinishedAt: from?.finishedAt ?? null, fromRunId: from?.runId ?? null, throughFinishedAt: through.finishedAt, runs };
+        return [{ type: 'flowrun.execution-data-purged-through.v1', data }];
+      }
       return [{ type: 'flowrun.execution-data-purged.v1', data: { reason: command.reason } }];
     default:
       return assertNever(command);
@@ -324,6 +330,7 @@ export function evolve(state: RunState, event: RunEvent, time: string): RunState
     case 'flowrun.archived.v1':
       return { ...state, archived: true };
     case 'flowrun.execution-data-purged.v1':
+    case 'flowrun.execution-data-purged-through.v1':
       return { ...state, purged: true };
     default:
       return assertNever(event);

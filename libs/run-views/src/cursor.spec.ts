@@ -64,7 +64,7 @@ describe('list query', () => {
 
   it('leaves out empty array filters (they would expand to nothing)', () => {
     const { sql } = buildListQuery({ ...base, status: [], tags: [], flowRunIds: [] });
-    expect(sql.split(' where ')[1]).toBe('project_id = ? and archived_at is null order by run_views.created desc, run_views.id desc limit ?');
+    expect(sql.split(' from run_views where ')[1]).toBe('project_id = ? and archived_at is null order by run_views.created desc, run_views.id desc limit ?');
   });
 
   it('with archived runs: the same range of the unarchived and the archived runs, limit + 1 of each, merged', () => {

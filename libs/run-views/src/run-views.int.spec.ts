@@ -1,7 +1,7 @@
 import { FLOW_RUN_STATUSES, FlowRunSchema, FlowRunWithStepsSchema, type FlowRunStatus } from '@flowruns/contracts';
 import { ormOptions, sqlRunner } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
-import { createTestDatabase, findNode, findNodes, indexNodes, planRoot } from '@flowruns/testing';
+import { createTestDatabase, findNodes, indexNodes, planRoot, type PlanNode } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { buildIdScanQuery, buildListQuery, RunViews, type ListRunsQuery, type RunSelection } from './index';
 
@@ -242,7 +242,7 @@ describe('RunViews (Postgres)', () => {
         const { sql, params } = buildListQuery({ projectId: P, limit: 100, cursor: c });
         const [row] = await exec(`explain (analyze, format json) ${sql}`, params);
         expect(JSON.stringify(row)).not.toContain('"Sort"');
-        const scans = findNodes(planRoot(row), 'Index Scan');
+        const scans = listScans(findNodes(planRoot(row), 'Index Scan'));
         expect(scans.map((s) => [s['Index Name'], s['Actual Rows']])).toEqual([['run_views_active_created_idx', 101]]);
         expect(scans[0]['Index Cond']).toContain('ROW(created, id)');
       }
@@ -383,7 +383,7 @@ describe('RunViews (Postgres)', () => {
       const [row] = await exec(`explain (analyze, format json) ${sql}`, params);
       const text = JSON.stringify(row);
       const root = planRoot(row);
-      return { text, scan: findNode(root, 'Index Scan'), scans: findNodes(root, 'Index Scan') };
+      return { text, scan: listScans(findNodes(root, 'Index Scan'))[0], scans: listScans(findNodes(root, 'Index Scan')) };
     };
 
     beforeAll(async () => {
@@ -516,6 +516,58 @@ describe('RunViews (Postgres)', () => {
       expect(run).toMatchObject({ id: 'run_purged', steps: {}, logsFileId: null, executionDataPurgedAt: '2024-06-01T00:00:00.000Z' });
     });
 
+    it('a run whose finish key falls in one of its project’s retention ranges reads purged at the range’s time, list and detail alike; the bounds are exact', async () => {
+      const R = 'proj_ranges';
+      const finish = '2024-05-02T10:00:00.000Z';
+      await orm.em.fork().transactional(async (em) => {
+        const insert = (id: string, project: string, finishTime: string | null) =>
+          em.execute(
+            `insert into run_views (id, project_id, flow_id, flow_version_id, flow_display_name, status, environment,
+               steps_count, attempt, start_time, finish_time, created, version, logs_file_id, trigger_data_ref)
+             values (?, ?, 'flow_x', 'ver_x', 'F', ?, 'PRODUCTION', 1, 1, '2024-05-01T00:00:00Z', ?, '2024-05-01T00:00:00Z', 3, 'file_1', ?)`,
+            [id, project, finishTime ? 'SUCCEEDED' : 'RUNNING', finishTime, refs.trigger],
+          );
+        // Four runs finished at one instant, told apart by id; one earlier, one later, one running;
+        // another project's run at the same instant.
+        for (const id of ['rr_a', 'rr_b', 'rr_c', 'rr_d']) await insert(id, R, finish);
+        await insert('rr_early', R, '2024-05-01T10:00:00.000Z');
+        await insert('rr_late', R, '2024-05-03T10:00:00.000Z');
+        await insert('rr_running', R, null);
+        await insert('rr_foreign', OTHER, finish);
+        // Two ranges: (nothing, (finish, rr_a)] and ((finish, rr_a), (finish, rr_c)].
+        await em.execute(
+          `insert into run_view_purge_ranges (project_id, through_finished_at, through_run_id, from_finished_at, from_run_id, runs, purged_at) values
+             (?, ?, 'rr_a', null, null, 2, '2024-06-01T00:00:00Z'),
+             (?, ?, 'rr_c', ?, 'rr_a', 2, '2024-06-02T00:00:00Z')`,
+          [R, finish, R, finish, finish],
+        );
+      });
+      const purgedAt = async (id: string, project = R) => (await views().getRun(project, id))?.executionDataPurgedAt;
+      expect(await purgedAt('rr_early')).toBe('2024-06-01T00:00:00.000Z');
+      expect(await purgedAt('rr_a')).toBe('2024-06-01T00:00:00.000Z');
+      expect(await purgedAt('rr_b')).toBe('2024-06-02T00:00:00.000Z');
+      expect(await purgedAt('rr_c')).toBe('2024-06-02T00:00:00.000Z');
+      for (const id of ['rr_d', 'rr_late', 'rr_running']) expect(await purgedAt(id)).toBeNull();
+      expect(await purgedAt('rr_foreign', OTHER)).toBeNull();
+      // A covered run's detail has no step data; an uncovered one keeps its trigger payload.
+      expect(await views().getRun(R, 'rr_b')).toMatchObject({ steps: {}, logsFileId: null });
+      expect(await views().getRun(R, 'rr_d')).toMatchObject({ steps: { trigger: { type: 'TRIGGER', output: { email: 'a@b.c' } } }, logsFileId: 'file_1' });
+      const listed = Object.fromEntries((await views().listRuns({ projectId: R, limit: 10 })).data.map((r) => [r.id, r.executionDataPurgedAt]));
+      expect(listed).toEqual({
+        rr_early: '2024-06-01T00:00:00.000Z',
+        rr_a: '2024-06-01T00:00:00.000Z',
+        rr_b: '2024-06-02T00:00:00.000Z',
+        rr_c: '2024-06-02T00:00:00.000Z',
+        rr_d: null,
+        rr_late: null,
+        rr_running: null,
+      });
+      // A range whose start is after the key does not claim it (a range lost in between).
+      await exec(`delete from run_view_purge_ranges where project_id = ? and through_run_id = 'rr_a'`, [R]);
+      expect(await purgedAt('rr_a')).toBeNull();
+      expect(await purgedAt('rr_b')).toBe('2024-06-02T00:00:00.000Z');
+    });
+
     it('does not see another project’s run, nor an unknown one', async () => {
       expect(await views().getRun(P, 'run_foreign')).toBeNull();
       expect(await views().getRun(OTHER, 'run_detail')).toBeNull();
@@ -526,13 +578,25 @@ describe('RunViews (Postgres)', () => {
 });
 
 /**
+ * The scans of a list's plan but the probes of `run_view_purge_ranges` (`RUN_VIEW_PURGED_AT`, one
+ * per row read, never more than the rows of the scans above it: checked here).
+ */
+function listScans(scans: PlanNode[]): PlanNode[] {
+  const probes = scans.filter((s) => s['Index Name'] === 'run_view_purge_ranges_pkey');
+  const rest = scans.filter((s) => s['Index Name'] !== 'run_view_purge_ranges_pkey');
+  const read = rest.reduce((n, s) => n + Number(s['Actual Rows'] ?? 0), 0);
+  for (const p of probes) expect(Number(p['Actual Loops'] ?? 0)).toBeLessThanOrEqual(read);
+  return rest;
+}
+
+/**
  * A selection with archived runs: one range of the unarchived runs' index and one of the archived
  * runs' (Postgres picks a plain or a bitmap read of each by its size), both bounded by the keyset
  * boundary, never a filter along the runs.
  */
 function expectRangesOfBothSets(explained: unknown, index: string): void {
   const root = planRoot(explained);
-  const scans = indexNodes(root);
+  const scans = listScans(indexNodes(root));
   expect(scans.map((s) => s['Index Name']).sort()).toEqual([`run_views_active_${index}_idx`, `run_views_archived_${index}_idx`]);
   for (const scan of scans) expect(scan['Index Cond']).toContain('ROW(created, id)');
   const text = JSON.stringify(explained);

@@ -104,11 +104,26 @@ const isoMs = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-M
 /** `created` with all six fractional digits, the exact value a keyset boundary needs. */
 const CREATED_KEY = `to_char(created at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_key`;
 
+/**
+ * When the run's execution data went: its own purge (an erase, or the retention range it closes),
+ * else the retention range of its project its finish key (`finish_time`, then id) falls in
+ * (`run_view_purge_ranges`: the first range ending at or after the key, if it starts before it) —
+ * one probe of that table's primary key. A range purge writes nothing on the runs it covers. An
+ * expression over a row of `run_views` (named so); exported for the benchmark's checks.
+ */
+export const RUN_VIEW_PURGED_AT = `coalesce(run_views.purged_at, case when run_views.finish_time is not null then (
+    select case when r.from_finished_at is null or (r.from_finished_at, r.from_run_id) < (run_views.finish_time, run_views.id)
+      then r.purged_at end
+    from run_view_purge_ranges r
+    where r.project_id = run_views.project_id and (r.through_finished_at, r.through_run_id) >= (run_views.finish_time, run_views.id)
+    order by r.through_finished_at, r.through_run_id limit 1) end)`;
+
 // The list columns: everything a FlowRun shows and nothing from step data. `created_key` is the
 // full microsecond value, for cursors.
 const LIST_COLUMNS = `id, project_id, flow_id, flow_version_id, flow_display_name, status, environment,
   triggered_by, tags, steps_count, parent_run_id, retry_of, failed_step_name, attempt, ${isoMs('start_time')},
-  ${isoMs('finish_time')}, ${isoMs('archived_at')}, ${isoMs('purged_at')}, pause_request_id, pause_step_name,
+  ${isoMs('finish_time')}, ${isoMs('archived_at')},
+  to_char(${RUN_VIEW_PURGED_AT} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as purged_at_iso, pause_request_id, pause_step_name,
   ${isoMs('created')}, ${CREATED_KEY}`;
 
 /** The entry a run's trigger payload appears under in `steps`, as in the reference. */

@@ -2,6 +2,7 @@
 export interface PlanNode {
   'Node Type': string;
   'Actual Rows'?: number;
+  'Actual Loops'?: number;
   'Index Name'?: string;
   'Index Cond'?: string;
   Plans?: PlanNode[];

@@ -1,6 +1,6 @@
 import { isDomainError, type DomainError, type FlowStep } from '@flowruns/contracts';
 import { ormOptions, sqlRunner } from '@flowruns/database';
-import { createTestDatabase, indexNodes, planRoot, uniqueName } from '@flowruns/testing';
+import { createTestDatabase, indexNodes, planRoot, uniqueName, waitFor } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { purgeExpiredBatch, type PurgeCursor } from './retention';
 import type { SqlRunner } from './sql';
@@ -41,10 +41,41 @@ describe('retention purge and erase (real Postgres)', () => {
       `select status, finished_at, purged_at, (state->>'purged')::boolean as purged from run_streams where run_id = ?`,
       [runId],
     ))[0];
+  /** The per-run purge events of a run (an erase's). */
   const purgeEvents = async (runId: string) =>
     (await q<{ reason: string }>(`select envelope->'data'->>'reason' as reason from run_events where run_id = ? and type = 'flowrun.execution-data-purged.v1'`, [runId])).map(
       (r) => r.reason,
     );
+  interface Range {
+    runId: string;
+    from: { finishedAt: string; runId: string } | null;
+    through: { finishedAt: string; runId: string };
+    runs: number;
+  }
+  /** A project's retention ranges, in the order they were appended. */
+  const ranges = async (projectId: string): Promise<Range[]> =>
+    (
+      await q<{ run_id: string; data: { fromFinishedAt: string | null; fromRunId: string | null; throughFinishedAt: string; runs: number } }>(
+        `select run_id, envelope->'data' as data from run_events
+         where type = 'flowrun.execution-data-purged-through.v1' and envelope->>'projectId' = ? order by position`,
+        [projectId],
+      )
+    ).map(({ run_id, data: d }) => ({
+      runId: run_id,
+      from: d.fromFinishedAt === null || d.fromRunId === null ? null : { finishedAt: d.fromFinishedAt, runId: d.fromRunId },
+      through: { finishedAt: d.throughFinishedAt, runId: run_id },
+      runs: d.runs,
+    }));
+  /** Each range starts where the one before ended (the first at nothing) and ends at the run it is on; their runs add up. */
+  const expectTiled = (rs: readonly Range[]) => {
+    rs.forEach((r, i) => {
+      expect(r.from).toEqual(i === 0 ? null : rs[i - 1].through);
+      expect(r.through.runId).toBe(r.runId);
+    });
+    return rs.reduce((n, r) => n + r.runs, 0);
+  };
+  /** Whether the write model answers the run as purged (what the decider is given). */
+  const readsPurged = async (runId: string) => ok(await commands.execution(runId)).purged;
 
   /** A project of its own (optionally with its own window), and a flow in it. */
   const project = async (retentionDays: number | null = null) => {
@@ -102,11 +133,15 @@ describe('retention purge and erase (real Postgres)', () => {
 
     await purgeAll();
     expect(await dataRecords(expired.id)).toBe(0);
-    expect(await stream(expired.id)).toMatchObject({ status: 'SUCCEEDED', purged: true, purged_at: expect.anything() });
-    expect(await purgeEvents(expired.id)).toEqual(['RETENTION']);
+    expect(await readsPurged(expired.id)).toBe(true);
+    // One range, closed by the only expired run: from nothing through it.
+    const [range, ...more] = await ranges(p.projectId);
+    expect(more).toEqual([]);
+    expect(range).toMatchObject({ runId: expired.id, from: null, through: { runId: expired.id }, runs: 1 });
+    expect((await stream(expired.id)).status).toBe('SUCCEEDED');
     for (const run of [inside, paused, running]) {
       expect(await dataRecords(run.id)).toBeGreaterThan(0);
-      expect(await purgeEvents(run.id)).toEqual([]);
+      expect(await readsPurged(run.id)).toBe(false);
     }
     // Both retry strategies need the data: refused with 410's code.
     for (const strategy of ['FROM_FAILED_STEP', 'ON_LATEST_VERSION'] as const) {
@@ -115,16 +150,44 @@ describe('retention purge and erase (real Postgres)', () => {
     }
   });
 
-  it('a failed run whose data is purged cannot be retried: 410 EXECUTION_DATA_PURGED for both strategies', async () => {
+  it('failed runs whose data is purged cannot be retried: 410 EXECUTION_DATA_PURGED for both strategies, for the range’s last run and the runs before it', async () => {
     const p = await project();
-    const failed = await runEnded(p, 45, 'fail');
+    const covered = await runEnded(p, 46, 'fail');
+    const last = await runEnded(p, 45, 'fail');
     await purgeAll();
-    expect(await dataRecords(failed.id)).toBe(0);
-    for (const strategy of ['FROM_FAILED_STEP', 'ON_LATEST_VERSION'] as const) {
-      const r = await commands.retry(failed.id, { projectId: p.projectId, strategy });
-      expect(isDomainError(r) && r).toMatchObject({ code: 'EXECUTION_DATA_PURGED', params: { entityId: failed.id } });
+    const [range] = await ranges(p.projectId);
+    expect(range).toMatchObject({ runId: last.id, runs: 2 });
+    // The run before the last has no event of its own: the mark says it is purged.
+    expect(await q(`select 1 from run_events where run_id = ? and type like 'flowrun.execution-data-purged%'`, [covered.id])).toEqual([]);
+    for (const run of [covered, last]) {
+      expect(await dataRecords(run.id)).toBe(0);
+      for (const strategy of ['FROM_FAILED_STEP', 'ON_LATEST_VERSION'] as const) {
+        const r = await commands.retry(run.id, { projectId: p.projectId, strategy });
+        expect(isDomainError(r) && r).toMatchObject({ code: 'EXECUTION_DATA_PURGED', params: { entityId: run.id } });
+      }
+      expect(await stream(run.id)).toMatchObject({ status: 'FAILED' });
     }
-    expect(await stream(failed.id)).toMatchObject({ status: 'FAILED' });
+    // An erase of a run a range covers changes nothing.
+    expect(ok(await commands.erase(covered.id, p.projectId))).toMatchObject({ eventsAppended: 0, runs: 0 });
+  });
+
+  it('a retry waiting on a run the purge holds sees the purge once it commits', async () => {
+    const p = await project();
+    const covered = await runEnded(p, 50, 'fail');
+    await runEnded(p, 49, 'fail');
+    let retry: Promise<unknown> | null = null;
+    await tx.transactional(async (sql) => {
+      expect((await purgeExpiredBatch(sql, window(), 100, { now: NOW })).runs).toBeGreaterThanOrEqual(2);
+      // The retry's lock on `covered` waits for this transaction; it is let go once seen waiting.
+      retry = commands.retry(covered.id, { projectId: p.projectId, strategy: 'FROM_FAILED_STEP' });
+      await waitFor(
+        async () =>
+          (await q<{ n: number }>(`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%run_streams%'`))[0].n > 0,
+        { timeoutMs: 10000, what: 'the retry to wait on the purge’s lock' },
+      );
+    });
+    const r = await retry!;
+    expect(isDomainError(r) && r).toMatchObject({ code: 'EXECUTION_DATA_PURGED', params: { entityId: covered.id } });
   });
 
   it('counts from the finish, not the start, and a later --now expires what is inside the window today', async () => {
@@ -169,31 +232,67 @@ describe('retention purge and erase (real Postgres)', () => {
       }),
     ).rejects.toThrow('killed mid-batch');
     for (const run of runs) expect(await dataRecords(run.id)).toBeGreaterThan(0);
+    expect(await ranges(p.projectId)).toEqual([]);
     await purgeAll(window(), 2);
     for (const run of runs) {
       expect(await dataRecords(run.id)).toBe(0);
-      expect(await purgeEvents(run.id)).toEqual(['RETENTION']);
+      expect(await readsPurged(run.id)).toBe(true);
     }
+    expect(expectTiled(await ranges(p.projectId))).toBe(6);
   });
 
-  it('two purgers at once take different runs (skip locked): every run purged exactly once', async () => {
-    const p = await project(2);
+  it('two purgers at once take different projects (a project is purged by one at a time): every run purged exactly once', async () => {
+    const projects = [await project(2), await project(2)];
     const runs = [];
-    for (let i = 0; i < 24; i++) runs.push(await runEnded(p, 5));
+    for (const p of projects) for (let i = 0; i < 12; i++) runs.push(await runEnded(p, 5));
     const purger = async () => {
       let n = 0;
+      let after: PurgeCursor | null = null;
       for (;;) {
-        const r = ok(await commands.purgeExpired(window(), 3));
+        const r: { runs: number; last: PurgeCursor | null } = ok(await commands.purgeExpired(window(), 3, {}, after));
         n += r.runs;
-        if (r.runs === 0) return n;
+        if (r.runs < 3) return n;
+        after = r.last;
       }
     };
-    const [x, y] = await Promise.all([purger(), purger()]);
-    expect(x + y).toBeGreaterThanOrEqual(24);
-    for (const run of runs) expect(await purgeEvents(run.id)).toEqual(['RETENTION']);
+    await Promise.all([purger(), purger()]);
+    // What a purger passed over (the other held it) is left to the next pass.
+    await purgeAll(window(), 3);
+    for (const run of runs) expect(await dataRecords(run.id)).toBe(0);
+    for (const p of projects) expect(expectTiled(await ranges(p.projectId))).toBe(12);
   });
 
-  it('a pass continues each batch after the last one’s end: runs finished at one instant split across batches, each purged once; a longer window’s runs passed over', async () => {
+  it('a run held by a command ends its project’s range before it; the next pass goes on from there', async () => {
+    const p = await project(2);
+    const runs = [];
+    for (let i = 0; i < 5; i++) runs.push(await runEnded(p, 10 - i));
+    const held = runs[2];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    const holder = orm.em.fork().transactional(async (tem) => {
+      await tem.execute('select 1 from run_streams where run_id = ? for update', [held.id]);
+      locked();
+      await released;
+    });
+    await isLocked;
+    const first = ok(await commands.purgeExpired(window(), 100));
+    release();
+    await holder;
+    expect(first.runs).toBeGreaterThanOrEqual(2);
+    expect(await ranges(p.projectId)).toEqual([expect.objectContaining({ from: null, through: expect.objectContaining({ runId: runs[1].id }), runs: 2 })]);
+    for (const run of runs.slice(0, 2)) expect(await dataRecords(run.id)).toBe(0);
+    for (const run of runs.slice(2)) {
+      expect(await dataRecords(run.id)).toBeGreaterThan(0);
+      expect(await readsPurged(run.id)).toBe(false);
+    }
+    await purgeAll();
+    for (const run of runs) expect(await dataRecords(run.id)).toBe(0);
+    expect(expectTiled(await ranges(p.projectId))).toBe(5);
+  });
+
+  it('ranges split runs finished at one instant by run id: each purged once, in (finish, run id) order; a longer window’s runs passed over', async () => {
     const short = await project(1);
     const long = await project(90);
     // Seven runs finishing at the same instant (as a bulk cancel finishes thousands), a longer
@@ -202,8 +301,7 @@ describe('retention purge and erase (real Postgres)', () => {
     for (let i = 0; i < 7; i++) sameInstant.push(await runEnded(short, 3));
     const kept = [await runEnded(long, 3), await runEnded(long, 4)];
     const earlier = [await runEnded(short, 4), await runEnded(short, 4)];
-    // The window's `now` a minute before NOW: nothing else in the database (other tests' runs, all
-    // finished at whole days before NOW) is purged by this pass but these projects' runs.
+    // The window's `now` a minute before NOW: every run other tests left expired is purged by now.
     const w = window(new Date(NOW.getTime() - 60_000), 36500);
 
     const cursors: (PurgeCursor | null)[] = [];
@@ -217,21 +315,30 @@ describe('retention purge and erase (real Postgres)', () => {
       after = r.last;
     }
     expect(purged).toBe(9);
+    expect(cursors).toEqual([{ projectId: short.projectId }, { projectId: short.projectId }, { projectId: short.projectId }, null]);
+    const rs = await ranges(short.projectId);
+    expect(rs.map((r) => r.runs)).toEqual([3, 3, 3]);
+    expect(expectTiled(rs)).toBe(9);
     // Oldest first: the two earlier runs and one of the seven, then the seven's other six in two
-    // batches that end at the same instant (the run id tells them apart), then an empty batch.
+    // ranges that end at the same instant (the run id tells them apart).
     const threeDaysAgo = daysAgo(3).toISOString().replace('Z', '000Z');
-    expect(cursors.map((c) => c && c.finishedAt)).toEqual([threeDaysAgo, threeDaysAgo, threeDaysAgo, null]);
-    // Strictly increasing in (finish, run id): no batch took a run again or went back.
-    const keys = cursors.filter((c): c is PurgeCursor => c !== null).map((c) => `${c.finishedAt} ${c.runId}`);
-    expect([...keys].sort()).toEqual(keys);
-    expect(new Set(keys).size).toBe(keys.length);
-    for (const run of [...sameInstant, ...earlier]) expect(await purgeEvents(run.id)).toEqual(['RETENTION']);
-    for (const run of kept) expect(await dataRecords(run.id)).toBeGreaterThan(0);
+    expect(rs.map((r) => r.through.finishedAt)).toEqual([threeDaysAgo, threeDaysAgo, threeDaysAgo]);
+    for (const run of [...sameInstant, ...earlier]) {
+      expect(await dataRecords(run.id)).toBe(0);
+      expect(await readsPurged(run.id)).toBe(true);
+    }
+    for (const run of kept) {
+      expect(await dataRecords(run.id)).toBeGreaterThan(0);
+      expect(await readsPurged(run.id)).toBe(false);
+    }
+    expect(await ranges(long.projectId)).toEqual([]);
   });
 
-  it('a batch after a position reads the candidates’ index from that position on (keyset in the index condition, not a filter)', async () => {
+  it('a batch reads a project’s candidates from its mark on (keyset in the index condition, not a filter)', async () => {
+    const p = await project(1);
+    for (let i = 0; i < 3; i++) await runEnded(p, 3 + i);
+    await tx.transactional((sql) => purgeExpiredBatch(sql, window(), 1, { now: NOW }, { projectId: p.projectId }));
     const statements: { text: string; params: unknown[] }[] = [];
-    const after: PurgeCursor = { finishedAt: '2031-05-01T00:00:00.000001Z', runId: 'r' };
     await expect(
       tx.transactional(async (sql) => {
         const recording: SqlRunner = {
@@ -240,15 +347,16 @@ describe('retention purge and erase (real Postgres)', () => {
             return sql.execute(text, params);
           },
         };
-        await purgeExpiredBatch(recording, window(), 5, { now: NOW }, after);
+        await purgeExpiredBatch(recording, window(), 1, { now: NOW }, { projectId: p.projectId });
         throw new Error('rolled back: only the statement was wanted');
       }),
     ).rejects.toThrow('rolled back');
     const select = statements.find((st) => st.text.includes('skip locked'));
     expect(select).toBeDefined();
     const [plan] = await q(`explain (format json) ${select!.text}`, select!.params);
-    const retention = indexNodes(planRoot(plan)).find((x) => x['Index Name'] === 'run_streams_retention_key_idx');
+    const retention = indexNodes(planRoot(plan)).find((x) => x['Index Name'] === 'run_streams_retention_project_idx');
     expect(retention?.['Index Cond']).toContain('ROW(finished_at, run_id) >');
+    expect(retention?.['Index Cond']).toContain('project_id =');
   });
 
   it('erase: removes one finished run’s data now, recorded as ERASE; idempotent; 409 while it runs; not found across projects', async () => {

@@ -102,7 +102,7 @@ export async function appendToRun(
   // A run being created has a fresh id (uuid v7): there is no row to lock, and the insert of its row
   // would fail on the primary key if there were.
   const rows = opts.create ? [] : await sql.execute<StreamRow>(`select ${STREAM_COLUMNS} from run_streams where run_id = ? for update`, [runId]);
-  const row = rows[0];
+  const row = rows[0] && (await withRetentionRanges(sql, rows))[0];
   if (row && opts.projectId !== undefined && row.project_id !== opts.projectId) return runNotFound(runId);
   const command = await build(row ? row.state : initialState());
   if (isDomainError(command)) return command;
@@ -129,6 +129,29 @@ export async function appendToRuns(
 }
 
 /**
+ * The rows with `state.purged` set where retention purged the run as part of a range (its finish
+ * key at or before its project's mark in `retention_marks`, `purgeExpiredBatch`): a range purge
+ * writes nothing on the runs it covers, so their snapshots do not say it. Only finished runs not
+ * marked purged already are looked up, in one statement.
+ *
+ * Must run after the rows are locked, in a statement of its own: a purge batch locks the runs of
+ * its range and moves the mark in one transaction, so once a lock on one of them is granted, a new
+ * statement sees the mark that covers it (the locking statement's own snapshot may predate it).
+ */
+export async function withRetentionRanges<R extends StreamRow>(sql: SqlRunner, rows: readonly R[]): Promise<R[]> {
+  const finished = rows.filter((r) => !r.state.purged && r.state.status !== null && isTerminal(r.state.status)).map((r) => r.run_id);
+  if (finished.length === 0) return [...rows];
+  const covered = await sql.execute<{ run_id: string }>(
+    `select s.run_id from run_streams s join retention_marks m on m.project_id = s.project_id
+     where s.run_id in (?) and s.finished_at is not null and (s.finished_at, s.run_id) <= (m.finished_at, m.run_id)`,
+    [finished],
+  );
+  if (covered.length === 0) return [...rows];
+  const ids = new Set(covered.map((c) => c.run_id));
+  return rows.map((r) => (ids.has(r.run_id) ? { ...r, state: { ...r.state, purged: true } } : r));
+}
+
+/**
  * `appendToRuns` for stream rows the caller has already selected (`STREAM_COLUMNS`) and locked
  * (`for update`) in this transaction — a purge batch does both in the statement that picks its runs.
  */
@@ -138,7 +161,7 @@ export async function appendToLockedRuns(
   build: (state: RunState, runId: string) => RunCommand | DomainError,
   opts: AppendOptions,
 ): Promise<(AppendResult | DomainError)[]> {
-  const decided = rows.map((row) => {
+  const decided = (await withRetentionRanges(sql, rows)).map((row) => {
     const command = build(row.state, row.run_id);
     return isDomainError(command) ? command : decideFor(row.run_id, row, command, opts);
   });
@@ -439,7 +462,7 @@ function oneStatement(writes: readonly Write[]): [string, unknown[]] {
 /** Reads a run's stream head without locking (for answers that need the current state). */
 export async function readStream(sql: SqlRunner, runId: string): Promise<(StreamMeta & { version: number; state: RunState }) | null> {
   const rows = await sql.execute<StreamRow>(`select ${STREAM_COLUMNS} from run_streams where run_id = ?`, [runId]);
-  const r = rows[0];
+  const r = rows[0] && (await withRetentionRanges(sql, rows))[0];
   return r ? { projectId: r.project_id, flowId: r.flow_id, version: r.version, state: r.state } : null;
 }
 

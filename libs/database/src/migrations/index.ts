@@ -10,6 +10,7 @@ import { Migration20261129210000ActiveListIndexes } from './Migration20261129210
 import { Migration20261130000000ArchivedListIndexes } from './Migration20261130000000ArchivedListIndexes';
 import { Migration20261130120000RetentionKeyset } from './Migration20261130120000RetentionKeyset';
 import { Migration20261201000000StreamFillfactor } from './Migration20261201000000StreamFillfactor';
+import { Migration20261202000000RetentionRanges } from './Migration20261202000000RetentionRanges';
 
 /** Every migration, in order. Listed explicitly so the same list works from sources and from dist. */
 export const MIGRATIONS = [
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261130000000ArchivedListIndexes', class: Migration20261130000000ArchivedListIndexes },
   { name: 'Migration20261130120000RetentionKeyset', class: Migration20261130120000RetentionKeyset },
   { name: 'Migration20261201000000StreamFillfactor', class: Migration20261201000000StreamFillfactor },
+  { name: 'Migration20261202000000RetentionRanges', class: Migration20261202000000RetentionRanges },
 ];
