@@ -50,13 +50,14 @@ describe('list query', () => {
     expect(sql).toMatch(/order by run_views.created desc, run_views.id desc limit \?$/);
     expect(sql).not.toMatch(/offset|count\(/i);
     expect(sql).toContain('archived_at is null');
-    expect(params).toEqual(['p1', 11]);
+    // The first: the project again, for the purge column's one read of its last retention range.
+    expect(params).toEqual(['p1', 'p1', 11]);
   });
 
   it('starts after the boundary going forward and before it going back', () => {
     const fwd = buildListQuery({ ...base, cursor: encodeCursor({ created: '2024-01-15T10:30:00.123456Z', id: 'r1', direction: 'next' }) });
     expect(fwd.sql).toContain('(created, id) < (?::timestamptz, ?)');
-    expect(fwd.params).toEqual(['p1', '2024-01-15T10:30:00.123456Z', 'r1', 11]);
+    expect(fwd.params).toEqual(['p1', 'p1', '2024-01-15T10:30:00.123456Z', 'r1', 11]);
     const back = buildListQuery({ ...base, cursor: encodeCursor({ created: '2024-01-15T10:30:00.123456Z', id: 'r1', direction: 'previous' }) });
     expect(back.sql).toContain('(created, id) > (?::timestamptz, ?)');
     expect(back.sql).toMatch(/order by run_views.created asc, run_views.id asc limit \?$/);
@@ -75,7 +76,7 @@ describe('list query', () => {
     expect(sql).toContain(`${side('null')} union all (`);
     expect(sql).toContain(side('not null'));
     expect(sql).toMatch(/\) as both_sets order by range_key asc, id asc limit \?$/);
-    const one = ['p1', 'f1', '2024-01-15T10:30:00.123456Z', 'r1', 11];
+    const one = ['p1', 'p1', 'f1', '2024-01-15T10:30:00.123456Z', 'r1', 11];
     expect(params).toEqual([...one, ...one, 11]);
   });
 

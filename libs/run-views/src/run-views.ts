@@ -109,7 +109,8 @@ const CREATED_KEY = `to_char(created at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:S
  * else the retention range of its project its finish key (`finish_time`, then id) falls in
  * (`run_view_purge_ranges`: the first range ending at or after the key, if it starts before it) —
  * one probe of that table's primary key. A range purge writes nothing on the runs it covers. An
- * expression over a row of `run_views` (named so); exported for the benchmark's checks.
+ * expression over a row of `run_views` (named so); exported for the benchmark's and the fault
+ * suite's checks, which read many projects.
  */
 export const RUN_VIEW_PURGED_AT = `coalesce(run_views.purged_at, case when run_views.finish_time is not null then (
     select case when r.from_finished_at is null or (r.from_finished_at, r.from_run_id) < (run_views.finish_time, run_views.id)
@@ -118,12 +119,26 @@ export const RUN_VIEW_PURGED_AT = `coalesce(run_views.purged_at, case when run_v
     where r.project_id = run_views.project_id and (r.through_finished_at, r.through_run_id) >= (run_views.finish_time, run_views.id)
     order by r.through_finished_at, r.through_run_id limit 1) end)`;
 
+/**
+ * `RUN_VIEW_PURGED_AT` for the rows of one project (its id bound to the `?`): the project's last
+ * range end is read once per query (an InitPlan), and only a run finished at or before it probes
+ * for its range — a page of runs newer than the last purge (a list's first pages) probes nothing.
+ */
+const PROJECT_PURGED_AT = `coalesce(run_views.purged_at, case when (run_views.finish_time, run_views.id) <= (
+    select l.through_finished_at, l.through_run_id from run_view_purge_ranges l where l.project_id = ?
+    order by l.through_finished_at desc, l.through_run_id desc limit 1) then (
+    select case when r.from_finished_at is null or (r.from_finished_at, r.from_run_id) < (run_views.finish_time, run_views.id)
+      then r.purged_at end
+    from run_view_purge_ranges r
+    where r.project_id = run_views.project_id and (r.through_finished_at, r.through_run_id) >= (run_views.finish_time, run_views.id)
+    order by r.through_finished_at, r.through_run_id limit 1) end)`;
+
 // The list columns: everything a FlowRun shows and nothing from step data. `created_key` is the
-// full microsecond value, for cursors.
+// full microsecond value, for cursors. One `?`: the project's id (`PROJECT_PURGED_AT`).
 const LIST_COLUMNS = `id, project_id, flow_id, flow_version_id, flow_display_name, status, environment,
   triggered_by, tags, steps_count, parent_run_id, retry_of, failed_step_name, attempt, ${isoMs('start_time')},
   ${isoMs('finish_time')}, ${isoMs('archived_at')},
-  to_char(${RUN_VIEW_PURGED_AT} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as purged_at_iso, pause_request_id, pause_step_name,
+  to_char(${PROJECT_PURGED_AT} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as purged_at_iso, pause_request_id, pause_step_name,
   ${isoMs('created')}, ${CREATED_KEY}`;
 
 /** The entry a run's trigger payload appears under in `steps`, as in the reference. */
@@ -194,7 +209,8 @@ export function buildListQuery(q: ListRunsQuery): { sql: string; params: unknown
     where.push(backwards ? '(created, id) > (?::timestamptz, ?)' : '(created, id) < (?::timestamptz, ?)');
     params.push(cursor.created, cursor.id);
   }
-  return { ...orderedRange(LIST_COLUMNS, { where, params }, q.includeArchived === true, backwards ? 'asc' : 'desc', q.limit + 1), cursor };
+  const columns = { text: LIST_COLUMNS, params: [q.projectId] };
+  return { ...orderedRange(columns, { where, params }, q.includeArchived === true, backwards ? 'asc' : 'desc', q.limit + 1), cursor };
 }
 
 /**
@@ -205,7 +221,7 @@ export function buildListQuery(q: ListRunsQuery): { sql: string; params: unknown
  * each, and merges them — never a filter along every run, whichever set is in the way.
  */
 function orderedRange(
-  columns: string,
+  columns: { text: string; params: unknown[] },
   { where, params }: { where: string[]; params: unknown[] },
   includeArchived: boolean,
   direction: 'asc' | 'desc',
@@ -214,12 +230,13 @@ function orderedRange(
   // Qualified, because an output column of the same name would otherwise win in ORDER BY.
   const order = `run_views.created ${direction}, run_views.id ${direction}`;
   const range = (archived: 'null' | 'not null', extra = '') =>
-    `select ${columns}${extra} from run_views where ${[...where, `archived_at is ${archived}`].join(' and ')} order by ${order} limit ?`;
-  if (!includeArchived) return { sql: range('null'), params: [...params, limit] };
+    `select ${columns.text}${extra} from run_views where ${[...where, `archived_at is ${archived}`].join(' and ')} order by ${order} limit ?`;
+  const side = [...columns.params, ...params, limit];
+  if (!includeArchived) return { sql: range('null'), params: side };
   const sides = `(${range('null', ', created as range_key')}) union all (${range('not null', ', created as range_key')})`;
   return {
     sql: `select * from (${sides}) as both_sets order by range_key ${direction}, id ${direction} limit ?`,
-    params: [...params, limit, ...params, limit, limit],
+    params: [...side, ...side, limit],
   };
 }
 
@@ -237,7 +254,7 @@ export function buildIdScanQuery(q: RunSelection, after: RunKey | null, limit: n
     where.push('(created, id) < (?::timestamptz, ?)');
     params.push(after.created, after.id);
   }
-  return orderedRange(`id, ${CREATED_KEY}`, { where, params }, q.includeArchived === true, 'desc', limit);
+  return orderedRange({ text: `id, ${CREATED_KEY}`, params: [] }, { where, params }, q.includeArchived === true, 'desc', limit);
 }
 
 /** A run view row as the public `FlowRun`. */
@@ -361,7 +378,7 @@ export class RunViews {
     if (ids.length === 0) return [];
     const runs = await this.sql.execute<RunDetailRow>(
       `select ${LIST_COLUMNS}, logs_file_id, trigger_data_ref from run_views where id in (?) and project_id = ?`,
-      [[...ids], projectId],
+      [projectId, [...ids], projectId],
     );
     const withData = runs.filter((r) => r.purged_at_iso === null);
     const steps = withData.length
