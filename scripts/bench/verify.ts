@@ -26,7 +26,8 @@ const same = (a: unknown, b: unknown) => JSON.stringify(normalize(a)) === JSON.s
  * Checks bulk-loaded runs against the real code: every loaded event must parse as a known event
  * (the contracts' schemas), the stream snapshot must be what the decider's `evolve` folds from those
  * events, and the view rows (read the way the projector reads them) what the projection's
- * `evolveRun` folds from them. Throws with the first difference.
+ * `evolveRun` folds from them, with the same finish instant as the stream's. Throws with the first
+ * difference.
  */
 export async function verifySample(db: BenchDatabase, runIds: readonly string[]): Promise<{ runs: number; events: number }> {
   const rows = await db.q<{ run_id: string; envelope: EventEnvelope }>(
@@ -39,8 +40,8 @@ export async function verifySample(db: BenchDatabase, runIds: readonly string[])
     if (parsed.kind !== 'known') throw new Error(`loaded event of run ${r.run_id} does not parse: ${JSON.stringify(parsed)}`);
     byRun.set(r.run_id, [...(byRun.get(r.run_id) ?? []), parsed.envelope]);
   }
-  const streams = await db.q<{ run_id: string; state: RunState; version: number }>(
-    'select run_id, state, version from run_streams where run_id = any($1)',
+  const streams = await db.q<{ run_id: string; state: RunState; version: number; finished_at: string | null }>(
+    `select run_id, state, version, to_char(finished_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as finished_at from run_streams where run_id = any($1)`,
     [runIds],
   );
   const views = await loadRuns(db.runner(), runIds);
@@ -63,6 +64,10 @@ export async function verifySample(db: BenchDatabase, runIds: readonly string[])
     }
     const view = views.get(id)?.projection;
     if (!view) throw new Error(`run ${id}: no view row`);
+    // Retention's ranges hold runs by finish key on both sides: the stream's and the view's must agree.
+    if (!same(stream.finished_at, view.view.finishTime)) {
+      throw new Error(`run ${id}: run_streams.finished_at ${stream.finished_at} but the view's finish_time ${view.view.finishTime}`);
+    }
     if (!same(view, projection)) {
       throw new Error(`run ${id}: view differs from evolveRun\n loaded: ${JSON.stringify(normalize(view))}\n folded: ${JSON.stringify(normalize(projection))}`);
     }
