@@ -112,12 +112,15 @@ const CREATED_KEY = `to_char(created at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:S
  * expression over a row of `run_views` (named so); exported for the benchmark's and the fault
  * suite's checks, which read many projects.
  */
-export const RUN_VIEW_PURGED_AT = `coalesce(run_views.purged_at, case when run_views.finish_time is not null then (
+/** The purge time of the range the `run_views` row's finish key falls in, or null (one probe). */
+const RANGE_PROBE = `(
     select case when r.from_finished_at is null or (r.from_finished_at, r.from_run_id) < (run_views.finish_time, run_views.id)
       then r.purged_at end
     from run_view_purge_ranges r
     where r.project_id = run_views.project_id and (r.through_finished_at, r.through_run_id) >= (run_views.finish_time, run_views.id)
-    order by r.through_finished_at, r.through_run_id limit 1) end)`;
+    order by r.through_finished_at, r.through_run_id limit 1)`;
+
+export const RUN_VIEW_PURGED_AT = `coalesce(run_views.purged_at, case when run_views.finish_time is not null then ${RANGE_PROBE} end)`;
 
 /**
  * `RUN_VIEW_PURGED_AT` for the rows of one project (its id bound to the `?`): the project's last
@@ -126,12 +129,7 @@ export const RUN_VIEW_PURGED_AT = `coalesce(run_views.purged_at, case when run_v
  */
 const PROJECT_PURGED_AT = `coalesce(run_views.purged_at, case when (run_views.finish_time, run_views.id) <= (
     select l.through_finished_at, l.through_run_id from run_view_purge_ranges l where l.project_id = ?
-    order by l.through_finished_at desc, l.through_run_id desc limit 1) then (
-    select case when r.from_finished_at is null or (r.from_finished_at, r.from_run_id) < (run_views.finish_time, run_views.id)
-      then r.purged_at end
-    from run_view_purge_ranges r
-    where r.project_id = run_views.project_id and (r.through_finished_at, r.through_run_id) >= (run_views.finish_time, run_views.id)
-    order by r.through_finished_at, r.through_run_id limit 1) end)`;
+    order by l.through_finished_at desc, l.through_run_id desc limit 1) then ${RANGE_PROBE} end)`;
 
 // The list columns: everything a FlowRun shows and nothing from step data. `created_key` is the
 // full microsecond value, for cursors. One `?`: the project's id (`PROJECT_PURGED_AT`).

@@ -33,6 +33,10 @@ export interface PurgeBatchOutcome extends PurgeOutcome {
 /** A run's finish key as Postgres orders it, with its microseconds (ISO 8601, UTC). */
 const finishKey = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
+/** Whether a run finished (`finished`) before `?` (the window's `now`) less its project's window: `retentionDays` or the default (`?`). */
+const finishedBeforeWindow = (finished: string, retentionDays: string) =>
+  `${finished} < ?::timestamptz - make_interval(days => coalesce(${retentionDays}, ?))`;
+
 /** The advisory lock class of a project's purge (`pg_try_advisory_xact_lock(class, hashtext(project))`). */
 const PURGE_LOCK_CLASS = 7_260_401;
 
@@ -76,7 +80,7 @@ async function purgeProjectRange(
     [projectId],
   );
   const expired = `s.project_id = ? and s.finished_at is not null
-    and s.finished_at < ?::timestamptz - make_interval(days => coalesce((select retention_days from projects where id = ?), ?))
+    and ${finishedBeforeWindow('s.finished_at', '(select retention_days from projects where id = ?)')}
     ${mark ? 'and (s.finished_at, s.run_id) > (?::timestamptz, ?)' : ''}`;
   const expiredParams = [projectId, window.now, projectId, window.defaultDays, ...(mark ? [mark.finished_key, mark.run_id] : [])];
   const locked = await sql.execute<{ run_id: string; finished_key: string }>(
@@ -181,7 +185,7 @@ export async function retentionPlan(sql: SqlRunner, window: RetentionWindow): Pr
        left join projects p on p.id = s.project_id
        left join retention_marks m on m.project_id = s.project_id
        where s.finished_at is not null
-         and s.finished_at < ?::timestamptz - make_interval(days => coalesce(p.retention_days, ?))
+         and ${finishedBeforeWindow('s.finished_at', 'p.retention_days')}
          and (m.project_id is null or (s.finished_at, s.run_id) > (m.finished_at, m.run_id))
      )
      select (select count(*)::int from expired) as runs,
