@@ -83,36 +83,44 @@ async function purgeProjectRange(
     and ${finishedBeforeWindow('s.finished_at', '(select retention_days from projects where id = ?)')}
     ${mark ? 'and (s.finished_at, s.run_id) > (?::timestamptz, ?)' : ''}`;
   const expiredParams = [projectId, window.now, projectId, window.defaultDays, ...(mark ? [mark.finished_key, mark.run_id] : [])];
-  const locked = await sql.execute<{ run_id: string; finished_key: string }>(
-    `select s.run_id, ${finishKey('s.finished_at')} as finished_key from run_streams s
-     where ${expired}
-     order by s.finished_at, s.run_id limit ? for update skip locked`,
-    [...expiredParams, limit],
-  );
-  if (locked.length === 0) return none;
-  // A candidate before the last locked one that is not among them is held by another transaction:
-  // the range ends before it.
-  const ids = locked.map((r) => r.run_id);
-  const last = locked[locked.length - 1];
-  const [gap] = await sql.execute<{ before: number }>(
-    `with g as (
+  // One statement, so the range's run ids never travel to this process and back: lock the next
+  // expired runs (skipping those another transaction holds), end the range before the first
+  // candidate that is not among them (a run held by a command), delete the range's execution data
+  // and move the mark to its last run. Data-modifying CTEs run once, to completion, whether or
+  // not the result reads them.
+  const [range] = await sql.execute<{ run_id: string; finished_key: string; runs: number; records: number; bytes: number }>(
+    `with locked as materialized (
+       select s.run_id, s.finished_at from run_streams s
+       where ${expired}
+       order by s.finished_at, s.run_id limit ? for update skip locked
+     ), last as (
+       select finished_at, run_id from locked order by finished_at desc, run_id desc limit 1
+     ), gap as (
+       -- Bounded by the last locked run in the index condition; the locked runs hashed (not an anti
+       -- join against the CTE, which nests a loop over both: quadratic in the batch).
        select s.finished_at, s.run_id from run_streams s
-       where ${expired} and (s.finished_at, s.run_id) < (?::timestamptz, ?) and s.run_id not in (?)
+       where ${expired} and (s.finished_at, s.run_id) < ((select finished_at from last), (select run_id from last))
+         and s.run_id not in (select run_id from locked)
        order by s.finished_at, s.run_id limit 1
+     ), range as materialized (
+       select k.run_id, k.finished_at from locked k
+       where not exists (select 1 from gap g where (k.finished_at, k.run_id) >= (g.finished_at, g.run_id))
+     ), through as (
+       select finished_at, run_id from range order by finished_at desc, run_id desc limit 1
+     ), gone as (
+       delete from execution_data d where d.run_id in (select run_id from range) returning d.bytes
+     ), marked as (
+       insert into retention_marks (project_id, finished_at, run_id, updated_at)
+       select ?, finished_at, run_id, ? from through
+       on conflict (project_id) do update set finished_at = excluded.finished_at, run_id = excluded.run_id, updated_at = excluded.updated_at
      )
-     select (select count(*) from run_streams r where r.run_id in (?) and (r.finished_at, r.run_id) < (g.finished_at, g.run_id))::int as before
-     from g`,
-    [...expiredParams, last.finished_key, last.run_id, ids, ids],
+     select t.run_id, ${finishKey('t.finished_at')} as finished_key, (select count(*) from range)::int as runs,
+       (select count(*) from gone)::int as records, (select coalesce(sum(bytes), 0) from gone)::float8 as bytes
+     from through t`,
+    [...expiredParams, limit, ...expiredParams, projectId, opts.now],
   );
-  const range = gap ? locked.slice(0, gap.before) : locked;
-  if (range.length === 0) return none;
-  const through = range[range.length - 1];
-  const { records, bytes } = await new ExecutionDataStore(sql).purgeRuns(range.map((r) => r.run_id));
-  await sql.execute(
-    `insert into retention_marks (project_id, finished_at, run_id, updated_at) values (?, ?::timestamptz, ?, ?)
-     on conflict (project_id) do update set finished_at = excluded.finished_at, run_id = excluded.run_id, updated_at = excluded.updated_at`,
-    [projectId, through.finished_key, through.run_id, opts.now],
-  );
+  if (!range) return none;
+  const through = { run_id: range.run_id, finished_key: range.finished_key };
   const [result] = await appendToRuns(
     sql,
     [through.run_id],
@@ -122,14 +130,14 @@ async function purgeProjectRange(
       range: {
         from: mark ? { finishedAt: mark.finished_key, runId: mark.run_id } : null,
         through: { finishedAt: through.finished_key, runId: through.run_id },
-        runs: range.length,
+        runs: range.runs,
       },
     }),
     opts,
   );
   // The run is finished and locked by this transaction: the decider cannot refuse it.
   if (!result || isDomainError(result)) throw new Error(`retention range through run ${through.run_id} was refused: ${JSON.stringify(result)}`);
-  return { runs: range.length, records, bytes };
+  return { runs: range.runs, records: range.records, bytes: range.bytes };
 }
 
 /**
