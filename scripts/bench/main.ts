@@ -64,7 +64,7 @@ function scaled(p: Profile, f: number): Profile {
     ingest: { ...p.ingest, durationS: Math.max(3, Math.round(p.ingest.durationS * f)) },
     list: { ...p.list, sizes: p.list.sizes.map(s), page: Math.max(2, Math.round(p.list.page * f)), fixedS: 1, maxS: 1, sqlS: 1 },
     bulk: { runs: s(p.bulk.runs) },
-    purge: { ...p.purge, runs: s(p.purge.runs), windowS: 1, mixed: { expired: s(p.purge.mixed.expired), kept: s(p.purge.mixed.kept) } },
+    purge: { ...p.purge, runs: s(p.purge.runs), windowS: 1, atTarget: { ...p.purge.atTarget, runs: s(p.purge.atTarget.runs) }, mixed: { expired: s(p.purge.mixed.expired), kept: s(p.purge.mixed.kept) } },
     rebuild: { runs: s(p.rebuild.runs) },
   };
 }
@@ -123,7 +123,7 @@ async function run({ profile, only, scale }: Omit<ReturnType<typeof parseArgs>, 
   const file = path.join(dir, `${stamp}-${profile.name}${scale !== 1 ? `-scale${scale}` : ''}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   log(`wrote ${path.relative(ROOT, file)}`);
-  if (scale === 1 && !failed && only.length === ALL.length) {
+  if (scale === 1 && !failed && only.length === ALL.length && !process.env.BENCH_BULK_OPS) {
     writeFileSync(path.join(dir, `latest-${profile.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
     writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), renderBenchmarks(dir));
     log('BENCHMARKS.md regenerated');

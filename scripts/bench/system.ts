@@ -254,22 +254,34 @@ export class CpuMeter {
     ];
     const m = new CpuMeter(sys, [...pidsOf(sys), ...others]);
     for (const p of m.procs) m.start.set(`app:${p.pid}`, cpuSeconds(p.pid) ?? 0);
-    for (const pid of await m.backends()) m.start.set(`pg:${pid}`, cpuSeconds(pid) ?? 0);
+    for (const { pid } of await m.backends()) m.start.set(`pg:${pid}`, cpuSeconds(pid) ?? 0);
     return m;
   }
 
-  private async backends(): Promise<number[]> {
-    const rows = await this.sys.db.q<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
-    return rows.map((r) => r.pid);
+  private async backends(): Promise<{ pid: number; app: string }[]> {
+    const rows = await this.sys.db.q<{ pid: number; app: string }>(
+      "select pid, coalesce(nullif(application_name, ''), 'other') as app from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
+    );
+    return rows;
   }
 
-  /** CPU seconds per process name since `start` (`postgres` = the backends, `harness` = this process). */
+  /**
+   * CPU seconds per process name since `start` (`postgres` = the backends, `harness` = this
+   * process), and the backends' share by their client's `application_name` (`postgres: projector`,
+   * …: parts of `postgres`, not added to it).
+   */
   async stop(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
     for (const p of this.procs) out[p.name] = (out[p.name] ?? 0) + (cpuSeconds(p.pid) ?? NaN) - (this.start.get(`app:${p.pid}`) ?? 0);
     let pg = 0;
-    for (const pid of await this.backends()) pg += (cpuSeconds(pid) ?? 0) - (this.start.get(`pg:${pid}`) ?? 0);
+    const byApp: Record<string, number> = {};
+    for (const { pid, app } of await this.backends()) {
+      const used = (cpuSeconds(pid) ?? 0) - (this.start.get(`pg:${pid}`) ?? 0);
+      pg += used;
+      byApp[`postgres: ${app}`] = (byApp[`postgres: ${app}`] ?? 0) + used;
+    }
     out.postgres = pg;
+    Object.assign(out, byApp);
     const h = process.cpuUsage(this.harness);
     out.harness = (h.user + h.system) / 1e6;
     return out;
