@@ -112,6 +112,11 @@ export class ExecutionDataStore {
     };
   }
 
+  /** An SQL expression: whether a record is stored under the reference `refExpr` evaluates to. */
+  static storedSql(refExpr: string): string {
+    return `exists (select 1 from execution_data d where d.ref = ${refExpr})`;
+  }
+
   /** Which of these references have a record (the others were purged or never existed). */
   async existing(refs: readonly string[]): Promise<Set<string>> {
     if (refs.length === 0) return new Set();

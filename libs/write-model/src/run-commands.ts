@@ -34,13 +34,13 @@ import {
   appendToNewRuns,
   lockStreams,
   readStream,
+  readRetrySources,
   readTriggered,
-  readTriggeredMany,
   type AppendOptions,
   type AppendResult,
   type CommandBuilder,
+  type RetrySource,
   type StreamRow,
-  type Triggered,
   type Write,
 } from './run-store';
 import { applyReports, newRequestId, type ReportOutcome } from './reports';
@@ -161,13 +161,20 @@ const newRunOf = (req: TriggerRunRequest, flow: FlowVersionRecord, now: Date): N
  * A retry on the latest version: a new top-level run (the original's parent may have ended long
  * ago) of `flow` with a copy of the original's trigger payload, `retryOf` linking it.
  */
-const retryRunOf = (original: string, projectId: string, flow: FlowVersionRecord, triggered: Triggered, newRunId: string, payloadRef: string): NewRun => ({
+const retryRunOf = (
+  original: string,
+  projectId: string,
+  flow: FlowVersionRecord,
+  triggered: Pick<RetrySource, 'environment' | 'triggeredBy'>,
+  newRunId: string,
+  payloadRef: string,
+): NewRun => ({
   runId: newRunId,
   projectId,
   flow,
   payload: { copyOf: payloadRef },
-  environment: triggered.data.environment,
-  triggeredBy: triggered.data.triggeredBy,
+  environment: triggered.environment,
+  triggeredBy: triggered.triggeredBy,
   parentRunId: null,
   failParentOnFailure: false,
   retryOf: original,
@@ -518,7 +525,7 @@ export class RunCommands {
     if (ref === null || !(await new ExecutionDataStore(sql).existing([ref])).has(ref)) {
       return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
     }
-    return this.startRun(sql, retryRunOf(runId, r.meta.projectId, flow, triggered, newRunId, ref), now, ctx);
+    return this.startRun(sql, retryRunOf(runId, r.meta.projectId, flow, triggered.data, newRunId, ref), now, ctx);
   }
 
   /**
@@ -631,13 +638,11 @@ export class RunCommands {
     opts: AppendOptions & { readonly projectId: string },
   ): Promise<number | null> {
     const rows = await lockStreams(sql, page, opts.projectId);
-    const triggered = await readTriggeredMany(sql, rows.map((r) => r.run_id));
-    const rowOf = new Map(rows.map((r) => [r.run_id, r]));
     const flows = await new FlowStore(sql).latestMany(rows.map((r) => ({ projectId: r.project_id, flowId: r.flow_id })));
     if ([...flows.values()].some((f) => f.monthlyRunQuota !== null)) return null;
     // Only whether each payload is there: the new runs' copies are made in Postgres, not through memory.
-    const refs = [...triggered.values()].map((t) => t.data.triggerDataRef).filter((ref): ref is string => ref !== null);
-    const payloads = await new ExecutionDataStore(sql).existing(refs);
+    const sources = await readRetrySources(sql, rows.map((r) => r.run_id));
+    const rowOf = new Map(rows.map((r) => [r.run_id, r]));
 
     const maxAttempts = this.options.maxRetryAttempts;
     const newRuns = new Map<string, NewRun>();
@@ -647,13 +652,13 @@ export class RunCommands {
       (state, runId) => {
         const refused = guard(state);
         if (refused) return refused;
-        const t = triggered.get(runId);
+        const t = sources.get(runId);
         if (!t) return runNotFound(runId);
         const row = rowOf.get(runId) as StreamRow;
         const flow = flows.get(latestKey(row.project_id, row.flow_id));
         if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: row.flow_id, message: 'Flow not found' });
-        const payloadRef = t.data.triggerDataRef;
-        if (payloadRef === null || !payloads.has(payloadRef)) return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
+        const payloadRef = t.triggerDataRef;
+        if (payloadRef === null || !t.payloadStored) return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
         const newRunId = uuidv7({ msecs: opts.now.getTime() });
         newRuns.set(runId, retryRunOf(runId, row.project_id, flow, t, newRunId, payloadRef));
         return { type: 'RetryRun', strategy: 'ON_LATEST_VERSION', maxAttempts, newRunId };

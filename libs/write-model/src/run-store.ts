@@ -11,6 +11,7 @@ import {
 } from '@flowruns/contracts';
 import { decide, evolve, initialState, type RunCommand, type RunState } from '@flowruns/run-domain';
 import { JSONB_PARAM, jsonParam } from '@flowruns/database';
+import { ExecutionDataStore } from '@flowruns/execution-data';
 import { v7 as uuidv7 } from 'uuid';
 import type { SqlRunner } from './sql';
 
@@ -485,6 +486,33 @@ export async function readTriggeredMany(sql: SqlRunner, runIds: readonly string[
   for (const { envelope: e } of rows) {
     out.set(e.subject, { time: e.time, projectId: e.projectId, flowId: e.flowId, data: e.data as RunEventData<'flowrun.triggered.v1'> });
   }
+  return out;
+}
+
+/** What a retry on the latest version takes from a run's trigger, and whether its payload is still stored. */
+export interface RetrySource {
+  readonly environment: RunEventData<'flowrun.triggered.v1'>['environment'];
+  readonly triggeredBy: string | null;
+  readonly triggerDataRef: string | null;
+  readonly payloadStored: boolean;
+}
+
+/**
+ * `RetrySource` of many runs in one statement; runs without a trigger event are absent. Only the
+ * three fields, read inside Postgres: whole envelopes cost their text conversion there and their
+ * parsing here (a page of retries read 2 000 of them).
+ */
+export async function readRetrySources(sql: SqlRunner, runIds: readonly string[]): Promise<Map<string, RetrySource>> {
+  const out = new Map<string, RetrySource>();
+  if (runIds.length === 0) return out;
+  const rows = await sql.execute<{ run_id: string; environment: RetrySource['environment']; triggered_by: string | null; ref: string | null; stored: boolean }>(
+    `select t.run_id, t.data->>'environment' as environment, t.data->>'triggeredBy' as triggered_by, t.data->>'triggerDataRef' as ref,
+       ${ExecutionDataStore.storedSql(`t.data->>'triggerDataRef'`)} as stored
+     from (select run_id, envelope->'data' as data from run_events
+           where run_id in (?) and seq = 1 and type = 'flowrun.triggered.v1') t`,
+    [runIds],
+  );
+  for (const r of rows) out.set(r.run_id, { environment: r.environment, triggeredBy: r.triggered_by, triggerDataRef: r.ref, payloadStored: r.stored });
   return out;
 }
 
