@@ -140,39 +140,16 @@ export async function benchPurge(profile: Profile) {
     });
     log(`purge: ${n} runs in ${full.purgeSeconds} s (${full.runsPerS} runs/s), list p99 before ${full.listBefore.p99Ms} ms, worst during ${full.listDuringWorstP99Ms} ms`);
     await sys.stopApp('retention');
-    const pacedResult = await purgeWhileListing(sys, profile, list, {
-      runs: paced.runs,
-      project,
+    const pacedResult = await cappedPurge(sys, profile, list, project, paced, {
+      retentionDays: 10,
       expired: (finished) => `${finished} >= now() - interval '30 days' and ${finished} < now() - interval '10 days'`,
-      retentionEnv: {
-        AP_EXECUTION_DATA_RETENTION_DAYS: '10',
-        RETENTION_MAX_RUNS_PER_S: String(paced.runsPerS),
-        RETENTION_BATCH_SIZE: String(paced.batch),
-        RETENTION_BATCH_PAUSE_MS: '0',
-      },
-      measureCpu: false,
-      // The list over the time the capped purge should take, and as long before it.
-      listS: Math.max(1, Math.floor(paced.runs / paced.runsPerS)),
     });
-    log(`purge, capped at ${paced.runsPerS} runs/s: ${paced.runs} runs in ${pacedResult.purgeSeconds} s (${pacedResult.runsPerS} runs/s), list p99 before ${pacedResult.listBefore.p99Ms} ms, worst during ${pacedResult.listDuringWorstP99Ms} ms`);
-    await sys.stopApp('retention');
     // The target's two halves at once: about the rate it asks for (the cap a tenth above it, see
     // `Profile.purge`), and the list's p99 over the purge against as long before it.
-    const atTargetResult = await purgeWhileListing(sys, profile, list, {
-      runs: atTarget.runs,
-      project,
+    const atTargetResult = await cappedPurge(sys, profile, list, project, atTarget, {
+      retentionDays: 1,
       expired: (finished) => `${finished} >= now() - interval '10 days'`,
-      retentionEnv: {
-        AP_EXECUTION_DATA_RETENTION_DAYS: '1',
-        RETENTION_MAX_RUNS_PER_S: String(atTarget.runsPerS),
-        RETENTION_BATCH_SIZE: String(atTarget.batch),
-        RETENTION_BATCH_PAUSE_MS: '0',
-      },
-      measureCpu: false,
-      listS: Math.max(1, Math.floor(atTarget.runs / atTarget.runsPerS)),
     });
-    log(`purge, capped at ${atTarget.runsPerS} runs/s: ${atTarget.runs} runs in ${atTargetResult.purgeSeconds} s (${atTargetResult.runsPerS} runs/s), list p99 before ${atTargetResult.listBefore.p99Ms} ms, worst during ${atTargetResult.listDuringWorstP99Ms} ms`);
-    await sys.stopApp('retention');
     const mixed = await purgeAmongLongerWindow(sys, profile, list);
     log(`purge among a longer window's runs: ${mixed.runs} of ${mixed.runs + mixed.kept} runs in ${mixed.purgeSeconds} s (${mixed.runsPerS} runs/s)`);
     await sys.stop();
@@ -188,6 +165,37 @@ export async function benchPurge(profile: Profile) {
     await sys.stop().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * A purge by a retention app capped at `cap.runsPerS` (`RETENTION_MAX_RUNS_PER_S`, batches of
+ * `cap.batch`, no pause), the list measured over the time the purge should take and as long before
+ * it; the app is stopped after.
+ */
+async function cappedPurge(
+  sys: BenchSystem,
+  profile: Profile,
+  list: { url: string; headers: Record<string, string>; rate: number },
+  project: string,
+  cap: { runs: number; runsPerS: number; batch: number },
+  set: { retentionDays: number; expired: (finishedColumn: string) => string },
+) {
+  const result = await purgeWhileListing(sys, profile, list, {
+    runs: cap.runs,
+    project,
+    expired: set.expired,
+    retentionEnv: {
+      AP_EXECUTION_DATA_RETENTION_DAYS: String(set.retentionDays),
+      RETENTION_MAX_RUNS_PER_S: String(cap.runsPerS),
+      RETENTION_BATCH_SIZE: String(cap.batch),
+      RETENTION_BATCH_PAUSE_MS: '0',
+    },
+    measureCpu: false,
+    listS: Math.max(1, Math.floor(cap.runs / cap.runsPerS)),
+  });
+  log(`purge, capped at ${cap.runsPerS} runs/s: ${cap.runs} runs in ${result.purgeSeconds} s (${result.runsPerS} runs/s), list p99 before ${result.listBefore.p99Ms} ms, worst during ${result.listDuringWorstP99Ms} ms`);
+  await sys.stopApp('retention');
+  return result;
 }
 
 /**

@@ -245,25 +245,24 @@ function renderMixedPurge(m: Json): string[] {
 }
 
 function renderPacedPurge(p: Json): string[] {
-  const during = p.listDuring as LoadResult[];
-  return [
-    '',
+  return renderCappedPurge(
+    p,
     `Then ${f(p.runs, 0)} more runs (finished 20 days ago, so the first pass left them) purged by a retention app capped at ${f(p.maxRunsPerS, 0)} runs/s (\`RETENTION_MAX_RUNS_PER_S\`, batch ${p.batch}, no pause: the defaults but the pause), the list measured for as long as the purge should take (${f(p.listBefore.durationS, 0)} s) and as long before it:`,
-    '',
-    '| figure | value |',
-    '|---|---|',
-    `| purge | ${f(p.purgeSeconds, 2)} s, **${f(p.runsPerS, 0)} runs/s** (${p.executionDataLeft} records left) |`,
-    `| list p50 / p99 before | ${lat(p.listBefore)} |`,
-    `| list p50 / p99 during | ${during.map((w) => lat(w)).join('; ')} |`,
-    `| views show every purge | ${f(p.viewsCaughtUpS, 2)} s after the retention app started |`,
-  ];
+  );
 }
 
 function renderAtTargetPurge(p: Json): string[] {
+  return renderCappedPurge(
+    p,
+    `Then ${f(p.runs, 0)} more runs (finished 5 days ago, purged with a 1-day window) by a retention app capped at ${f(p.maxRunsPerS, 0)} runs/s, a tenth above the target's rate (batch ${p.batch}, no pause), the list measured for as long as the purge should take (${f(p.listBefore.durationS, 0)} s) and as long before it: the rate and the list's p99 of the target at once.`,
+  );
+}
+
+function renderCappedPurge(p: Json, caption: string): string[] {
   const during = p.listDuring as LoadResult[];
   return [
     '',
-    `Then ${f(p.runs, 0)} more runs (finished 5 days ago, purged with a 1-day window) by a retention app capped at ${f(p.maxRunsPerS, 0)} runs/s, a tenth above the target's rate (batch ${p.batch}, no pause), the list measured for as long as the purge should take (${f(p.listBefore.durationS, 0)} s) and as long before it: the rate and the list's p99 of the target at once.`,
+    caption,
     '',
     '| figure | value |',
     '|---|---|',
