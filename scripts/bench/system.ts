@@ -259,10 +259,9 @@ export class CpuMeter {
   }
 
   private async backends(): Promise<{ pid: number; app: string }[]> {
-    const rows = await this.sys.db.q<{ pid: number; app: string }>(
+    return this.sys.db.q<{ pid: number; app: string }>(
       "select pid, coalesce(nullif(application_name, ''), 'other') as app from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
     );
-    return rows;
   }
 
   /**

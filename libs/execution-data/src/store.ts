@@ -117,13 +117,6 @@ export class ExecutionDataStore {
     return `exists (select 1 from execution_data d where d.ref = ${refExpr})`;
   }
 
-  /** Which of these references have a record (the others were purged or never existed). */
-  async existing(refs: readonly string[]): Promise<Set<string>> {
-    if (refs.length === 0) return new Set();
-    const rows = await this.sql.execute<{ ref: string }>('select ref from execution_data where ref in (?)', [refs]);
-    return new Set(rows.map((r) => r.ref));
-  }
-
   /** The records behind these references (missing ones, e.g. purged, are simply absent). */
   async getMany(refs: readonly string[]): Promise<Map<string, ExecutionRecord>> {
     const out = new Map<string, ExecutionRecord>();
@@ -163,11 +156,19 @@ export class ExecutionDataStore {
     return out;
   }
 
+  /**
+   * SQL that deletes every record of the runs `runIdsSql` selects (a subquery or a `(?)` list),
+   * returning each record's `bytes`: the body of a data-modifying CTE.
+   */
+  static deleteRunsSql(runIdsSql: string): string {
+    return `delete from execution_data where run_id in ${runIdsSql} returning bytes`;
+  }
+
   /** Deletes every record of the given runs; returns how many records and bytes went. */
   async purgeRuns(runIds: readonly string[]): Promise<{ records: number; bytes: number }> {
     if (runIds.length === 0) return { records: 0, bytes: 0 };
     const [row] = await this.sql.execute<{ records: number; bytes: number }>(
-      `with gone as (delete from execution_data where run_id in (?) returning bytes)
+      `with gone as (${ExecutionDataStore.deleteRunsSql('(?)')})
        select count(*)::int as records, coalesce(sum(bytes), 0)::float8 as bytes from gone`,
       [runIds],
     );

@@ -88,6 +88,7 @@ async function purgeProjectRange(
   // candidate that is not among them (a run held by a command), delete the range's execution data
   // and move the mark to its last run. Data-modifying CTEs run once, to completion, whether or
   // not the result reads them.
+  // The range's last run (its finish key) and counts; no row when the range is empty.
   const [range] = await sql.execute<{ run_id: string; finished_key: string; runs: number; records: number; bytes: number }>(
     `with locked as materialized (
        select s.run_id, s.finished_at from run_streams s
@@ -108,7 +109,7 @@ async function purgeProjectRange(
      ), through as (
        select finished_at, run_id from range order by finished_at desc, run_id desc limit 1
      ), gone as (
-       delete from execution_data d where d.run_id in (select run_id from range) returning d.bytes
+       ${ExecutionDataStore.deleteRunsSql('(select run_id from range)')}
      ), marked as (
        insert into retention_marks (project_id, finished_at, run_id, updated_at)
        select ?, finished_at, run_id, ? from through
@@ -120,23 +121,22 @@ async function purgeProjectRange(
     [...expiredParams, limit, ...expiredParams, projectId, opts.now],
   );
   if (!range) return none;
-  const through = { run_id: range.run_id, finished_key: range.finished_key };
   const [result] = await appendToRuns(
     sql,
-    [through.run_id],
+    [range.run_id],
     () => ({
       type: 'PurgeExecutionData',
       reason: 'RETENTION',
       range: {
         from: mark ? { finishedAt: mark.finished_key, runId: mark.run_id } : null,
-        through: { finishedAt: through.finished_key, runId: through.run_id },
+        through: { finishedAt: range.finished_key, runId: range.run_id },
         runs: range.runs,
       },
     }),
     opts,
   );
   // The run is finished and locked by this transaction: the decider cannot refuse it.
-  if (!result || isDomainError(result)) throw new Error(`retention range through run ${through.run_id} was refused: ${JSON.stringify(result)}`);
+  if (!result || isDomainError(result)) throw new Error(`retention range through run ${range.run_id} was refused: ${JSON.stringify(result)}`);
   return { runs: range.runs, records: range.records, bytes: range.bytes };
 }
 

@@ -165,7 +165,7 @@ const retryRunOf = (
   original: string,
   projectId: string,
   flow: FlowVersionRecord,
-  triggered: Pick<RetrySource, 'environment' | 'triggeredBy'>,
+  source: RetrySource,
   newRunId: string,
   payloadRef: string,
 ): NewRun => ({
@@ -173,8 +173,8 @@ const retryRunOf = (
   projectId,
   flow,
   payload: { copyOf: payloadRef },
-  environment: triggered.environment,
-  triggeredBy: triggered.triggeredBy,
+  environment: source.environment,
+  triggeredBy: source.triggeredBy,
   parentRunId: null,
   failParentOnFailure: false,
   retryOf: original,
@@ -517,15 +517,13 @@ export class RunCommands {
       opts,
     );
     if (isDomainError(r)) return r;
-    const triggered = await readTriggered(sql, runId);
-    if (!triggered) return runNotFound(runId);
+    const source = (await readRetrySources(sql, [runId])).get(runId);
+    if (!source) return runNotFound(runId);
     const flow = await new FlowStore(sql).latest(r.meta.projectId, r.meta.flowId);
     if (!flow) return domainError('ENTITY_NOT_FOUND', { entityType: 'flow', entityId: r.meta.flowId, message: 'Flow not found' });
-    const ref = triggered.data.triggerDataRef;
-    if (ref === null || !(await new ExecutionDataStore(sql).existing([ref])).has(ref)) {
-      return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
-    }
-    return this.startRun(sql, retryRunOf(runId, r.meta.projectId, flow, triggered.data, newRunId, ref), now, ctx);
+    const ref = source.triggerDataRef;
+    if (ref === null || !source.payloadStored) return domainError('EXECUTION_DATA_PURGED', { entityType: 'flow_run', entityId: runId });
+    return this.startRun(sql, retryRunOf(runId, r.meta.projectId, flow, source, newRunId, ref), now, ctx);
   }
 
   /**

@@ -490,12 +490,9 @@ export async function readTriggeredMany(sql: SqlRunner, runIds: readonly string[
 }
 
 /** What a retry on the latest version takes from a run's trigger, and whether its payload is still stored. */
-export interface RetrySource {
-  readonly environment: RunEventData<'flowrun.triggered.v1'>['environment'];
-  readonly triggeredBy: string | null;
-  readonly triggerDataRef: string | null;
+export type RetrySource = Pick<RunEventData<'flowrun.triggered.v1'>, 'environment' | 'triggeredBy' | 'triggerDataRef'> & {
   readonly payloadStored: boolean;
-}
+};
 
 /**
  * `RetrySource` of many runs in one statement; runs without a trigger event are absent. Only the
@@ -505,7 +502,7 @@ export interface RetrySource {
 export async function readRetrySources(sql: SqlRunner, runIds: readonly string[]): Promise<Map<string, RetrySource>> {
   const out = new Map<string, RetrySource>();
   if (runIds.length === 0) return out;
-  const rows = await sql.execute<{ run_id: string; environment: RetrySource['environment']; triggered_by: string | null; ref: string | null; stored: boolean }>(
+  const rows = await sql.execute<{ run_id: string; environment: RetrySource['environment']; triggered_by: RetrySource['triggeredBy']; ref: RetrySource['triggerDataRef']; stored: boolean }>(
     `select t.run_id, t.data->>'environment' as environment, t.data->>'triggeredBy' as triggered_by, t.data->>'triggerDataRef' as ref,
        ${ExecutionDataStore.storedSql(`t.data->>'triggerDataRef'`)} as stored
      from (select run_id, envelope->'data' as data from run_events
