@@ -5,6 +5,7 @@ export interface PlanNode {
   'Actual Loops'?: number;
   'Index Name'?: string;
   'Index Cond'?: string;
+  Filter?: string;
   Plans?: PlanNode[];
 }
 

@@ -361,7 +361,7 @@ describe('retention purge and erase (real Postgres)', () => {
     // looks the locked runs up in a hash: as an anti join against the locked runs it was a nested
     // loop over both, quadratic in the batch.
     expect(gap?.['Index Cond']).toContain('ROW(finished_at, run_id) <');
-    expect(gap?.['Filter']).toContain('hashed SubPlan');
+    expect(gap?.Filter).toContain('hashed SubPlan');
     expect(others).toEqual([]);
   });
 
