@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import type { LoadResult } from './load';
 import { latencyResult, onSchedule } from './schedule';
+import { round } from './util';
 
 export interface HttpScheduleOptions {
   /** Named URLs, taken in turn (a, b, a, b, …) on one schedule. All must share one origin. */
@@ -22,6 +23,8 @@ export interface HttpScheduleOptions {
   readonly durationS: number;
   /** Keep-alive connections, which is also the most requests in flight. */
   readonly connections: number;
+  /** Every request's latency in the result too (`LoadResult.latenciesMs`), for percentiles over several loads. */
+  readonly keepLatencies?: boolean;
 }
 
 async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResult>> {
@@ -57,10 +60,10 @@ async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResul
     ? `load process (undici; ${names.join(' and ')} interleaved, ${opts.rate}/s in all; latency from each request's due time)`
     : "load process (undici; latency from each request's due time)";
   return Object.fromEntries(
-    names.map((name, i): [string, LoadResult] => [
-      name,
-      latencyResult(latencies[i], errors[i], elapsed, 2, { targetRps: opts.rate / names.length, connections: opts.connections, durationS: opts.durationS, tool }),
-    ]),
+    names.map((name, i): [string, LoadResult] => {
+      const result = latencyResult(latencies[i], errors[i], elapsed, 2, { targetRps: opts.rate / names.length, connections: opts.connections, durationS: opts.durationS, tool });
+      return [name, opts.keepLatencies ? { ...result, latenciesMs: latencies[i].map((ms) => round(ms, 2)) } : result];
+    }),
   );
 }
 

@@ -19,6 +19,8 @@ export interface LoadResult {
   readonly connections: number;
   readonly durationS: number;
   readonly tool: string;
+  /** Every request's latency, when asked for (`keepLatencies`): for percentiles pooled over several loads; not stored in results. */
+  readonly latenciesMs?: readonly number[];
 }
 
 /**
@@ -34,9 +36,11 @@ export async function httpLoad(opts: {
   connections: number;
   durationS: number;
   rate?: number;
+  /** With `rate` only: every request's latency in the result (`latenciesMs`). */
+  keepLatencies?: boolean;
 }): Promise<LoadResult> {
   if (opts.rate) {
-    const r = await runHttpSchedule({ urls: { only: opts.url }, headers: opts.headers, connections: opts.connections, durationS: opts.durationS, rate: opts.rate });
+    const r = await runHttpSchedule({ urls: { only: opts.url }, headers: opts.headers, connections: opts.connections, durationS: opts.durationS, rate: opts.rate, keepLatencies: opts.keepLatencies });
     return r.only;
   }
   const r = await autocannon({

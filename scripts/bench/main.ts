@@ -3,7 +3,7 @@
  *   [--report-batch N] [--trigger-batch N] [--engines N]` (the last three override the profile's ingest settings, for
  *   before/after comparisons: `--report-batch 0` / `--trigger-batch 0` send one call per report / trigger, as before batching)
  *   [--purge-cap N] [--purge-cap-batch N] (the paced purge's `RETENTION_MAX_RUNS_PER_S` and batch size)
- *   [--purge-target-batch N] (the batch size of the purge at the target's rate)
+ *   [--purge-target-batch N] [--purge-target-passes N] (the batch size and the number of passes of the purge at the target's rate)
  *   [--autovacuum on|off] (the server's autovacuum for the run, put back after: `withAutovacuum`)
  *
  * Runs the benchmarks of issue 6 against the built apps (dist/), each with its own database and
@@ -52,7 +52,8 @@ function parseArgs(argv: string[]) {
   const pacedBatch = intFlag('--purge-cap-batch', 1, 10_000);
   const paced = { ...base.purge.paced, ...(pacedRate !== undefined ? { runsPerS: pacedRate } : {}), ...(pacedBatch !== undefined ? { batch: pacedBatch } : {}) };
   const targetBatch = intFlag('--purge-target-batch', 1, 10_000);
-  const atTarget = { ...base.purge.atTarget, ...(targetBatch !== undefined ? { batch: targetBatch } : {}) };
+  const targetPasses = intFlag('--purge-target-passes', 1, 4);
+  const atTarget = { ...base.purge.atTarget, ...(targetBatch !== undefined ? { batch: targetBatch } : {}), ...(targetPasses !== undefined ? { passes: targetPasses } : {}) };
   const autovacuumFlag = get('--autovacuum');
   if (autovacuumFlag !== undefined && autovacuumFlag !== 'on' && autovacuumFlag !== 'off') throw new Error(`--autovacuum: on or off, not ${autovacuumFlag}`);
   const autovacuum: 'on' | 'off' | undefined = autovacuumFlag;

@@ -5,7 +5,7 @@ import { httpLoad, type LoadResult } from './load';
 import type { Profile } from './profiles';
 import { seed } from './seed';
 import { BenchSystem, CpuMeter, cpuMsPer, MemorySampler, pidsOf } from './system';
-import { log, round, waitFor } from './util';
+import { log, percentile, round, waitFor } from './util';
 import { compareViews, verifySample } from './verify';
 
 /** The bulk benchmark's second project: its runs are retried ON_LATEST_VERSION into new runs. */
@@ -117,10 +117,15 @@ export async function benchPurge(profile: Profile) {
     const t = Date.now();
     const spec = { projectId: project, spacingMs: 20, flows: 20, steps: 3, status: 'SUCCEEDED', writeModel: true, events: true, published: true, views: true } as const;
     const atTarget = profile.purge.atTarget;
-    await seed(sys.db, { ...spec, from: n + paced.runs, to: n + paced.runs + atTarget.runs, baseMs: Date.now() - 5 * 86_400_000, settle: false });
+    // One set per pass at the target's rate, the oldest purged first: finished 9, 7, 5 … days ago
+    // (the paced pass's 10-day window leaves them all), each pass's window a day short of its set.
+    const targetSets = Array.from({ length: atTarget.passes }, (_, k) => ({ ageDays: 9 - 2 * k, from: n + paced.runs + k * atTarget.runs }));
+    for (const set of targetSets) {
+      await seed(sys.db, { ...spec, from: set.from, to: set.from + atTarget.runs, baseMs: Date.now() - set.ageDays * 86_400_000, settle: false });
+    }
     await seed(sys.db, { ...spec, from: n, to: n + paced.runs, baseMs: Date.now() - 20 * 86_400_000, settle: false });
     await seed(sys.db, { ...spec, from: 0, to: n, baseMs: Date.now() - 90 * 86_400_000 });
-    log(`purge: ${n} + ${paced.runs} + ${atTarget.runs} runs loaded in ${round((Date.now() - t) / 1000, 1)} s`);
+    log(`purge: ${n} + ${paced.runs} + ${atTarget.passes} × ${atTarget.runs} runs loaded in ${round((Date.now() - t) / 1000, 1)} s`);
     await sys.start('command-service');
     await sys.start('projector');
     const gw = await sys.start('api-gateway');
@@ -145,11 +150,20 @@ export async function benchPurge(profile: Profile) {
       expired: (finished) => `${finished} >= now() - interval '30 days' and ${finished} < now() - interval '10 days'`,
     });
     // The target's two halves at once: about the rate it asks for (the cap a tenth above it, see
-    // `Profile.purge`), and the list's p99 over the purge against as long before it.
-    const atTargetResult = await cappedPurge(sys, profile, list, project, atTarget, {
-      retentionDays: 1,
-      expired: (finished) => `${finished} >= now() - interval '10 days'`,
-    });
+    // `Profile.purge`), and the list's p99 over the purge against as long before it, pooled over
+    // the passes (one set each).
+    const targetPasses = [];
+    for (const set of targetSets) {
+      targetPasses.push(
+        await cappedPurge(sys, profile, list, project, atTarget, {
+          retentionDays: set.ageDays - 1,
+          expired: (finished) => `${finished} >= now() - interval '${set.ageDays + 1} days' and ${finished} < now() - interval '${set.ageDays - 1} days'`,
+          keepLatencies: true,
+        }),
+      );
+    }
+    const atTargetResult = pooledPasses(targetPasses, atTarget.runs);
+    log(`purge at the target's rate, ${targetPasses.length} passes pooled: ${atTargetResult.runsPerS} runs/s, list p99 before ${atTargetResult.listBeforeP99Ms} ms, during ${atTargetResult.listDuringP99Ms} ms`);
     const mixed = await purgeAmongLongerWindow(sys, profile, list);
     log(`purge among a longer window's runs: ${mixed.runs} of ${mixed.runs + mixed.kept} runs in ${mixed.purgeSeconds} s (${mixed.runsPerS} runs/s)`);
     await sys.stop();
@@ -158,7 +172,7 @@ export async function benchPurge(profile: Profile) {
       settings: { ...uncapped, RETENTION_CONCURRENCY: sys.env.RETENTION_CONCURRENCY ?? process.env.RETENTION_CONCURRENCY ?? '1 (default)' },
       ...full,
       paced: { runs: paced.runs, maxRunsPerS: paced.runsPerS, batch: paced.batch, ...pacedResult },
-      atTarget: { runs: atTarget.runs, maxRunsPerS: atTarget.runsPerS, batch: atTarget.batch, ...atTargetResult },
+      atTarget: { runs: atTarget.runs, passes: atTarget.passes, maxRunsPerS: atTarget.runsPerS, batch: atTarget.batch, ...atTargetResult },
       mixed,
     };
   } catch (e) {
@@ -178,9 +192,10 @@ async function cappedPurge(
   list: { url: string; headers: Record<string, string>; rate: number },
   project: string,
   cap: { runs: number; runsPerS: number; batch: number },
-  set: { retentionDays: number; expired: (finishedColumn: string) => string },
+  set: { retentionDays: number; expired: (finishedColumn: string) => string; keepLatencies?: boolean },
 ) {
   const result = await purgeWhileListing(sys, profile, list, {
+    keepLatencies: set.keepLatencies,
     runs: cap.runs,
     project,
     expired: set.expired,
@@ -196,6 +211,36 @@ async function cappedPurge(
   log(`purge, capped at ${cap.runsPerS} runs/s: ${cap.runs} runs in ${result.purgeSeconds} s (${result.runsPerS} runs/s), list p99 before ${result.listBefore.p99Ms} ms, worst during ${result.listDuringWorstP99Ms} ms`);
   await sys.stopApp('retention');
   return result;
+}
+
+type CappedPurgeResult = Awaited<ReturnType<typeof cappedPurge>>;
+
+/**
+ * Several capped passes as one figure: the list's p99 before and during over the requests of every
+ * pass (the windows' latencies pooled, then dropped from the results), the rate over all the runs
+ * against the passes' purge time, and each pass's own figures beside them.
+ */
+function pooledPasses(passes: readonly CappedPurgeResult[], runsPerPass: number) {
+  const latencies = (loads: readonly LoadResult[]) =>
+    loads.flatMap((l) => {
+      if (!l.latenciesMs) throw new Error('a pooled pass kept no latencies');
+      return [...l.latenciesMs];
+    });
+  const drop = ({ latenciesMs: _, ...rest }: LoadResult): LoadResult => rest;
+  const before = latencies(passes.map((p) => p.listBefore));
+  const during = latencies(passes.flatMap((p) => p.listDuring));
+  const runs = passes.length * runsPerPass;
+  const seconds = passes.reduce((s, p) => s + p.purgeSeconds, 0);
+  return {
+    runsPerS: round(runs / seconds),
+    listBeforeP99Ms: round(percentile(before, 99), 2),
+    listDuringP99Ms: round(percentile(during, 99), 2),
+    listBeforeP50Ms: round(percentile(before, 50), 2),
+    listDuringP50Ms: round(percentile(during, 50), 2),
+    requests: { before: before.length, during: during.length },
+    executionDataLeft: passes.reduce((s, p) => s + p.executionDataLeft, 0),
+    eachPass: passes.map((p) => ({ ...p, listBefore: drop(p.listBefore), listDuring: p.listDuring.map(drop) })),
+  };
 }
 
 /**
@@ -250,9 +295,11 @@ async function purgeWhileListing(
     retentionEnv: Record<string, string> & { RETENTION_BATCH_SIZE: string };
     measureCpu: boolean;
     listS?: number;
+    /** Every list request's latency kept in the results (`LoadResult.latenciesMs`), for pooling. */
+    keepLatencies?: boolean;
   },
 ) {
-  const load = (durationS: number) => httpLoad({ ...list, connections: 8, durationS });
+  const load = (durationS: number) => httpLoad({ ...list, connections: 8, durationS, keepLatencies: opts.keepLatencies });
   const before = await load(opts.listS ?? 2 * profile.purge.windowS);
   const cpu = opts.measureCpu ? await CpuMeter.start(sys) : null;
   const passStart = (await sys.db.one<{ t: string }>('select now()::text as t')).t;
