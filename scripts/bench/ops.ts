@@ -1,4 +1,5 @@
 import { ApiKeyStore } from '@flowruns/access';
+import { isoMicrosSql } from '@flowruns/database';
 import { RUN_VIEW_PURGED_AT } from '@flowruns/run-views';
 import { performance } from 'node:perf_hooks';
 import { httpLoad, type LoadResult } from './load';
@@ -310,7 +311,7 @@ async function purgeWhileListing(
   // The project's runs still to purge: after its mark (a keyset on the candidates' index).
   const left = async (): Promise<number> => {
     const mark = await sys.db.q<{ f: string; r: string }>(
-      `select to_char(finished_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as f, run_id as r from retention_marks where project_id = $1`,
+      `select ${isoMicrosSql('finished_at')} as f, run_id as r from retention_marks where project_id = $1`,
       [opts.project],
     );
     return count(

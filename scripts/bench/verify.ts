@@ -1,4 +1,5 @@
 import { parseEnvelope, type EventEnvelope, type KnownEnvelope } from '@flowruns/contracts';
+import { isoMicrosSql } from '@flowruns/database';
 import { evolveRun, loadRuns, type RunProjection } from '@flowruns/projection';
 import { evolve, initialState, type RunState } from '@flowruns/run-domain';
 import type { BenchDatabase } from './db';
@@ -41,7 +42,7 @@ export async function verifySample(db: BenchDatabase, runIds: readonly string[])
     byRun.set(r.run_id, [...(byRun.get(r.run_id) ?? []), parsed.envelope]);
   }
   const streams = await db.q<{ run_id: string; state: RunState; version: number; finished_at: string | null }>(
-    `select run_id, state, version, to_char(finished_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as finished_at from run_streams where run_id = any($1)`,
+    `select run_id, state, version, ${isoMicrosSql('finished_at')} as finished_at from run_streams where run_id = any($1)`,
     [runIds],
   );
   const views = await loadRuns(db.runner(), runIds);

@@ -1,4 +1,5 @@
 import type { FlowRun, FlowRunStatus, FlowRunWithSteps, StepResult } from '@flowruns/contracts';
+import { isoMicrosSql } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
 import { decodeCursor, encodeCursor, InvalidCursorError, type Cursor } from './cursor';
 
@@ -102,7 +103,7 @@ interface StepRow {
 const isoMs = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as ${column}_iso`;
 
 /** `created` with all six fractional digits, the exact value a keyset boundary needs. */
-const CREATED_KEY = `to_char(created at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as created_key`;
+const CREATED_KEY = `${isoMicrosSql('created')} as created_key`;
 
 /**
  * When the run's execution data went: its own purge (an erase, or the retention range it closes),

@@ -1,4 +1,5 @@
 import { isDomainError, type DomainError } from '@flowruns/contracts';
+import { isoMicrosSql } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
 import { appendToRuns, type AppendOptions, type AppendResult } from './run-store';
 import type { SqlRunner } from './sql';
@@ -30,12 +31,8 @@ export interface PurgeBatchOutcome extends PurgeOutcome {
   readonly last: PurgeCursor | null;
 }
 
-/** A run's finish key as Postgres orders it, with its microseconds (ISO 8601, UTC). */
-const finishKey = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-
-/** Whether a run finished (`finished`) before `?` (the window's `now`) less its project's window: `retentionDays` or the default (`?`). */
-const finishedBeforeWindow = (finished: string, retentionDays: string) =>
-  `${finished} < ?::timestamptz - make_interval(days => coalesce(${retentionDays}, ?))`;
+/** Where a project's window starts: `?` (the window's `now`) less its `retentionDays`, or the default (`?`). */
+const windowStart = (retentionDays: string) => `?::timestamptz - make_interval(days => coalesce(${retentionDays}, ?))`;
 
 /** The advisory lock class of a project's purge (`pg_try_advisory_xact_lock(class, hashtext(project))`). */
 const PURGE_LOCK_CLASS = 7_260_401;
@@ -76,13 +73,15 @@ async function purgeProjectRange(
   const none = { runs: 0, records: 0, bytes: 0 };
   // Read after the lock is held (a statement of its own), so the mark is the last holder's.
   const [mark] = await sql.execute<{ finished_key: string; run_id: string }>(
-    `select ${finishKey('finished_at')} as finished_key, run_id from retention_marks where project_id = ?`,
+    `select ${isoMicrosSql('finished_at')} as finished_key, run_id from retention_marks where project_id = ?`,
     [projectId],
   );
-  const expired = `s.project_id = ? and s.finished_at is not null
-    and ${finishedBeforeWindow('s.finished_at', '(select retention_days from projects where id = ?)')}
-    ${mark ? 'and (s.finished_at, s.run_id) > (?::timestamptz, ?)' : ''}`;
-  const expiredParams = [projectId, window.now, projectId, window.defaultDays, ...(mark ? [mark.finished_key, mark.run_id] : [])];
+  // The candidates, stated once for the lock and for the gap search: the project's finished runs
+  // before its window, after its mark (a bound no run is below when there is none yet). The bounds
+  // are a CTE's columns read as scalar subqueries, so both scans keep them in their index condition.
+  const expired = `s.project_id = (select project_id from bounds) and s.finished_at is not null
+    and s.finished_at < (select cutoff from bounds)
+    and (s.finished_at, s.run_id) > ((select after_finished from bounds), (select after_run from bounds))`;
   // One statement, so the range's run ids never travel to this process and back: lock the next
   // expired runs (skipping those another transaction holds), end the range before the first
   // candidate that is not among them (a run held by a command), delete the range's execution data
@@ -90,7 +89,11 @@ async function purgeProjectRange(
   // not the result reads them.
   // The range's last run (its finish key) and counts; no row when the range is empty.
   const [range] = await sql.execute<{ run_id: string; finished_key: string; runs: number; records: number; bytes: number }>(
-    `with locked as materialized (
+    `with bounds as materialized (
+       select ?::text as project_id,
+         ${windowStart('(select retention_days from projects where id = ?)')} as cutoff,
+         ?::timestamptz as after_finished, ?::text as after_run
+     ), locked as materialized (
        select s.run_id, s.finished_at from run_streams s
        where ${expired}
        order by s.finished_at, s.run_id limit ? for update skip locked
@@ -115,10 +118,21 @@ async function purgeProjectRange(
        select ?, finished_at, run_id, ? from through
        on conflict (project_id) do update set finished_at = excluded.finished_at, run_id = excluded.run_id, updated_at = excluded.updated_at
      )
-     select t.run_id, ${finishKey('t.finished_at')} as finished_key, (select count(*) from range)::int as runs,
+     select t.run_id, ${isoMicrosSql('t.finished_at')} as finished_key, (select count(*) from range)::int as runs,
        (select count(*) from gone)::int as records, (select coalesce(sum(bytes), 0) from gone)::float8 as bytes
      from through t`,
-    [...expiredParams, limit, ...expiredParams, projectId, opts.now],
+    [
+      projectId,
+      window.now,
+      projectId,
+      window.defaultDays,
+      // Before every run (no mark yet): a finish no run has.
+      mark ? mark.finished_key : '-infinity',
+      mark ? mark.run_id : '',
+      limit,
+      projectId,
+      opts.now,
+    ],
   );
   if (!range) return none;
   const [result] = await appendToRuns(
@@ -193,7 +207,7 @@ export async function retentionPlan(sql: SqlRunner, window: RetentionWindow): Pr
        left join projects p on p.id = s.project_id
        left join retention_marks m on m.project_id = s.project_id
        where s.finished_at is not null
-         and ${finishedBeforeWindow('s.finished_at', 'p.retention_days')}
+         and s.finished_at < ${windowStart('p.retention_days')}
          and (m.project_id is null or (s.finished_at, s.run_id) > (m.finished_at, m.run_id))
      )
      select (select count(*)::int from expired) as runs,

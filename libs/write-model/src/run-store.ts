@@ -475,12 +475,15 @@ export interface Triggered {
   readonly data: RunEventData<'flowrun.triggered.v1'>;
 }
 
+/** The trigger events of the runs an `in (?)` parameter names: each run's first event (seq 1), when it is one. */
+const TRIGGER_EVENTS_OF = `run_events where run_id in (?) and seq = 1 and type = 'flowrun.triggered.v1'`;
+
 /** `readTriggered` for many runs in one statement; runs without a trigger event are absent. */
 export async function readTriggeredMany(sql: SqlRunner, runIds: readonly string[]): Promise<Map<string, Triggered>> {
   const out = new Map<string, Triggered>();
   if (runIds.length === 0) return out;
   const rows = await sql.execute<{ envelope: EventEnvelope }>(
-    `select envelope from run_events where run_id in (?) and seq = 1 and type = 'flowrun.triggered.v1'`,
+    `select envelope from ${TRIGGER_EVENTS_OF}`,
     [runIds],
   );
   for (const { envelope: e } of rows) {
@@ -505,8 +508,7 @@ export async function readRetrySources(sql: SqlRunner, runIds: readonly string[]
   const rows = await sql.execute<{ run_id: string; environment: RetrySource['environment']; triggered_by: RetrySource['triggeredBy']; ref: RetrySource['triggerDataRef']; stored: boolean }>(
     `select t.run_id, t.data->>'environment' as environment, t.data->>'triggeredBy' as triggered_by, t.data->>'triggerDataRef' as ref,
        ${ExecutionDataStore.storedSql(`t.data->>'triggerDataRef'`)} as stored
-     from (select run_id, envelope->'data' as data from run_events
-           where run_id in (?) and seq = 1 and type = 'flowrun.triggered.v1') t`,
+     from (select run_id, envelope->'data' as data from ${TRIGGER_EVENTS_OF}) t`,
     [runIds],
   );
   for (const r of rows) out.set(r.run_id, { environment: r.environment, triggeredBy: r.triggered_by, triggerDataRef: r.ref, payloadStored: r.stored });
