@@ -1,4 +1,4 @@
-import { EVENT_HEADERS, schemaVersionOf, type EventEnvelope } from '@flowruns/contracts';
+import { EVENT_HEADERS, schemaVersionOf } from '@flowruns/contracts';
 import type { EventPublisher, OutgoingMessage } from '@flowruns/messaging';
 import { componentLogger } from '@flowruns/platform';
 import { Client } from 'pg';
@@ -26,7 +26,10 @@ export interface RelayOptions {
 interface OutboxRow {
   position: string;
   run_id: string;
-  envelope: EventEnvelope;
+  event_id: string;
+  type: string;
+  /** The envelope's JSON as Postgres writes jsonb out: published as it comes, never parsed here. */
+  envelope: string;
   traceparent: string | null;
 }
 
@@ -210,19 +213,19 @@ export class OutboxRelay {
       // the log, whatever the statistics of the queue say). Ordered by the bigint column, not the
       // text alias: as text, position 10 sorts before 9.
       `with head as materialized (select position from run_events_outbox order by position limit $1)
-       select e.position::text as position, e.run_id, e.envelope, e.traceparent
+       select e.position::text as position, e.run_id, e.event_id, e.type, e.envelope::text as envelope, e.traceparent
          from head h join run_events e on e.position = h.position order by h.position`,
       [this.opts.batchSize ?? 500],
     );
     if (rows.length === 0) return 0;
     const messages: OutgoingMessage[] = rows.map((r) => {
       const headers: Record<string, string> = {
-        [EVENT_HEADERS.type]: r.envelope.type,
-        [EVENT_HEADERS.schemaVersion]: String(schemaVersionOf(r.envelope.type)),
-        [EVENT_HEADERS.id]: r.envelope.id,
+        [EVENT_HEADERS.type]: r.type,
+        [EVENT_HEADERS.schemaVersion]: String(schemaVersionOf(r.type)),
+        [EVENT_HEADERS.id]: r.event_id,
       };
       if (r.traceparent) headers[EVENT_HEADERS.traceparent] = r.traceparent;
-      return { key: r.run_id, value: JSON.stringify(r.envelope), headers };
+      return { key: r.run_id, value: r.envelope, headers };
     });
     await this.opts.publisher.publish(this.opts.topic, messages);
     const positions = rows.map((r) => r.position);
