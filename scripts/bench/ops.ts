@@ -221,7 +221,7 @@ type CappedPurgeResult = Awaited<ReturnType<typeof cappedPurge>>;
  * pass (the windows' latencies pooled, then dropped from the results), the rate over all the runs
  * against the passes' purge time, and each pass's own figures beside them.
  */
-function pooledPasses(passes: readonly CappedPurgeResult[], runsPerPass: number) {
+export function pooledPasses(passes: readonly CappedPurgeResult[], runsPerPass: number) {
   const latencies = (loads: readonly LoadResult[]) =>
     loads.flatMap((l) => {
       if (!l.latenciesMs) throw new Error('a pooled pass kept no latencies');

@@ -34,7 +34,7 @@ export interface Profile {
    * runs/s asked for, since a paced pass never bursts to catch up after a slow batch (capped at
    * exactly 20 000 it measured 19 519). `passes` such sets (finished 9, 7, 5 … days ago), each
    * purged by a pass of its own with the list measured before and during it, the p99s pooled over
-   * the passes: one pass's ratio of two p99s over 13 s moved between 0.9× and 3.7× on this machine
+   * the passes: one pass's ratio of two p99s over 13 s moved between 0.8× and 4.2× on this machine
    * from one repetition to the next (session 16).
    */
   readonly purge: {

@@ -261,7 +261,7 @@ function renderAtTargetPurge(p: Json): string[] {
     const passes = p.eachPass as Json[];
     return [
       '',
-      `Then ${passes.length} more sets of ${f(p.runs, 0)} runs (finished ${passes.map((_, k) => 9 - 2 * k).join(', ')} days ago), each purged by a pass of its own (a window a day short of its set) by a retention app capped at ${f(p.maxRunsPerS, 0)} runs/s, a tenth above the target's rate (batch ${p.batch}, no pause), the list measured for as long as the purge should take (${f(passes[0].listBefore.durationS, 0)} s) and as long before it: the rate and the list's p99 of the target at once. The p99s are taken over the requests of every pass together (${f(p.requests.before, 0)} before, ${f(p.requests.during, 0)} during): in session 16 one pass's ratio of two 13-s p99s moved between 0.9× and 3.7× from one repetition to the next on the same machine.`,
+      `Then ${passes.length} more sets of ${f(p.runs, 0)} runs (finished ${passes.map((_, k) => 9 - 2 * k).join(', ')} days ago), each purged by a pass of its own (a window a day short of its set) by a retention app capped at ${f(p.maxRunsPerS, 0)} runs/s, a tenth above the target's rate (batch ${p.batch}, no pause), the list measured for as long as the purge should take (${f(passes[0].listBefore.durationS, 0)} s) and as long before it: the rate and the list's p99 of the target at once. The p99s are taken over the requests of every pass together (${f(p.requests.before, 0)} before, ${f(p.requests.during, 0)} during): in session 16 one pass's ratio of two 13-s p99s moved between 0.8× and 4.2× from one repetition to the next on the same machine.`,
       '',
       '| pass | purge | list p50 / p99 before | list p50 / p99 during | p99 ratio |',
       '|---|---|---|---|---|',
