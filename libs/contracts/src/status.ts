@@ -33,6 +33,25 @@ export const FAILURE_STATUSES: ReadonlySet<FlowRunStatus> = new Set([
   'TIMEOUT',
 ]);
 
+/**
+ * The statuses each public action accepts a run in: the run decider's rules for them (its
+ * transition table is built on these), what a bulk request selects when it names no status, and
+ * which of the dashboard's buttons a run's page enables. Finer refusals (archived, purged, retries
+ * used up) come from the decider alone.
+ */
+export const ACTION_STATUSES = {
+  /** Cancel (StopRun): an active run. */
+  cancel: ['RUNNING', 'PAUSED'],
+  /** Retry FROM_FAILED_STEP needs a step to resume from: failures, and runs stopped by hand. */
+  retryFromFailedStep: FLOW_RUN_STATUSES.filter((s) => FAILURE_STATUSES.has(s) || s === 'STOPPED'),
+  /** Retry ON_LATEST_VERSION: any finished run. */
+  retryOnLatestVersion: FLOW_RUN_STATUSES.filter((s) => TERMINAL_STATUSES.has(s)),
+  archive: [...FLOW_RUN_STATUSES],
+} as const satisfies Record<string, readonly FlowRunStatus[]>;
+
+/** `ACTION_STATUSES.retryFromFailedStep` as a set. */
+export const RETRYABLE_FROM_FAILED_STEP: ReadonlySet<FlowRunStatus> = new Set(ACTION_STATUSES.retryFromFailedStep);
+
 export const isTerminal = (s: FlowRunStatus): boolean => TERMINAL_STATUSES.has(s);
 export const isFailure = (s: FlowRunStatus): boolean => FAILURE_STATUSES.has(s);
 

@@ -1,7 +1,7 @@
-import { domainError, type DomainError, type FlowRunStatus, type RunEvent } from '@flowruns/contracts';
+import { domainError, RETRYABLE_FROM_FAILED_STEP, type DomainError, type FlowRunStatus, type RunEvent } from '@flowruns/contracts';
 import type { RunCommand } from './commands';
 import { initialState, type ClosedRequest, type RunState } from './state';
-import { ACCEPTED_IN, RETRYABLE_FROM_FAILED_STEP, type FromStatus } from './transitions';
+import { ACCEPTED_IN, type FromStatus } from './transitions';
 
 export interface DecisionContext {
   readonly runId: string;

@@ -1,9 +1,9 @@
-import { FLOW_RUN_STATUSES, isDomainError, TERMINAL_STATUSES, type FlowRunStatus, type RunEvent } from '@flowruns/contracts';
+import { ACTION_STATUSES, FLOW_RUN_STATUSES, isDomainError, RETRYABLE_FROM_FAILED_STEP, TERMINAL_STATUSES, type FlowRunStatus, type RunEvent } from '@flowruns/contracts';
 import { RUN_COMMAND_TYPES, type RunCommandType } from './commands';
 import { decide } from './decider';
 import { apply, cmd, ev, expectValidEvents, NOW, RUN_ID, SAMPLE_COMMAND, stateOf } from './decider.spec-helpers';
 import type { RunState } from './state';
-import { ACCEPTED_IN, RESULTING_STATUS, RETRYABLE_FROM_FAILED_STEP, resultingStatusOf, type FromStatus } from './transitions';
+import { ACCEPTED_IN, RESULTING_STATUS, resultingStatusOf, type FromStatus } from './transitions';
 
 /** A realistic history that leaves a run in each status (NONE: the run does not exist). */
 const HISTORY: Readonly<Record<FromStatus, readonly RunEvent[]>> = {
@@ -123,6 +123,19 @@ describe('every status × every command', () => {
           ? { entityType: 'flow_run_request', entityId: 'req_1' }
           : { entityType: 'flow_run', entityId: RUN_ID };
     expect(decision).toEqual({ code: want.code, params: expect.objectContaining(params) });
+  });
+});
+
+describe('the public actions\' statuses (ACTION_STATUSES: bulk defaults, dashboard buttons) are the table\'s', () => {
+  it('cancel is StopRun, retry ON_LATEST_VERSION is RetryRun, archive is ArchiveRun', () => {
+    expect(new Set(ACTION_STATUSES.cancel)).toEqual(ACCEPTED_IN.StopRun);
+    expect(new Set(ACTION_STATUSES.retryOnLatestVersion)).toEqual(ACCEPTED_IN.RetryRun);
+    expect(new Set(ACTION_STATUSES.archive)).toEqual(ACCEPTED_IN.ArchiveRun);
+  });
+
+  it('retry FROM_FAILED_STEP is the failures and STOPPED, in the reference\'s order', () => {
+    expect(ACTION_STATUSES.retryFromFailedStep).toEqual(['FAILED', 'QUOTA_EXCEEDED', 'INTERNAL_ERROR', 'TIMEOUT', 'STOPPED']);
+    expect(ACTION_STATUSES.cancel).toEqual(['RUNNING', 'PAUSED']);
   });
 });
 

@@ -1,17 +1,13 @@
-import { FAILURE_STATUSES, FLOW_RUN_STATUSES, TERMINAL_STATUSES, type FlowRunStatus } from '@flowruns/contracts';
+import { ACTION_STATUSES, FLOW_RUN_STATUSES, TERMINAL_STATUSES, type FlowRunStatus } from '@flowruns/contracts';
 import type { RunCommand, RunCommandType } from './commands';
 
 /** `NONE` is the status of a run that does not exist yet. */
 export type FromStatus = FlowRunStatus | 'NONE';
 
 const ALL: readonly FlowRunStatus[] = FLOW_RUN_STATUSES;
-const ACTIVE: readonly FlowRunStatus[] = ['RUNNING', 'PAUSED'];
+/** The active statuses: what a cancel (StopRun) accepts, from the public actions' rules. */
+const ACTIVE: readonly FlowRunStatus[] = ACTION_STATUSES.cancel;
 const TERMINAL: readonly FlowRunStatus[] = ALL.filter((s) => TERMINAL_STATUSES.has(s));
-/** FROM_FAILED_STEP needs a step to resume from: failures, and runs stopped by hand. */
-export const RETRYABLE_FROM_FAILED_STEP: ReadonlySet<FlowRunStatus> = new Set([
-  ...FAILURE_STATUSES,
-  'STOPPED',
-]);
 
 /**
  * The one transition table: for each command, the run statuses it is accepted in. Every other

@@ -1,22 +1,16 @@
 import {
-  FLOW_RUN_STATUSES,
-  TERMINAL_STATUSES,
+  ACTION_STATUSES,
   domainError,
   type BulkRunFilter,
   type BulkRunRequest,
   type DomainError,
   type FlowRunStatus,
 } from '@flowruns/contracts';
-import { RETRYABLE_FROM_FAILED_STEP, type RunState } from '@flowruns/run-domain';
+import type { RunState } from '@flowruns/run-domain';
 import type { Transactor } from './run-commands';
 
 /** The statuses each bulk action can change: what it selects when the request names none. */
-export const BULK_DEFAULT_STATUSES = {
-  cancel: ['RUNNING', 'PAUSED'],
-  retryFromFailedStep: FLOW_RUN_STATUSES.filter((s) => RETRYABLE_FROM_FAILED_STEP.has(s)),
-  retryOnLatestVersion: FLOW_RUN_STATUSES.filter((s) => TERMINAL_STATUSES.has(s)),
-  archive: [...FLOW_RUN_STATUSES],
-} as const satisfies Record<string, readonly FlowRunStatus[]>;
+const BULK_DEFAULT_STATUSES = ACTION_STATUSES;
 
 /**
  * The statuses a bulk request selects. With `flowRunIds` the other filters are ignored (as in the

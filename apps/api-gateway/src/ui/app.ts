@@ -76,7 +76,7 @@
     addEventListener(type: string, listener: (event: { preventDefault(): void }) => void): void;
   }
   interface Browser {
-    document: { getElementById(id: string): Elem | null; createElement(tag: string): Elem };
+    document: { getElementById(id: string): Elem | null; createElement(tag: string): Elem; body: Elem & { getAttribute(name: string): string | null } };
     sessionStorage: { getItem(key: string): string | null; setItem(key: string, value: string): void; removeItem(key: string): void };
     location: { hash: string };
     addEventListener(type: string, listener: () => void): void;
@@ -102,14 +102,13 @@
   const KEY_STORAGE = 'flowruns.apiKey';
   /** Statuses in which a run may still change by itself: its page polls while it is in one. */
   const LIVE = new Set(['RUNNING', 'QUEUED', 'PAUSED']);
-  // What the run decider accepts (libs/run-domain, `transitions.ts` and `decide`), copied as the
-  // types above are. Refusals the page cannot foresee (retries used up) come back from the API.
-  /** Cancel (StopRun): an active run. */
-  const CANCELLABLE = new Set(['RUNNING', 'PAUSED']);
-  /** Retry FROM_FAILED_STEP needs a step to go back to: the failures, and runs stopped by hand. */
-  const RETRYABLE_FROM_FAILED_STEP = new Set(['FAILED', 'QUOTA_EXCEEDED', 'INTERNAL_ERROR', 'TIMEOUT', 'STOPPED']);
-  /** Retry ON_LATEST_VERSION: any finished run. */
-  const FINISHED = new Set(['SUCCEEDED', ...RETRYABLE_FROM_FAILED_STEP]);
+  // What the run decider accepts for each action, as the page carries it (`<body data-actions>`,
+  // from `ACTION_STATUSES` in the contracts). Refusals the page cannot foresee (retries used up)
+  // come back from the API.
+  const actions = JSON.parse(document.body.getAttribute('data-actions') ?? '{}') as Partial<Record<'cancel' | 'retryFromFailedStep' | 'retryOnLatestVersion', string[]>>;
+  const CANCELLABLE = new Set(actions.cancel ?? []);
+  const RETRYABLE_FROM_FAILED_STEP = new Set(actions.retryFromFailedStep ?? []);
+  const FINISHED = new Set(actions.retryOnLatestVersion ?? []);
   const POLL_MS = 1000;
   /** After an action the views catch up within milliseconds; the page keeps polling this long. */
   const SETTLE_MS = 5000;

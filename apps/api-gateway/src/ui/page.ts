@@ -1,10 +1,20 @@
-import { FLOW_RUN_STATUSES } from '@flowruns/contracts';
+import { ACTION_STATUSES, FLOW_RUN_STATUSES } from '@flowruns/contracts';
 
 /**
  * The dashboard's page and style sheet, as strings: the build is plain `tsc`, which copies no
  * other files into `dist/`, and the Docker image ships `dist/` only. The page holds no data and
  * no inline script or style (the Content-Security-Policy forbids both); `app.ts` fills it in.
  */
+
+/**
+ * The statuses each action accepts a run in, as `<body data-actions>`: `app.ts` enables a run's
+ * buttons from them, so the page follows the decider's rules (`ACTION_STATUSES`) instead of a copy.
+ */
+const actionsAttribute = JSON.stringify({
+  cancel: ACTION_STATUSES.cancel,
+  retryFromFailedStep: ACTION_STATUSES.retryFromFailedStep,
+  retryOnLatestVersion: ACTION_STATUSES.retryOnLatestVersion,
+}).replace(/"/g, '&quot;');
 
 const statusBoxes = FLOW_RUN_STATUSES.map(
   (s) => `<label class="check"><input type="checkbox" name="status" value="${s}"> ${s}</label>`,
@@ -20,7 +30,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <link rel="stylesheet" href="/ui/app.css">
   <script src="/ui/app.js" defer></script>
 </head>
-<body>
+<body data-actions="${actionsAttribute}">
   <header class="bar">
     <h1><a href="#/runs">Flow Runs</a></h1>
     <span id="identity" class="identity" hidden></span>
