@@ -115,7 +115,7 @@ async function purgeProjectRange(
        ${ExecutionDataStore.deleteRunsSql('(select run_id from range)')}
      ), marked as (
        insert into retention_marks (project_id, finished_at, run_id, updated_at)
-       select ?, finished_at, run_id, ? from through
+       select (select project_id from bounds), finished_at, run_id, ? from through
        on conflict (project_id) do update set finished_at = excluded.finished_at, run_id = excluded.run_id, updated_at = excluded.updated_at
      )
      select t.run_id, ${isoMicrosSql('t.finished_at')} as finished_key, (select count(*) from range)::int as runs,
@@ -130,7 +130,6 @@ async function purgeProjectRange(
       mark ? mark.finished_key : '-infinity',
       mark ? mark.run_id : '',
       limit,
-      projectId,
       opts.now,
     ],
   );
