@@ -155,13 +155,12 @@ export async function benchPurge(profile: Profile) {
     // the passes (one set each).
     const targetPasses = [];
     for (const set of targetSets) {
-      targetPasses.push(
-        await cappedPurge(sys, profile, list, project, atTarget, {
-          retentionDays: set.ageDays - 1,
-          expired: (finished) => `${finished} >= now() - interval '${set.ageDays + 1} days' and ${finished} < now() - interval '${set.ageDays - 1} days'`,
-          keepLatencies: true,
-        }),
-      );
+      const pass = await cappedPurge(sys, profile, list, project, atTarget, {
+        retentionDays: set.ageDays - 1,
+        expired: (finished) => `${finished} >= now() - interval '${set.ageDays + 1} days' and ${finished} < now() - interval '${set.ageDays - 1} days'`,
+        keepLatencies: true,
+      });
+      targetPasses.push({ ageDays: set.ageDays, ...pass });
     }
     const atTargetResult = pooledPasses(targetPasses, atTarget.runs);
     log(`purge at the target's rate, ${targetPasses.length} passes pooled: ${atTargetResult.runsPerS} runs/s, list p99 before ${atTargetResult.listBeforeP99Ms} ms, during ${atTargetResult.listDuringP99Ms} ms`);
@@ -221,7 +220,7 @@ type CappedPurgeResult = Awaited<ReturnType<typeof cappedPurge>>;
  * pass (the windows' latencies pooled, then dropped from the results), the rate over all the runs
  * against the passes' purge time, and each pass's own figures beside them.
  */
-export function pooledPasses(passes: readonly CappedPurgeResult[], runsPerPass: number) {
+export function pooledPasses<P extends CappedPurgeResult>(passes: readonly P[], runsPerPass: number) {
   const latencies = (loads: readonly LoadResult[]) =>
     loads.flatMap((l) => {
       if (!l.latenciesMs) throw new Error('a pooled pass kept no latencies');

@@ -133,7 +133,7 @@ describe('the public actions\' statuses (ACTION_STATUSES: bulk defaults, dashboa
     expect(new Set(ACTION_STATUSES.archive)).toEqual(ACCEPTED_IN.ArchiveRun);
   });
 
-  it('retry FROM_FAILED_STEP is the failures and STOPPED, in the reference\'s order', () => {
+  it('names them in the reference\'s order: retry FROM_FAILED_STEP the failures and STOPPED, cancel the active runs', () => {
     expect(ACTION_STATUSES.retryFromFailedStep).toEqual(['FAILED', 'QUOTA_EXCEEDED', 'INTERNAL_ERROR', 'TIMEOUT', 'STOPPED']);
     expect(ACTION_STATUSES.cancel).toEqual(['RUNNING', 'PAUSED']);
   });

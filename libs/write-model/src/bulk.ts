@@ -9,8 +9,6 @@ import {
 import type { RunState } from '@flowruns/run-domain';
 import type { Transactor } from './run-commands';
 
-/** The statuses each bulk action can change: what it selects when the request names none. */
-const BULK_DEFAULT_STATUSES = ACTION_STATUSES;
 
 /**
  * The statuses a bulk request selects. With `flowRunIds` the other filters are ignored (as in the
@@ -19,12 +17,12 @@ const BULK_DEFAULT_STATUSES = ACTION_STATUSES;
 export function bulkStatuses(req: BulkRunRequest): readonly FlowRunStatus[] {
   const defaults =
     req.action === 'cancel'
-      ? BULK_DEFAULT_STATUSES.cancel
+      ? ACTION_STATUSES.cancel
       : req.action === 'archive'
-        ? BULK_DEFAULT_STATUSES.archive
+        ? ACTION_STATUSES.archive
         : req.strategy === 'FROM_FAILED_STEP'
-          ? BULK_DEFAULT_STATUSES.retryFromFailedStep
-          : BULK_DEFAULT_STATUSES.retryOnLatestVersion;
+          ? ACTION_STATUSES.retryFromFailedStep
+          : ACTION_STATUSES.retryOnLatestVersion;
   return req.filter.flowRunIds || !req.filter.status ? defaults : req.filter.status;
 }
 

@@ -90,9 +90,10 @@ async function purgeProjectRange(
   // The range's last run (its finish key) and counts; no row when the range is empty.
   const [range] = await sql.execute<{ run_id: string; finished_key: string; runs: number; records: number; bytes: number }>(
     `with bounds as materialized (
-       select ?::text as project_id,
-         ${windowStart('(select retention_days from projects where id = ?)')} as cutoff,
+       select b.project_id,
+         ${windowStart('(select retention_days from projects where id = b.project_id)')} as cutoff,
          ?::timestamptz as after_finished, ?::text as after_run
+       from (select ?::text as project_id) b
      ), locked as materialized (
        select s.run_id, s.finished_at from run_streams s
        where ${expired}
@@ -122,13 +123,12 @@ async function purgeProjectRange(
        (select count(*) from gone)::int as records, (select coalesce(sum(bytes), 0) from gone)::float8 as bytes
      from through t`,
     [
-      projectId,
       window.now,
-      projectId,
       window.defaultDays,
       // Before every run (no mark yet): a finish no run has.
       mark ? mark.finished_key : '-infinity',
       mark ? mark.run_id : '',
+      projectId,
       limit,
       opts.now,
     ],
