@@ -6,7 +6,7 @@ import { retentionMetrics } from './metrics';
 
 /**
  * Runs a retention pass on start and then every `RETENTION_INTERVAL_MS`, one at a time. Several
- * instances may run at once: the command service hands each batch different runs (`skip locked`).
+ * instances may run at once: the command service hands each batch different projects (a project's purge lock).
  * On shutdown the pass in hand finishes its current batch and stops.
  */
 @Injectable()

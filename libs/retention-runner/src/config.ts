@@ -10,7 +10,7 @@ export const RetentionPassConfigSchema = z.object({
   RETENTION_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(200),
   /** Pause between batches, leaving room for the live load (a batch holds one connection and about one core). */
   RETENTION_BATCH_PAUSE_MS: z.coerce.number().int().min(0).max(60000).default(10),
-  /** Batches in flight at once (each takes different runs: `skip locked`). */
+  /** Batches in flight at once (each takes different projects: a project's purge lock). */
   RETENTION_CONCURRENCY: z.coerce.number().int().min(1).max(8).default(1),
   /**
    * Most runs purged per second (0: no cap, batches as fast as they go). The cap makes a backlog's

@@ -49,8 +49,8 @@ export interface RetentionPassResult {
  * One retention pass: batches until a batch comes back short (nothing more has expired, or the rest
  * is being purged by another instance right now). Each batch is one transaction in the command
  * service, so a pass killed at any point has lost nothing and purged nothing twice; the next pass
- * takes up where it stopped. With `concurrency` > 1 that many batches are in flight at once: each
- * locks its runs with `skip locked`, so they take different runs, and a lane that gets a short batch
+ * takes up where it stopped. With `concurrency` > 1 that many batches are in flight at once: a
+ * project is purged by one batch at a time, so they take different projects, and a lane that gets a short batch
  * stops while the others go on until theirs is short too. With `maxRunsPerS` the batches start on
  * one schedule the lanes share (no faster than the cap, and never a burst to catch up after a slow
  * batch). A failed batch stops every lane after its
@@ -58,8 +58,8 @@ export interface RetentionPassResult {
  *
  * Each lane starts its next batch after where its last one ended (the batch's `last`): a pass reads
  * the candidates' index once instead of from its head at every batch. What a lane passes over is
- * either not expired at the pass's `window.now` or was held by another transaction (another lane's
- * batch, a command on that run): the next pass takes the latter.
+ * either not expired at the pass's `window.now` or in a project another transaction held (another
+ * lane's batch, a retry or an erase): the next pass takes the latter.
  */
 export async function runRetentionPass(client: RetentionClient, opts: RetentionPassOptions): Promise<RetentionPassResult> {
   let runs = 0;

@@ -2,7 +2,7 @@ import { isDomainError, type DomainError, type FlowStep } from '@flowruns/contra
 import { ormOptions, sqlRunner } from '@flowruns/database';
 import { createTestDatabase, indexNodes, planRoot, uniqueName, waitFor } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { purgeExpiredBatch, type PurgeCursor } from './retention';
+import { holdAgainstPurge, purgeExpiredBatch, type PurgeCursor } from './retention';
 import type { SqlRunner } from './sql';
 import { RunCommands, type Transactor } from './run-commands';
 
@@ -171,23 +171,29 @@ describe('retention purge and erase (real Postgres)', () => {
     expect(ok(await commands.erase(covered.id, p.projectId))).toMatchObject({ eventsAppended: 0, runs: 0 });
   });
 
-  it('a retry waiting on a run the purge holds sees the purge once it commits', async () => {
+  it('a retry, a bulk retry and an erase that come during a purge batch wait for it, then see the purge', async () => {
     const p = await project();
-    const covered = await runEnded(p, 50, 'fail');
-    await runEnded(p, 49, 'fail');
-    let retry: Promise<unknown> | null = null;
+    const covered = [await runEnded(p, 50, 'fail'), await runEnded(p, 49, 'fail'), await runEnded(p, 48, 'fail')];
+    await runEnded(p, 47, 'fail');
+    const advisoryWaits = async () =>
+      (await q<{ n: number }>(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and wait_event = 'advisory'`))[0].n;
+    let commandsInFlight: Promise<unknown[]> | null = null;
     await tx.transactional(async (sql) => {
-      expect((await purgeExpiredBatch(sql, window(), 100, { now: NOW })).runs).toBeGreaterThanOrEqual(2);
-      // The retry's lock on `covered` waits for this transaction; it is let go once seen waiting.
-      retry = commands.retry(covered.id, { projectId: p.projectId, strategy: 'FROM_FAILED_STEP' });
-      await waitFor(
-        async () =>
-          (await q<{ n: number }>(`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%run_streams%'`))[0].n > 0,
-        { timeoutMs: 10000, what: 'the retry to wait on the purge’s lock' },
-      );
+      expect((await purgeExpiredBatch(sql, window(), 100, { now: NOW })).runs).toBeGreaterThanOrEqual(4);
+      // Each command's hold on the project waits for this transaction; it is let go once all three are seen waiting.
+      commandsInFlight = Promise.all([
+        commands.retry(covered[0].id, { projectId: p.projectId, strategy: 'FROM_FAILED_STEP' }),
+        commands.bulk({ action: 'retry', projectId: p.projectId, strategy: 'ON_LATEST_VERSION', filter: { flowRunIds: [covered[1].id] } }),
+        commands.erase(covered[2].id, p.projectId),
+      ]);
+      await waitFor(async () => (await advisoryWaits()) === 3, { timeoutMs: 10000, what: 'the three commands to wait on the purge' });
     });
-    const r = await retry!;
-    expect(isDomainError(r) && r).toMatchObject({ code: 'EXECUTION_DATA_PURGED', params: { entityId: covered.id } });
+    const [retried, bulk, erased] = await commandsInFlight!;
+    expect(isDomainError(retried) && retried).toMatchObject({ code: 'EXECUTION_DATA_PURGED', params: { entityId: covered[0].id } });
+    expect(ok(bulk as Awaited<ReturnType<RunCommands['bulk']>>)).toEqual({ action: 'retry', examined: 1, changed: 0 });
+    // The run was purged by the range: the erase appends nothing and deletes nothing.
+    expect(ok(erased as Awaited<ReturnType<RunCommands['erase']>>)).toMatchObject({ eventsAppended: 0, runs: 0 });
+    for (const run of covered) expect(await stream(run.id)).toMatchObject({ status: 'FAILED' });
   });
 
   it('counts from the finish, not the start, and a later --now expires what is inside the window today', async () => {
@@ -262,7 +268,40 @@ describe('retention purge and erase (real Postgres)', () => {
     for (const p of projects) expect(expectTiled(await ranges(p.projectId))).toBe(12);
   });
 
-  it('a run held by a command ends its project’s range before it; the next pass goes on from there', async () => {
+  it('a project a retry or an erase holds is passed over, other projects purged; the next pass takes it', async () => {
+    const held = await project(2);
+    const other = await project(2);
+    const heldRuns = [await runEnded(held, 5), await runEnded(held, 4)];
+    const otherRuns = [await runEnded(other, 5), await runEnded(other, 4)];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let holding!: () => void;
+    const isHeld = new Promise<void>((resolve) => (holding = resolve));
+    // What a retry or an erase does first, held open.
+    const holder = tx.transactional(async (sql) => {
+      await holdAgainstPurge(sql, held.projectId);
+      holding();
+      await released;
+    });
+    await isHeld;
+    try {
+      await purgeAll();
+    } finally {
+      release();
+      await holder;
+    }
+    for (const run of otherRuns) expect(await dataRecords(run.id)).toBe(0);
+    for (const run of heldRuns) {
+      expect(await dataRecords(run.id)).toBeGreaterThan(0);
+      expect(await readsPurged(run.id)).toBe(false);
+    }
+    expect(await ranges(held.projectId)).toEqual([]);
+    await purgeAll();
+    for (const run of heldRuns) expect(await dataRecords(run.id)).toBe(0);
+    expect(expectTiled(await ranges(held.projectId))).toBe(2);
+  });
+
+  it('a run another command holds (an archive in flight) is purged with its range, without waiting for it', async () => {
     const p = await project(2);
     const runs = [];
     for (let i = 0; i < 5; i++) runs.push(await runEnded(p, 10 - i));
@@ -277,19 +316,19 @@ describe('retention purge and erase (real Postgres)', () => {
       await released;
     });
     await isLocked;
-    const first = ok(await commands.purgeExpired(window(), 100));
-    release();
-    await holder;
-    expect(first.runs).toBeGreaterThanOrEqual(2);
-    expect(await ranges(p.projectId)).toEqual([expect.objectContaining({ from: null, through: expect.objectContaining({ runId: runs[1].id }), runs: 2 })]);
-    for (const run of runs.slice(0, 2)) expect(await dataRecords(run.id)).toBe(0);
-    for (const run of runs.slice(2)) {
-      expect(await dataRecords(run.id)).toBeGreaterThan(0);
-      expect(await readsPurged(run.id)).toBe(false);
+    let first: { runs: number };
+    try {
+      first = ok(await commands.purgeExpired(window(), 100));
+    } finally {
+      release();
+      await holder;
     }
-    await purgeAll();
-    for (const run of runs) expect(await dataRecords(run.id)).toBe(0);
-    expect(expectTiled(await ranges(p.projectId))).toBe(5);
+    expect(first.runs).toBeGreaterThanOrEqual(5);
+    expect(await ranges(p.projectId)).toEqual([expect.objectContaining({ from: null, through: expect.objectContaining({ runId: runs[4].id }), runs: 5 })]);
+    for (const run of runs) {
+      expect(await dataRecords(run.id)).toBe(0);
+      expect(await readsPurged(run.id)).toBe(true);
+    }
   });
 
   it('ranges split runs finished at one instant by run id: each purged once, in (finish, run id) order; a longer window’s runs passed over', async () => {
@@ -351,17 +390,13 @@ describe('retention purge and erase (real Postgres)', () => {
         throw new Error('rolled back: only the statement was wanted');
       }),
     ).rejects.toThrow('rolled back');
-    const select = statements.find((st) => st.text.includes('skip locked'));
+    const select = statements.find((st) => st.text.includes('with bounds'));
     expect(select).toBeDefined();
     const [plan] = await q(`explain (format json) ${select!.text}`, select!.params);
-    const [locked, gap, ...others] = indexNodes(planRoot(plan)).filter((x) => x['Index Name'] === 'run_streams_retention_project_idx');
-    expect(locked?.['Index Cond']).toContain('ROW(finished_at, run_id) >');
-    expect(locked?.['Index Cond']).toContain('project_id =');
-    // The gap search reads only up to the last locked run (a bound in the index condition) and
-    // looks the locked runs up in a hash: as an anti join against the locked runs it was a nested
-    // loop over both, quadratic in the batch.
-    expect(gap?.['Index Cond']).toContain('ROW(finished_at, run_id) <');
-    expect(gap?.Filter).toContain('hashed SubPlan');
+    // One scan of the candidates, bounded in its index condition by the project and the mark.
+    const [scan, ...others] = indexNodes(planRoot(plan)).filter((x) => x['Index Name'] === 'run_streams_retention_project_idx');
+    expect(scan?.['Index Cond']).toContain('ROW(finished_at, run_id) >');
+    expect(scan?.['Index Cond']).toContain('project_id =');
     expect(others).toEqual([]);
   });
 

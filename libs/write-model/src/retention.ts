@@ -38,11 +38,28 @@ const windowStart = (retentionDays: string) => `?::timestamptz - make_interval(d
 const PURGE_LOCK_CLASS = 7_260_401;
 
 /**
+ * Holds `projectId` against retention's purge until the caller's transaction ends: a shared hold
+ * of its purge lock, so commands do not wait on each other, a purge batch (whose try-lock is
+ * exclusive) passes the project over while one is held, and a command that comes during a batch
+ * waits for it. Taken by the commands whose outcome depends on a finished run's execution data —
+ * retries (both strategies) and erases —, which is what lets a purge batch leave its runs unlocked.
+ *
+ * Must be the transaction's first lock, before any row lock: a purge batch locks a row (its range's
+ * last run) while it holds the project, so a command holding a row while waiting here could close
+ * a cycle. A statement of its own: the command's next statements see what a batch it waited for
+ * committed (the mark).
+ */
+export async function holdAgainstPurge(sql: SqlRunner, projectId: string): Promise<void> {
+  await sql.execute(`select pg_advisory_xact_lock_shared(${PURGE_LOCK_CLASS}, hashtext(?))::text as held`, [projectId]);
+}
+
+/**
  * The next project at or after `from` (after it, with `exclusive`) that has finished runs, through
  * the candidates' index (`run_streams_retention_project_idx`), and whether this transaction took
- * its purge lock: a project is purged by one transaction at a time, and one that finds it taken
- * goes on to the next project instead of waiting. (Two projects whose ids hash alike share a lock:
- * the second waits for the next pass.)
+ * its purge lock: a project is purged by one transaction at a time, and not while a retry or an
+ * erase holds it (`holdAgainstPurge`); a batch that finds it taken goes on to the next project
+ * instead of waiting. (Two projects whose ids hash alike share a lock: one's commands pass the
+ * other over for the pass.)
  */
 async function nextProject(sql: SqlRunner, from: string | null, exclusive: boolean): Promise<{ projectId: string; locked: boolean } | null> {
   const bound = from === null ? '' : exclusive ? ' and project_id > ?' : ' and project_id >= ?';
@@ -58,10 +75,12 @@ async function nextProject(sql: SqlRunner, from: string | null, exclusive: boole
  * Purges the next expired runs of one project whose purge lock this transaction holds: up to
  * `limit` of them, oldest finish first from the project's mark, as one range — their execution
  * data deleted, the mark moved to the last one, and `flowrun.execution-data-purged-through.v1`
- * appended to the last one's stream, saying which range it closes. The runs themselves are locked
- * (`for update`), not written: a command on one of them waits for the batch, then sees the mark
- * (`withRetentionRanges`). A run another transaction holds (`skip locked`) ends the range before it,
- * so the mark never passes over a run it did not purge; the next pass goes on from there.
+ * appended to the last one's stream, saying which range it closes. The runs themselves are neither
+ * written nor locked: the commands whose outcome depends on a finished run's data (retries,
+ * erases) hold the project against the purge first (`holdAgainstPurge`), so while this
+ * transaction holds the project's lock none of them is in flight, and one that comes waits for it,
+ * then sees the mark (`withRetentionRanges`). Any other command on these runs (an archive) does not
+ * care whether their data is there.
  */
 async function purgeProjectRange(
   sql: SqlRunner,
@@ -76,17 +95,11 @@ async function purgeProjectRange(
     `select ${isoMicrosSql('finished_at')} as finished_key, run_id from retention_marks where project_id = ?`,
     [projectId],
   );
-  // The candidates, stated once for the lock and for the gap search: the project's finished runs
-  // before its window, after its mark (a bound no run is below when there is none yet). The bounds
-  // are a CTE's columns read as scalar subqueries, so both scans keep them in their index condition.
-  const expired = `s.project_id = (select project_id from bounds) and s.finished_at is not null
-    and s.finished_at < (select cutoff from bounds)
-    and (s.finished_at, s.run_id) > ((select after_finished from bounds), (select after_run from bounds))`;
-  // One statement, so the range's run ids never travel to this process and back: lock the next
-  // expired runs (skipping those another transaction holds), end the range before the first
-  // candidate that is not among them (a run held by a command), delete the range's execution data
-  // and move the mark to its last run. Data-modifying CTEs run once, to completion, whether or
-  // not the result reads them.
+  // One statement, so the range's run ids never travel to this process and back: the project's
+  // next expired runs (finished before its window, after its mark: a bound no run is below when
+  // there is none yet), their execution data deleted and the mark moved to the last one. The bounds
+  // are a CTE's columns read as scalar subqueries, so the scan keeps them in its index condition.
+  // Data-modifying CTEs run once, to completion, whether or not the result reads them.
   // The range's last run (its finish key) and counts; no row when the range is empty.
   const [range] = await sql.execute<{ run_id: string; finished_key: string; runs: number; records: number; bytes: number }>(
     `with bounds as materialized (
@@ -94,22 +107,12 @@ async function purgeProjectRange(
          ${windowStart('(select retention_days from projects where id = b.project_id)')} as cutoff,
          ?::timestamptz as after_finished, ?::text as after_run
        from (select ?::text as project_id) b
-     ), locked as materialized (
-       select s.run_id, s.finished_at from run_streams s
-       where ${expired}
-       order by s.finished_at, s.run_id limit ? for update skip locked
-     ), last as (
-       select finished_at, run_id from locked order by finished_at desc, run_id desc limit 1
-     ), gap as (
-       -- Bounded by the last locked run in the index condition; the locked runs hashed (not an anti
-       -- join against the CTE, which nests a loop over both: quadratic in the batch).
-       select s.finished_at, s.run_id from run_streams s
-       where ${expired} and (s.finished_at, s.run_id) < ((select finished_at from last), (select run_id from last))
-         and s.run_id not in (select run_id from locked)
-       order by s.finished_at, s.run_id limit 1
      ), range as materialized (
-       select k.run_id, k.finished_at from locked k
-       where not exists (select 1 from gap g where (k.finished_at, k.run_id) >= (g.finished_at, g.run_id))
+       select s.run_id, s.finished_at from run_streams s
+       where s.project_id = (select project_id from bounds) and s.finished_at is not null
+         and s.finished_at < (select cutoff from bounds)
+         and (s.finished_at, s.run_id) > ((select after_finished from bounds), (select after_run from bounds))
+       order by s.finished_at, s.run_id limit ?
      ), through as (
        select finished_at, run_id from range order by finished_at desc, run_id desc limit 1
      ), gone as (
@@ -148,7 +151,8 @@ async function purgeProjectRange(
     }),
     opts,
   );
-  // The run is finished and locked by this transaction: the decider cannot refuse it.
+  // The run is finished, and no retry can be in flight on it (the project's purge lock): the
+  // decider cannot refuse it.
   if (!result || isDomainError(result)) throw new Error(`retention range through run ${range.run_id} was refused: ${JSON.stringify(result)}`);
   return { runs: range.runs, records: range.records, bytes: range.bytes };
 }
@@ -161,9 +165,8 @@ async function purgeProjectRange(
  * moved, one event on the range's last run. The data, the marks and the events go together or not
  * at all: a crash mid-batch leaves the batch as it was.
  *
- * Concurrent batches take different projects (a project taken by another is passed over); a run
- * held by a command ends its project's range before it. What a batch passes over is left to the
- * next pass. A pass measures every batch against the same `window.now`.
+ * Concurrent batches take different projects (a project taken by another is passed over, as is a
+ * project a retry or an erase holds). What a batch passes over is left to the next pass. A pass measures every batch against the same `window.now`.
  *
  * Why ranges (measured in `bench/notes.md`, session 14): an event per purged run cost ~0.2 ms of
  * CPU in all (its stream update and event, the relay, the projector's view update) and capped a

@@ -28,7 +28,7 @@ import { FlowStore, latestKey, type FlowVersionRecord } from './flows';
 import { LeaseStore } from './leases';
 import { appendManyWithRules, appendWithRules, applyFailureRules, fenced } from './run-rules';
 import { bulkStatuses, inStatuses, selectBulkPages } from './bulk';
-import { purgeExpiredBatch, purgeRuns, retentionPlan, type PurgeBatchOutcome, type PurgeCursor, type PurgeOutcome, type RetentionWindow } from './retention';
+import { holdAgainstPurge, purgeExpiredBatch, purgeRuns, retentionPlan, type PurgeBatchOutcome, type PurgeCursor, type PurgeOutcome, type RetentionWindow } from './retention';
 import {
   appendToLockedRuns,
   appendToNewRuns,
@@ -483,10 +483,16 @@ export class RunCommands {
    */
   async retry(runId: string, req: RetryRunRequest, ctx: CommandContext = {}): Promise<FlowRun | DomainError> {
     const now = ctx.now ?? this.clock();
-    return this.inTx((sql) => this.retryIn(sql, runId, req, now, ctx));
+    return this.inTx(async (sql) => {
+      await holdAgainstPurge(sql, req.projectId);
+      return this.retryIn(sql, runId, req, now, ctx);
+    });
   }
 
-  /** The retry inside a caller's transaction; `guard` may refuse the run once its state is locked. */
+  /**
+   * The retry inside a caller's transaction, which holds the project against the purge already
+   * (`holdAgainstPurge`); `guard` may refuse the run once its state is locked.
+   */
   private async retryIn(
     sql: SqlRunner,
     runId: string,
@@ -600,6 +606,8 @@ export class RunCommands {
       case 'archive':
         return count(await appendManyWithRules(sql, page, (state) => guard(state) ?? { type: 'ArchiveRun' }, opts)).length;
       case 'retry': {
+        // Before the page's rows are locked: the retries need their runs' execution data.
+        await holdAgainstPurge(sql, req.projectId);
         if (req.strategy === 'FROM_FAILED_STEP') {
           const maxAttempts = this.options.maxRetryAttempts;
           const command = { type: 'RetryRun', strategy: req.strategy, maxAttempts, newRunId: null } as const;
@@ -736,6 +744,7 @@ export class RunCommands {
   erase(runId: string, projectId: string, ctx: CommandContext = {}): Promise<(CommandResult & PurgeOutcome) | DomainError> {
     const now = ctx.now ?? this.clock();
     return this.inTx(async (sql) => {
+      await holdAgainstPurge(sql, projectId);
       const { outcome, results } = await purgeRuns(sql, [runId], 'ERASE', { now, traceparent: ctx.traceparent, projectId });
       const r = results[0];
       if (!r) return runNotFound(runId);

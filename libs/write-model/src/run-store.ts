@@ -135,9 +135,10 @@ export async function appendToRuns(
  * writes nothing on the runs it covers, so their snapshots do not say it. Only finished runs not
  * marked purged already are looked up, in one statement.
  *
- * Must run after the rows are locked, in a statement of its own: a purge batch locks the runs of
- * its range and moves the mark in one transaction, so once a lock on one of them is granted, a new
- * statement sees the mark that covers it (the locking statement's own snapshot may predate it).
+ * Exact for the commands whose outcome depends on it (retries, erases): they hold their project
+ * against the purge first (`holdAgainstPurge`, a statement of its own), so the mark read here is
+ * that of the last batch to commit, and no batch moves it before they commit. For any other
+ * command a batch may cover its run while it runs; none of them reads the run's data.
  */
 export async function withRetentionRanges<R extends StreamRow>(sql: SqlRunner, rows: readonly R[]): Promise<R[]> {
   const finished = rows.filter((r) => !r.state.purged && r.state.status !== null && isTerminal(r.state.status)).map((r) => r.run_id);
@@ -154,7 +155,7 @@ export async function withRetentionRanges<R extends StreamRow>(sql: SqlRunner, r
 
 /**
  * `appendToRuns` for stream rows the caller has already selected (`STREAM_COLUMNS`) and locked
- * (`for update`) in this transaction — a purge batch does both in the statement that picks its runs.
+ * (`for update`) in this transaction (`lockStreams`).
  */
 export async function appendToLockedRuns(
   sql: SqlRunner,
