@@ -11,7 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import type { LoadResult } from './load';
-import { latencyResult, onSchedule } from './schedule';
+import { latencyResult, latencySeconds, onSchedule } from './schedule';
 import { round } from './util';
 
 export interface HttpScheduleOptions {
@@ -25,6 +25,8 @@ export interface HttpScheduleOptions {
   readonly connections: number;
   /** Every request's latency in the result too (`LoadResult.latenciesMs`), for percentiles over several loads. */
   readonly keepLatencies?: boolean;
+  /** The requests bucketed by the wall-clock second they were due in (`LoadResult.seconds`), for a `Timeline`. */
+  readonly seconds?: boolean;
 }
 
 async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResult>> {
@@ -42,6 +44,7 @@ async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResul
   for (let i = 0; i < opts.connections * 2; i++) await request(targets[i % targets.length].pathname + targets[i % targets.length].search);
 
   const latencies = names.map(() => [] as number[]);
+  const dueAt = names.map(() => [] as number[]);
   const errors = names.map(() => 0);
   const start = performance.now();
   await onSchedule({ concurrency: opts.connections, durationS: opts.durationS, rate: opts.rate }, async (n, due) => {
@@ -50,6 +53,7 @@ async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResul
     try {
       await request(targets[i].pathname + targets[i].search);
       latencies[i].push(performance.now() - from);
+      dueAt[i].push(performance.timeOrigin + due);
     } catch {
       errors[i]++;
     }
@@ -62,7 +66,14 @@ async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResul
   return Object.fromEntries(
     names.map((name, i): [string, LoadResult] => {
       const result = latencyResult(latencies[i], errors[i], elapsed, 2, { targetRps: opts.rate / names.length, connections: opts.connections, durationS: opts.durationS, tool });
-      return [name, opts.keepLatencies ? { ...result, latenciesMs: latencies[i].map((ms) => round(ms, 2)) } : result];
+      return [
+        name,
+        {
+          ...result,
+          ...(opts.keepLatencies ? { latenciesMs: latencies[i].map((ms) => round(ms, 2)) } : {}),
+          ...(opts.seconds ? { seconds: latencySeconds(dueAt[i], latencies[i]) } : {}),
+        },
+      ];
     }),
   );
 }

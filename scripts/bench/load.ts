@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { HttpScheduleOptions } from './http-schedule';
 import { latencyResult, onSchedule } from './schedule';
+import type { LatencySecond } from './schedule';
 import { round } from './util';
 
 /** What every load measurement reports: latency percentiles (ms) and the achieved rate. */
@@ -21,6 +22,8 @@ export interface LoadResult {
   readonly tool: string;
   /** Every request's latency, when asked for (`keepLatencies`): for percentiles pooled over several loads; not stored in results. */
   readonly latenciesMs?: readonly number[];
+  /** The requests by the second they were due in, when asked for (`seconds`): set beside a `Timeline`. */
+  readonly seconds?: readonly LatencySecond[];
 }
 
 /**
@@ -38,9 +41,11 @@ export async function httpLoad(opts: {
   rate?: number;
   /** With `rate` only: every request's latency in the result (`latenciesMs`). */
   keepLatencies?: boolean;
+  /** With `rate` only: the requests by the second they were due in (`seconds`). */
+  seconds?: boolean;
 }): Promise<LoadResult> {
   if (opts.rate) {
-    const r = await runHttpSchedule({ urls: { only: opts.url }, headers: opts.headers, connections: opts.connections, durationS: opts.durationS, rate: opts.rate, keepLatencies: opts.keepLatencies });
+    const r = await runHttpSchedule({ urls: { only: opts.url }, headers: opts.headers, connections: opts.connections, durationS: opts.durationS, rate: opts.rate, keepLatencies: opts.keepLatencies, seconds: opts.seconds });
     return r.only;
   }
   const r = await autocannon({

@@ -6,6 +6,7 @@ import { httpLoad, type LoadResult } from './load';
 import type { Profile } from './profiles';
 import { seed } from './seed';
 import { BenchSystem, CpuMeter, cpuMsPer, MemorySampler, pidsOf } from './system';
+import { joinTimeline, Timeline } from './timeline';
 import { log, percentile, round, waitFor } from './util';
 import { compareViews, verifySample } from './verify';
 
@@ -196,6 +197,7 @@ async function cappedPurge(
 ) {
   const result = await purgeWhileListing(sys, profile, list, {
     keepLatencies: set.keepLatencies,
+    timeline: true,
     runs: cap.runs,
     project,
     expired: set.expired,
@@ -297,9 +299,12 @@ async function purgeWhileListing(
     listS?: number;
     /** Every list request's latency kept in the results (`LoadResult.latenciesMs`), for pooling. */
     keepLatencies?: boolean;
+    /** The list's seconds beside what the machine, Postgres and the gateway did in each (`Timeline`). */
+    timeline?: boolean;
   },
 ) {
-  const load = (durationS: number) => httpLoad({ ...list, connections: 8, durationS, keepLatencies: opts.keepLatencies });
+  const load = (durationS: number) => httpLoad({ ...list, connections: 8, durationS, keepLatencies: opts.keepLatencies, seconds: opts.timeline });
+  const timeline = opts.timeline ? await Timeline.start(sys) : null;
   const before = await load(opts.listS ?? 2 * profile.purge.windowS);
   const cpu = opts.measureCpu ? await CpuMeter.start(sys) : null;
   const passStart = (await sys.db.one<{ t: string }>('select now()::text as t')).t;
@@ -346,6 +351,7 @@ async function purgeWhileListing(
     { timeoutMs: 300000, intervalMs: 100, what: 'the views to show the purge' },
   );
   const viewsCaughtUpS = (performance.now() - t0) / 1000;
+  const samples = timeline ? await timeline.stop() : null;
   const cpuS = cpu ? await cpu.stop() : null;
   const memory = mem.stop();
   const span = await sys.db.one<{ s: number; batches: number; runs: number; records: string; unpurged_views: string }>(
@@ -365,14 +371,21 @@ async function purgeWhileListing(
     purgeSeconds: round(seconds, 2),
     runsPerS: round(opts.runs / seconds),
     executionDataLeft: Number(span.records),
-    listBefore: before,
-    listDuring: windows,
+    // The seconds are in `timeline`, beside the machine's.
+    listBefore: withoutSeconds(before),
+    listDuring: windows.map(withoutSeconds),
     listDuringWorstP99Ms: worst?.p99Ms ?? null,
     viewsCaughtUpS: round(viewsCaughtUpS, 2),
     cpuMsPerRun: cpuS ? cpuMsPer(cpuS, opts.runs) : undefined,
     memoryMiB: memory,
+    // Seconds whose slowest list request took more than twice the p99 before the purge: "slow".
+    timeline: samples
+      ? joinTimeline({ before: before.seconds ?? [], during: windows.flatMap((w) => w.seconds ?? []) }, samples, round(2 * before.p99Ms, 2))
+      : undefined,
   };
 }
+
+const withoutSeconds = ({ seconds: _, ...rest }: LoadResult): LoadResult => rest;
 
 /**
  * 6. Rebuild: the relay publishes a bulk-loaded history to an empty topic, then a projector in a

@@ -267,12 +267,47 @@ function renderAtTargetPurge(p: Json): string[] {
       '|---|---|---|---|---|',
       ...passes.map((x, k) => `| ${k + 1} | ${f(x.purgeSeconds, 2)} s, ${f(x.runsPerS, 0)} runs/s | ${lat(x.listBefore)} | ${(x.listDuring as LoadResult[]).map((w) => lat(w)).join('; ')} | ${f(x.listDuringWorstP99Ms / x.listBefore.p99Ms, 2)}× |`),
       `| **all passes** | **${f(p.runsPerS, 0)} runs/s** (${p.executionDataLeft} records left) | ${f(p.listBeforeP50Ms, 2)} / ${f(p.listBeforeP99Ms, 2)} | ${f(p.listDuringP50Ms, 2)} / ${f(p.listDuringP99Ms, 2)} | **${f(p.listDuringP99Ms / p.listBeforeP99Ms, 2)}×** |`,
+      ...renderTimelines(passes),
     ];
   }
   return renderCappedPurge(
     p,
     `Then ${f(p.runs, 0)} more runs (finished 5 days ago, purged with a 1-day window) by a retention app capped at ${f(p.maxRunsPerS, 0)} runs/s, a tenth above the target's rate (batch ${p.batch}, no pause), the list measured for as long as the purge should take (${f(p.listBefore.durationS, 0)} s) and as long before it: the rate and the list's p99 of the target at once.`,
   );
+}
+
+/** The figures of a `Timeline` set beside the list's slow seconds, with their unit. */
+const TIMELINE_FIGURES: readonly [string, string][] = [
+  ['cpuPressureMs', 'CPU pressure (ms/s)'],
+  ['cpuPct.idle', 'idle (%)'],
+  ['cpuPct.iowait', 'iowait (%)'],
+  ['cpuPct.steal', 'steal (%)'],
+  ['appsCpuMs.api-gateway', 'gateway CPU (ms/s)'],
+  ['gatewayGcMs', 'gateway GC (ms/s)'],
+  ['gatewayEventLoopMaxMs', 'gateway loop delay max (ms)'],
+  ['postgresCpuMs', 'Postgres CPU (ms/s)'],
+  ['checkpointBuffers', 'checkpoint writes (buffers/s)'],
+  ['backendBufferWrites', 'backend writes (buffers/s)'],
+  ['blocksRead', 'blocks read (/s)'],
+  ['walKiB', 'WAL (KiB/s)'],
+  ['walFullPageImages', 'full-page images (/s)'],
+];
+
+/**
+ * Per pass with a timeline: how many of its seconds were slow (a request slower than twice the p99
+ * before the purge) and the machine's figures in them against the other seconds.
+ */
+function renderTimelines(passes: readonly Json[]): string[] {
+  const withTimeline = passes.map((x, k) => ({ k, t: x.timeline })).filter((x) => x.t);
+  if (withTimeline.length === 0) return [];
+  return [
+    '',
+    'Each second of each pass (before and during) beside what the machine did in it (`timeline.ts`): "slow" seconds held a request slower than twice the pass\'s p99 before the purge; the cells are the means over the slow seconds → over the rest.',
+    '',
+    `| figure | ${withTimeline.map(({ k, t }) => `pass ${k + 1}: ${t.seconds.slow} slow of ${t.seconds.slow + t.seconds.rest} s (> ${f(t.slowMs, 1)} ms)`).join(' | ')} |`,
+    `|---|${withTimeline.map(() => '---|').join('')}`,
+    ...TIMELINE_FIGURES.map(([key, label]) => `| ${label} | ${withTimeline.map(({ t }) => `${t.slowMean[key] ?? '—'} → ${t.restMean[key] ?? '—'}`).join(' | ')} |`),
+  ];
 }
 
 function renderCappedPurge(p: Json, caption: string): string[] {

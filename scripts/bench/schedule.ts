@@ -52,3 +52,25 @@ export async function onSchedule(
   }
   await Promise.all(pending);
 }
+
+/** One second of the list's load (`LoadResult.seconds`): the requests due in it. */
+export interface LatencySecond {
+  readonly atMs: number;
+  readonly requests: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+/** Latencies bucketed by the wall-clock second their request was due in (epoch ms → second's end). */
+export function latencySeconds(due: readonly number[], latencies: readonly number[]): LatencySecond[] {
+  const buckets = new Map<number, number[]>();
+  due.forEach((d, i) => {
+    const end = (Math.floor(d / 1000) + 1) * 1000;
+    const b = buckets.get(end) ?? [];
+    b.push(latencies[i]);
+    buckets.set(end, b);
+  });
+  return [...buckets.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([atMs, l]) => ({ atMs, requests: l.length, p99Ms: round(percentile(l, 99), 2), maxMs: round(Math.max(...l), 2) }));
+}

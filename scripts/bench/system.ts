@@ -292,7 +292,7 @@ export const cpuMsPer = (cpuS: Record<string, number>, units: number): Record<st
   Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round((v * 1000) / Math.max(units, 1), 3)]));
 
 /** The pids of the processes whose command line matches (arguments joined by spaces). */
-function processesMatching(re: RegExp): number[] {
+export function processesMatching(re: RegExp): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
