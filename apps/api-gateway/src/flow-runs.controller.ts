@@ -1,11 +1,10 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { ApiKeyPrincipal } from '@flowruns/access';
 import type { FlowRun, FlowRunWithSteps } from '@flowruns/contracts';
 import { EnvelopeException, parseOrThrow } from '@flowruns/platform';
 import type { RunPage } from '@flowruns/run-views';
 import type { Request, Response } from 'express';
 import type { z } from 'zod';
-import { ApiKeyGuard } from './auth/api-key.guard';
 import { Principal, assertOwnProject } from './auth/principal';
 import { CommandClient } from './command-client';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
@@ -19,10 +18,11 @@ import {
 } from './requests';
 import { RunQueries } from './run-queries';
 import { Trace, type TraceContext } from './traceparent';
+import { Idempotent, KeyedApi } from './request-control.module';
 
 /** Reads from the run views; changes go to the command service. Everything scoped to the key's project. */
 @Controller('api/v1/flow-runs')
-@UseGuards(ApiKeyGuard)
+@KeyedApi()
 export class FlowRunsController {
   constructor(
     private readonly runs: RunQueries,
@@ -39,6 +39,7 @@ export class FlowRunsController {
 
   /** `{ cancelled }`: how many of the selected runs this request stopped (descendants stop too). */
   @Post('cancel')
+  @Idempotent()
   @HttpCode(200)
   async cancel(@Body() body: unknown, @Principal() principal: ApiKeyPrincipal, @Trace() trace: TraceContext): Promise<{ cancelled: number }> {
     const { projectId: _projectId, ...filter } = this.bulkBody(BulkCancelBodySchema, body, principal);
@@ -49,6 +50,7 @@ export class FlowRunsController {
 
   /** `{ retried }`: how many of the selected runs this request retried with the strategy. */
   @Post('retry')
+  @Idempotent()
   @HttpCode(200)
   async retryMany(@Body() body: unknown, @Principal() principal: ApiKeyPrincipal, @Trace() trace: TraceContext): Promise<{ retried: number }> {
     const { projectId: _projectId, strategy, ...filter } = this.bulkBody(BulkRetryBodySchema, body, principal);
@@ -58,6 +60,7 @@ export class FlowRunsController {
 
   /** `{ archived }`: how many of the selected runs this request archived (already archived ones are not counted). */
   @Post('archive')
+  @Idempotent()
   @HttpCode(200)
   async archive(@Body() body: unknown, @Principal() principal: ApiKeyPrincipal, @Trace() trace: TraceContext): Promise<{ archived: number }> {
     const { projectId: _projectId, ...filter } = this.bulkBody(BulkArchiveBodySchema, body, principal);
@@ -101,6 +104,7 @@ export class FlowRunsController {
    * (FROM_FAILED_STEP) answers 200.
    */
   @Post(':id/retry')
+  @Idempotent()
   async retry(
     @Param('id') id: string,
     @Body() body: unknown,

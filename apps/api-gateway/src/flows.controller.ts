@@ -1,24 +1,25 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
 import type { ApiKeyPrincipal } from '@flowruns/access';
 import { CreateFlowSchema, type Flow, type FlowRun } from '@flowruns/contracts';
 import { parseOrThrow } from '@flowruns/platform';
 import type { Request } from 'express';
-import { ApiKeyGuard } from './auth/api-key.guard';
 import { Principal, assertOwnProject } from './auth/principal';
 import { CommandClient } from './command-client';
 import { PublishVersionBodySchema, parseListFlowsQuery, parseTriggerHeaders } from './requests';
 import { Trace, type TraceContext } from './traceparent';
+import { Idempotent, KeyedApi } from './request-control.module';
 
 /**
  * Flows: validated here, decided, recorded and read by the command service. Every call names the
  * key's project, so another project's flow answers exactly like an unknown one.
  */
 @Controller('api/v1/flows')
-@UseGuards(ApiKeyGuard)
+@KeyedApi()
 export class FlowsController {
   constructor(private readonly commands: CommandClient) {}
 
   @Post()
+  @Idempotent()
   @HttpCode(201)
   create(@Body() body: unknown, @Principal() principal: ApiKeyPrincipal, @Trace() trace: TraceContext): Promise<Flow> {
     const input = parseOrThrow(CreateFlowSchema, body ?? {});
@@ -46,6 +47,7 @@ export class FlowsController {
 
   /** Publishes a new version (the flow's latest); 201, as a new version resource exists. */
   @Post(':flowId/versions')
+  @Idempotent()
   @HttpCode(201)
   publishVersion(
     @Param('flowId') flowId: string,
@@ -60,6 +62,7 @@ export class FlowsController {
 
   /** Triggers a run; the body, whatever JSON it is, is the trigger payload. */
   @Post(':flowId/run')
+  @Idempotent()
   @HttpCode(201)
   trigger(
     @Param('flowId') flowId: string,

@@ -1,7 +1,7 @@
-import { Controller, Get, UseGuards } from '@nestjs/common';
+import { Controller, Get } from '@nestjs/common';
 import type { ApiKeyPrincipal } from '@flowruns/access';
-import { ApiKeyGuard } from './auth/api-key.guard';
 import { Principal } from './auth/principal';
+import { KeyedApi } from './request-control.module';
 
 /**
  * Who the calling API key is: its id and its project. A client that holds only the key (the runs
@@ -9,7 +9,7 @@ import { Principal } from './auth/principal';
  * holder (a run it triggers carries `projectId`, and the key id as `triggeredBy`).
  */
 @Controller('api/v1/me')
-@UseGuards(ApiKeyGuard)
+@KeyedApi()
 export class MeController {
   @Get()
   async me(@Principal() principal: ApiKeyPrincipal): Promise<{ projectId: string; keyId: string }> {

@@ -3,6 +3,7 @@ import type { ResumeResult } from '@flowruns/contracts';
 import { CommandClient } from './command-client';
 import { parseResumeRequestId } from './requests';
 import { Trace, type TraceContext } from './traceparent';
+import { Idempotent, KeylessApi } from './request-control.module';
 
 /**
  * Resuming a paused run with human input. Deliberately without `ApiKeyGuard`: the request id is
@@ -17,11 +18,13 @@ import { Trace, type TraceContext } from './traceparent';
  * run stopped waiting on it (cancelled, failed).
  */
 @Controller('api/v1/flow-runs/:id/requests/:requestId')
+@KeylessApi()
 export class ResumeController {
   constructor(private readonly commands: CommandClient) {}
 
   /** Answers the paused step's output once the command service recorded the resume. */
   @Post('sync')
+  @Idempotent()
   @HttpCode(200)
   sync(
     @Param('id') id: string,
@@ -37,6 +40,7 @@ export class ResumeController {
    * rest of the run is executed by a worker, and this request never waits for it.
    */
   @Post()
+  @Idempotent()
   @HttpCode(202)
   async accept(
     @Param('id') id: string,

@@ -1,22 +1,22 @@
-import { Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { ApiKeyPrincipal } from '@flowruns/access';
 import { componentLogger } from '@flowruns/platform';
 import type { Request, Response } from 'express';
 import { once } from 'node:events';
-import { ApiKeyGuard } from './auth/api-key.guard';
 import { Principal, assertOwnProject } from './auth/principal';
 import { CommandClient } from './command-client';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import { parseExportRunsQuery } from './requests';
 import { RunQueries } from './run-queries';
 import { Trace, type TraceContext } from './traceparent';
+import { Idempotent, KeyedApi } from './request-control.module';
 
 /**
  * A project's execution data as data: export it before the retention window closes, erase one run's
  * on request. Registered before `FlowRunsController`, so `export` is not taken for a run id.
  */
 @Controller('api/v1/flow-runs')
-@UseGuards(ApiKeyGuard)
+@KeyedApi()
 export class RunDataController {
   private readonly log = componentLogger('export');
 
@@ -66,6 +66,7 @@ export class RunDataController {
    * logs), recorded as a purge; its metadata stays. 409 while the run is RUNNING or PAUSED.
    */
   @Post(':id/erase')
+  @Idempotent()
   @HttpCode(200)
   async erase(
     @Param('id') id: string,
