@@ -36,9 +36,16 @@ export function requestLogFields(req: { params?: Record<string, unknown>; route?
  * nestjs-pino wired to the process's root logger: JSON lines, request ids, the trace (the logger's
  * mixin) and the run (`requestLogFields`) as fields, probes and /metrics not logged, credential
  * headers masked.
+ *
+ * The access log's middleware is mounted only when its lines are written (`LOG_LEVEL` info or
+ * lower): it gives every request a child logger with the request serialised at once, and an
+ * AsyncLocalStorage scope, whether or not anything is logged — about 11 KB of garbage per request
+ * on the gateway (bench/notes.md, session 19). Nothing here reads `req.log`; Nest's own lines go
+ * through the root logger either way.
  */
 export const loggerModule = () =>
   LoggerModule.forRoot({
+    forRoutes: rootLogger().isLevelEnabled('info') ? undefined : [],
     pinoHttp: {
       logger: rootLogger(),
       autoLogging: { ignore: (req) => (req.url ?? '').startsWith('/health') || req.url === '/metrics' },
