@@ -302,9 +302,9 @@ function renderTimelines(passes: readonly Json[]): string[] {
   if (withTimeline.length === 0) return [];
   return [
     '',
-    'Each second of each pass (before and during) beside what the machine did in it (`timeline.ts`): "slow" seconds held a request slower than twice the pass\'s p99 before the purge; the cells are the means over the slow seconds → over the rest.',
+    'Each second of each pass beside what the machine did in it (`timeline.ts`; the results hold the seconds before the purge too): of the seconds during the purge, "slow" ones held a request slower than twice the pass\'s p99 before it; the cells are the means over the slow seconds → over the purge\'s other seconds.',
     '',
-    `| figure | ${withTimeline.map(({ k, t }) => `pass ${k + 1}: ${t.seconds.slow} slow of ${t.seconds.slow + t.seconds.rest} s (> ${f(t.slowMs, 1)} ms)`).join(' | ')} |`,
+    `| figure | ${withTimeline.map(({ k, t }) => `pass ${k + 1}: ${t.seconds.slow} slow of ${t.seconds.slow + t.seconds.rest} s during (> ${f(t.slowMs, 1)} ms)`).join(' | ')} |`,
     `|---|${withTimeline.map(() => '---|').join('')}`,
     ...TIMELINE_FIGURES.map(([key, label]) => `| ${label} | ${withTimeline.map(({ t }) => `${t.slowMean[key] ?? '—'} → ${t.restMean[key] ?? '—'}`).join(' | ')} |`),
   ];

@@ -56,7 +56,7 @@ describe('joinTimeline', () => {
     gatewayEventLoopMaxMs: null,
   });
 
-  it('sets each list second beside the nearest sample and compares the slow seconds with the rest', () => {
+  it('sets each list second beside the nearest sample and compares the purge\'s slow seconds with its other seconds', () => {
     const second = (atMs: number, maxMs: number) => ({ atMs, requests: 100, p99Ms: maxMs, maxMs });
     const joined = joinTimeline(
       { before: [second(1_000, 5)], during: [second(2_000, 50), second(3_000, 6), second(9_000, 70)] },
@@ -70,9 +70,10 @@ describe('joinTimeline', () => {
       // No sample within a second of it: kept, with no machine figures.
       ['during', 9_000, null],
     ]);
-    expect(joined.seconds).toEqual({ slow: 2, rest: 2 });
+    // The split is over the purge's seconds only: the second before it is in neither group.
+    expect(joined.seconds).toEqual({ slow: 2, rest: 1 });
     expect(joined.slowMean).toMatchObject({ checkpointBuffers: 800, 'cpuPct.user': 90, 'appsCpuMs.api-gateway': 100 });
-    expect(joined.restMean).toMatchObject({ checkpointBuffers: 0, 'cpuPct.user': 30 });
+    expect(joined.restMean).toMatchObject({ checkpointBuffers: 0, 'cpuPct.user': 40 });
     // Figures with no value (null) are left out of the means rather than counted as zero.
     expect(joined.slowMean).not.toHaveProperty('gatewayGcMs');
   });

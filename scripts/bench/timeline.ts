@@ -186,8 +186,8 @@ export function promSum(text: string, metric: string): number | null {
 
 /**
  * Each list second beside the timeline sample nearest its end (within a second), and the seconds
- * split by whether their slowest request took more than `slowMs`: the mean of every timeline
- * figure over the slow seconds against the rest — what the slow seconds had more of.
+ * during the purge split by whether their slowest request took more than `slowMs`: the mean of
+ * every timeline figure over the slow seconds against the rest — what the slow seconds had more of.
  */
 export function joinTimeline(list: { readonly before: readonly LatencySecond[]; readonly during: readonly LatencySecond[] }, samples: readonly TimelineSample[], slowMs: number) {
   const tagged = [...list.before.map((l) => ({ phase: 'before' as const, l })), ...list.during.map((l) => ({ phase: 'during' as const, l }))];
@@ -217,7 +217,10 @@ export function joinTimeline(list: { readonly before: readonly LatencySecond[]; 
     }
     return Object.fromEntries(Object.keys(sums).map((k) => [k, round(sums[k] / counts[k], 1)]));
   };
-  const slow = rows.filter((r) => r.list.maxMs > slowMs);
-  const rest = rows.filter((r) => r.list.maxMs <= slowMs);
+  // Within the purge's seconds only: the seconds before it are another regime (an idle machine),
+  // and mixing them in would credit the slow seconds with whatever the purge itself does.
+  const during = rows.filter((r) => r.phase === 'during');
+  const slow = during.filter((r) => r.list.maxMs > slowMs);
+  const rest = during.filter((r) => r.list.maxMs <= slowMs);
   return { slowMs, seconds: { slow: slow.length, rest: rest.length }, slowMean: mean(slow), restMean: mean(rest), rows };
 }
