@@ -1,4 +1,4 @@
-import { Module, UseGuards, UseInterceptors, applyDecorators } from '@nestjs/common';
+import { Module, UseGuards, UseInterceptors } from '@nestjs/common';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import { GatewaySql } from './gateway-sql';
@@ -52,4 +52,4 @@ export const KeyedApi = () => UseGuards(ApiKeyGuard, RateLimitGuard);
 export const KeylessApi = () => UseGuards(RateLimitGuard);
 
 /** `Idempotency-Key` on a public POST route (the same key with the same request answers the first answer again). */
-export const Idempotent = () => applyDecorators(UseInterceptors(IdempotencyInterceptor));
+export const Idempotent = () => UseInterceptors(IdempotencyInterceptor);
