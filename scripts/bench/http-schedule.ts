@@ -53,7 +53,7 @@ async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResul
     try {
       await request(targets[i].pathname + targets[i].search);
       latencies[i].push(performance.now() - from);
-      dueAt[i].push(performance.timeOrigin + due);
+      if (opts.seconds) dueAt[i].push(performance.timeOrigin + due);
     } catch {
       errors[i]++;
     }

@@ -3,8 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import type { HttpScheduleOptions } from './http-schedule';
-import { latencyResult, onSchedule } from './schedule';
-import type { LatencySecond } from './schedule';
+import { latencyResult, onSchedule, type LatencySecond } from './schedule';
 import { round } from './util';
 
 /** What every load measurement reports: latency percentiles (ms) and the achieved rate. */
