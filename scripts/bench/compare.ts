@@ -124,7 +124,9 @@ async function main() {
       for (const [side, cwd, into] of [['before', dir, before], ['after', ROOT, after]] as const) {
         log(`run ${i} of ${repeat}, ${side} (${side === 'before' ? base : 'this tree'})`);
         const file = await runHarness(cwd, harness);
-        into.push(figures(JSON.parse(readFileSync(file, 'utf8')).results));
+        const result = JSON.parse(readFileSync(file, 'utf8'));
+        // The machine's calibration beside the figures: a run on a slower machine shows as one.
+        into.push(figures({ ...result.results, ...(result.machine?.calibration ? { calibration: result.machine.calibration } : {}) }));
       }
     }
     console.log(`\nBefore: ${base}; after: this tree; ${repeat} alternated run(s) each of \`${['npm run bench --', ...harness].join(' ')}\`\n`);

@@ -15,6 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { benchIngest } from './ingest';
 import { benchList } from './list';
+import { calibrate } from './calibration';
 import { machineInfo, withAutovacuum } from './machine';
 import { benchBulk, benchPurge, benchRebuild } from './ops';
 import { PROFILES, type Profile } from './profiles';
@@ -82,7 +83,8 @@ async function run({ profile, only, scale }: Omit<ReturnType<typeof parseArgs>, 
   const command = `npm run bench${profile.name === 'quick' ? '' : ` -- --profile ${profile.name}`}`;
   const started = new Date();
   const machine = await machineInfo();
-  log(`profile ${profile.name}${scale !== 1 ? ` (scale ${scale})` : ''}: ${only.join(', ')}; load average ${machine.loadAverage.join(' ')}`);
+  const calibration = await calibrate();
+  log(`profile ${profile.name}${scale !== 1 ? ` (scale ${scale})` : ''}: ${only.join(', ')}; load average ${machine.loadAverage.join(' ')}; calibration ${JSON.stringify(calibration)}`);
   const runners: Record<Name, (p: Profile) => Promise<unknown>> = {
     ingest: benchIngest,
     list: benchList,
@@ -117,7 +119,7 @@ async function run({ profile, only, scale }: Omit<ReturnType<typeof parseArgs>, 
     startedAt: started.toISOString(),
     totalS: round((Date.now() - started.getTime()) / 1000, 1),
     timingsS: timings,
-    machine: { ...machine, loadAverageAfter: (await machineInfo()).loadAverage },
+    machine: { ...machine, calibration, loadAverageAfter: (await machineInfo()).loadAverage },
     settings: profile,
     results,
   };

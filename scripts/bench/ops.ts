@@ -82,7 +82,7 @@ export async function benchBulk(profile: Profile) {
       });
       const body = await r.text();
       const wallS = (performance.now() - t0) / 1000;
-      const cpuAnswered = await cpu.stop();
+      const cpuAnswered = await cpu.read();
       if (!r.ok) throw new Error(`bulk ${op.action}: ${r.status} ${body}`);
       await waitFor(async () => (await count(sys, op.projected)) >= n, { timeoutMs: 600000, intervalMs: 250, what: `views after ${op.action}` });
       const projectedS = (performance.now() - t0) / 1000;

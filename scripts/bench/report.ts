@@ -52,6 +52,10 @@ function renderProfile(r: Json): string[] {
   }
   o.push(`| git commit | ${m.gitCommit}${m.productCodeModified ? ` + ${m.productCodeModified} uncommitted file(s) in apps/ libs/` : ''} |`);
   o.push(`| load average before / after | ${m.loadAverage.join(' ')} / ${m.loadAverageAfter.join(' ')} |`);
+  if (m.calibration) {
+    const c = m.calibration;
+    o.push(`| calibration (\`calibration.ts\`) | fib(30) ${c.computeMs} ms, \`Buffer.alloc(512)\` ${c.allocNs} ns, a random read in 128 MiB ${c.memoryReadNs} ns, a Postgres insert (text key) ${c.pgInsertUs} µs |`);
+  }
   o.push('');
   o.push(
     m.loadAverage[0] > 0.5

@@ -239,11 +239,22 @@ export function cpuSeconds(pid: number): number | null {
 export class CpuMeter {
   private readonly start = new Map<string, number>();
   private readonly harness = process.cpuUsage();
+  /**
+   * Each backend's CPU when last seen, sampled every 250 ms: a pool closes a connection idle for
+   * 10 s, and a backend that has exited is gone from `/proc` with its CPU. Read only at the end,
+   * the command service's backends of a bulk operation were missing from the time until the views
+   * caught up whenever that came more than 10 s after the answer (session 20).
+   */
+  private readonly backendCpu = new Map<number, { app: string; cpuS: number }>();
+  private readonly timer: NodeJS.Timeout;
 
   private constructor(
     private readonly sys: BenchSystem,
     private readonly procs: readonly { name: string; pid: number }[],
-  ) {}
+  ) {
+    this.timer = setInterval(() => void this.sample().catch(() => undefined), 250);
+    this.timer.unref();
+  }
 
   static async start(sys: BenchSystem): Promise<CpuMeter> {
     // The broker and Postgres's own background processes (WAL writer, checkpointer, background
@@ -264,18 +275,27 @@ export class CpuMeter {
     );
   }
 
+  private async sample(): Promise<void> {
+    for (const { pid, app } of await this.backends()) {
+      const cpuS = cpuSeconds(pid);
+      if (cpuS !== null) this.backendCpu.set(pid, { app, cpuS });
+    }
+  }
+
   /**
-   * CPU seconds per process name since `start` (`postgres` = the backends, `harness` = this
-   * process), and the backends' share by their client's `application_name` (`postgres: projector`,
-   * …: parts of `postgres`, not added to it).
+   * CPU seconds per process name since `start` (`postgres` = the backends, those that exited
+   * meanwhile with their CPU when last sampled; `harness` = this process), and the backends' share
+   * by their client's `application_name` (`postgres: projector`, …: parts of `postgres`, not added
+   * to it). Sampling goes on: `read` again later, or `stop`.
    */
-  async stop(): Promise<Record<string, number>> {
+  async read(): Promise<Record<string, number>> {
+    await this.sample();
     const out: Record<string, number> = {};
     for (const p of this.procs) out[p.name] = (out[p.name] ?? 0) + (cpuSeconds(p.pid) ?? NaN) - (this.start.get(`app:${p.pid}`) ?? 0);
     let pg = 0;
     const byApp: Record<string, number> = {};
-    for (const { pid, app } of await this.backends()) {
-      const used = (cpuSeconds(pid) ?? 0) - (this.start.get(`pg:${pid}`) ?? 0);
+    for (const [pid, { app, cpuS }] of this.backendCpu) {
+      const used = cpuS - (this.start.get(`pg:${pid}`) ?? 0);
       pg += used;
       byApp[`postgres: ${app}`] = (byApp[`postgres: ${app}`] ?? 0) + used;
     }
@@ -284,6 +304,12 @@ export class CpuMeter {
     const h = process.cpuUsage(this.harness);
     out.harness = (h.user + h.system) / 1e6;
     return out;
+  }
+
+  /** `read`, and the sampling ends. */
+  async stop(): Promise<Record<string, number>> {
+    clearInterval(this.timer);
+    return this.read();
   }
 }
 
