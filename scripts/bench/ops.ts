@@ -1,6 +1,6 @@
 import { ApiKeyStore } from '@flowruns/access';
 import { isoMicrosSql } from '@flowruns/database';
-import { RUN_VIEW_PURGED_AT } from '@flowruns/run-views';
+import { RETENTION_MARK_PROJECTED, RUN_VIEW_PURGED_AT } from '@flowruns/run-views';
 import { performance } from 'node:perf_hooks';
 import { httpLoad, type LoadResult } from './load';
 import type { Profile } from './profiles';
@@ -344,9 +344,7 @@ async function purgeWhileListing(
     async () =>
       (await count(
         sys,
-        `select count(*)::text as n from run_view_purge_ranges r join retention_marks m
-           on m.project_id = r.project_id and r.through_finished_at = m.finished_at and r.through_run_id = m.run_id
-         where m.project_id = '${opts.project}'`,
+        `select count(*)::text as n from retention_marks m where m.project_id = '${opts.project}' and ${RETENTION_MARK_PROJECTED}`,
       )) === 1,
     { timeoutMs: 300000, intervalMs: 100, what: 'the views to show the purge' },
   );

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { dropTestDatabase, migrate, parseDatabaseUrl } from '@flowruns/database';
 import { createKafka } from '@flowruns/messaging';
-import { RUN_VIEW_PURGED_AT } from '@flowruns/run-views';
+import { RETENTION_MARK_PROJECTED, RUN_VIEW_PURGED_AT } from '@flowruns/run-views';
 import { TcpProxy, testEnv, uniqueName, waitFor } from '@flowruns/testing';
 import { Client } from 'pg';
 import { newApiKey } from '../e2e/client';
@@ -388,8 +388,7 @@ export async function settleAndMeasure(sys: FaultSystem, load: Load, opts: Check
                   where v.version is distinct from s.version) as behind,
                 (select count(*)::int from unnest($1::text[]) as a(id)
                   where not exists (select 1 from run_views v where v.id = a.id and v.status = any($2::text[]))) as missing,
-                (select count(*)::int from retention_marks m where not exists (select 1 from run_view_purge_ranges r
-                  where r.project_id = m.project_id and r.through_finished_at = m.finished_at and r.through_run_id = m.run_id)) as "unprojectedMarks"`,
+                (select count(*)::int from retention_marks m where not ${RETENTION_MARK_PROJECTED}) as "unprojectedMarks"`,
         [ids, TERMINAL],
       );
       last = JSON.stringify(s);

@@ -3,7 +3,7 @@ import { ormOptions, sqlRunner } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
 import { createTestDatabase, findNodes, indexNodes, planRoot, type PlanNode } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { buildIdScanQuery, buildListQuery, RunViews, type ListRunsQuery, type RunSelection } from './index';
+import { buildIdScanQuery, buildListQuery, RETENTION_MARK_PROJECTED, RunViews, type ListRunsQuery, type RunSelection } from './index';
 
 /**
  * The query side against a real Postgres: rows are written straight into the read model (the
@@ -566,6 +566,28 @@ describe('RunViews (Postgres)', () => {
       await exec(`delete from run_view_purge_ranges where project_id = ? and through_run_id = 'rr_a'`, [R]);
       expect(await purgedAt('rr_a')).toBeNull();
       expect(await purgedAt('rr_b')).toBe('2024-06-02T00:00:00.000Z');
+    });
+
+    it('RETENTION_MARK_PROJECTED: a mark is shown once the range ending exactly at it is in the views', async () => {
+      const M = 'proj_mark';
+      const finish = '2024-07-01T10:00:00.000Z';
+      const projected = async () =>
+        (await exec(`select ${RETENTION_MARK_PROJECTED} as shown from retention_marks m where m.project_id = ?`, [M])).map((r) => (r as { shown: boolean }).shown);
+      await exec(`insert into retention_marks (project_id, finished_at, run_id) values (?, ?, 'mk_b')`, [M, finish]);
+      expect(await projected()).toEqual([false]);
+      // A range of another project, one ending before the mark, one at the mark's time but another run: not it.
+      await exec(
+        `insert into run_view_purge_ranges (project_id, through_finished_at, through_run_id, from_finished_at, from_run_id, runs, purged_at) values
+           (?, ?, 'mk_b', null, null, 1, now()), (?, ?, 'mk_b', null, null, 1, now()), (?, ?, 'mk_a', null, null, 1, now())`,
+        [OTHER, finish, M, '2024-07-01T09:00:00.000Z', M, finish],
+      );
+      expect(await projected()).toEqual([false]);
+      await exec(
+        `insert into run_view_purge_ranges (project_id, through_finished_at, through_run_id, from_finished_at, from_run_id, runs, purged_at)
+         values (?, ?, 'mk_b', ?, 'mk_a', 1, now())`,
+        [M, finish, finish],
+      );
+      expect(await projected()).toEqual([true]);
     });
 
     it('does not see another project’s run, nor an unknown one', async () => {

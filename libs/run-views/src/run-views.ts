@@ -124,6 +124,14 @@ const RANGE_PROBE = `(
 export const RUN_VIEW_PURGED_AT = `coalesce(run_views.purged_at, case when run_views.finish_time is not null then ${RANGE_PROBE} end)`;
 
 /**
+ * Whether the views show a retention mark: the range that ends at it is in `run_view_purge_ranges`
+ * (the projector records it from the purge's event). An expression over a row of `retention_marks`
+ * named `m`; for the benchmark's and the fault suite's waits until the views show a purge.
+ */
+export const RETENTION_MARK_PROJECTED = `exists (select 1 from run_view_purge_ranges r
+  where r.project_id = m.project_id and r.through_finished_at = m.finished_at and r.through_run_id = m.run_id)`;
+
+/**
  * `RUN_VIEW_PURGED_AT` for the rows of one project (its id bound to the `?`): the project's last
  * range end is read once per query (an InitPlan), and only a run finished at or before it probes
  * for its range — a page of runs newer than the last purge (a list's first pages) probes nothing.
