@@ -3,4 +3,4 @@ export * from './kafka';
 export * from './ports';
 export * from './resilient-consumer';
 export * from './partitioner';
-export { encodeRecord, recordEncodingInstalled } from './record-encoder';
+export { decodeRecord, encodeRecord, recordCodecInstalled } from './record-codec';

@@ -10,7 +10,7 @@ import {
 import type { Logger } from 'pino';
 import { componentLogger } from '@flowruns/platform';
 import { javaCompatiblePartitioner } from './partitioner';
-import { installRecordEncoding } from './record-encoder';
+import { installRecordCodec } from './record-codec';
 import type {
   BatchConsumer,
   BatchConsumerOptions,
@@ -19,8 +19,8 @@ import type {
   OutgoingMessage,
 } from './ports';
 
-// Before kafkajs builds its first request: records and batch checksums computed faster, the same bytes.
-installRecordEncoding();
+// Before kafkajs builds its first request: records encoded, checksummed and decoded faster, the same results.
+installRecordCodec();
 
 export interface KafkaClientOptions {
   readonly brokers: readonly string[];
