@@ -181,6 +181,10 @@ describe('decodeRecord', () => {
       { numRuns: 3000 },
     );
     const ctx = { firstOffset: '41', firstTimestamp: '1700000000000', maxTimestamp: '1700000000100', magicByte: 2, timestampType: 0 };
+    // Found by the property above: a negative header count other than -1 (here -32).
+    for (const raw of [[0, 0, 0, 0, 0, 63], [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0]]) {
+      expect(decoded(decodeRecord, Buffer.from(raw), ctx)).toEqual(decoded(kafkajsDecodeRecord, Buffer.from(raw), ctx));
+    }
     for (const name of ['__proto__', 'toString', 'constructor', 'hasOwnProperty', 'null', 'event-id']) {
       const headers = JSON.parse(`{${JSON.stringify(name)}: ["a", "b"], "x": "y"}`) as Record<string, string[]>;
       const b = body({ key: 'k', value: 'v', headers, offsetDelta: 3, timestampDelta: 5 });

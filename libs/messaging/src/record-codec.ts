@@ -320,6 +320,8 @@ function decodeCommon(decoder: KafkaDecoder, ctx: RecordBatchContext): DecodedRe
   const value = r.bytes();
   if (value === UNCOMMON) return UNCOMMON;
   const count = r.varint();
+  // -1 is no headers; kafkajs makes `new Array(count)` of any other negative count, and throws.
+  if (count < -1) return UNCOMMON;
   const headers: Record<string, Buffer | null | (Buffer | null)[]> = {};
   for (let i = 0; i < count; i++) {
     const keyBytes = r.bytes();
