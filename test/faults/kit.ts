@@ -362,6 +362,8 @@ export interface CheckFigures {
   readonly purgedRuns: number;
   /** Runs whose view disagrees with the write model on whether their data is purged, or covered runs with data left (must stay 0). */
   readonly purgeMismatches: number;
+  /** Up to ten of those runs: each side's answer, its data records, its finish and its project's mark. */
+  readonly purgeMismatchSamples: readonly unknown[];
   readonly rebuild: RebuildFigures | null;
 }
 
@@ -444,7 +446,7 @@ export async function settleAndMeasure(sys: FaultSystem, load: Load, opts: Check
   );
   // Whether a run's data is purged, as the write model decides it (its project's mark, or its own
   // erase) and as the views answer it (RUN_VIEW_PURGED_AT).
-  const [purge] = await sys.sql<{ runs: number; mismatches: number }>(
+  const [purge] = await sys.sql<{ runs: number; mismatches: number; samples: unknown[] }>(
     `with w as (
        select run_views.id, ${RUN_VIEW_PURGED_AT} is not null as view_purged,
          (s.purged_at is not null or (m.project_id is not null and s.finished_at is not null
@@ -453,7 +455,13 @@ export async function settleAndMeasure(sys: FaultSystem, load: Load, opts: Check
      )
      select (select count(*)::int from w where purged) as runs,
        (select count(*)::int from w where purged is distinct from view_purged)
-       + (select count(*)::int from w where purged and exists (select 1 from execution_data d where d.run_id = w.id)) as mismatches`,
+       + (select count(*)::int from w where purged and exists (select 1 from execution_data d where d.run_id = w.id)) as mismatches,
+       (select coalesce(jsonb_agg(x), '[]') from (
+          select w.id, w.purged, w.view_purged, (select count(*) from execution_data d where d.run_id = w.id) as records,
+            s.finished_at, s.purged_at, m.finished_at as mark_finished_at, m.run_id as mark_run_id
+          from w join run_streams s on s.run_id = w.id left join retention_marks m on m.project_id = s.project_id
+          where w.purged is distinct from w.view_purged or (w.purged and exists (select 1 from execution_data d where d.run_id = w.id))
+          limit 10) x) as samples`,
   );
   const rebuild = opts.rebuild === false ? null : await rebuildAndCompare(sys);
   return {
@@ -477,6 +485,7 @@ export async function settleAndMeasure(sys: FaultSystem, load: Load, opts: Check
     purgedTwice: twice.purges,
     purgedRuns: purge.runs,
     purgeMismatches: purge.mismatches,
+    purgeMismatchSamples: purge.samples,
     rebuild,
   };
 }
@@ -496,7 +505,11 @@ export function assertClean(f: CheckFigures, load: Load): void {
   if (f.eventsMissingFromTopic) problems.push(`${f.eventsMissingFromTopic} committed events never reached the topic`);
   if (f.stepsStartedTwice) problems.push(`${f.stepsStartedTwice} steps started twice in one attempt`);
   if (f.purgedTwice) problems.push(`${f.purgedTwice} runs purged twice (or retention ranges that do not follow each other)`);
-  if (f.purgeMismatches) problems.push(`${f.purgeMismatches} runs whose views disagree with the write model on their purge, or purged with data left`);
+  if (f.purgeMismatches) {
+    problems.push(
+      `${f.purgeMismatches} runs whose views disagree with the write model on their purge, or purged with data left: ${JSON.stringify(f.purgeMismatchSamples)}`,
+    );
+  }
   if (load.duplicateAnswers) problems.push(`${load.duplicateAnswers} triggers answered with an id already given`);
   if (f.rebuild && f.rebuild.differences.length) problems.push(`views differ from a rebuild: ${f.rebuild.differences.slice(0, 5).join(' | ')}`);
   if (problems.length) throw new Error(`fault check failed:\n- ${problems.join('\n- ')}\nfigures: ${JSON.stringify({ ...f, missingFromViews: f.missingFromViews.length })}`);
@@ -638,6 +651,7 @@ export const reportOf = (f: CheckFigures, load: Load, faults: Record<string, num
   purgedTwice: f.purgedTwice,
   purgedRuns: f.purgedRuns,
   purgeMismatches: f.purgeMismatches,
+  ...(f.purgeMismatches ? { purgeMismatchSamples: f.purgeMismatchSamples } : {}),
   eventsInLog: f.eventsInLog,
   messagesOnTopic: f.messagesOnTopic,
   rebuild: f.rebuild && { runs: f.rebuild.runs, steps: f.rebuild.steps, differences: f.rebuild.differences.length, seconds: f.rebuild.seconds },

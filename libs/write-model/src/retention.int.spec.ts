@@ -331,6 +331,107 @@ describe('retention purge and erase (real Postgres)', () => {
     }
   });
 
+  /**
+   * Commands whose transactions, once their work is done, wait at a gate before committing: a
+   * finish in flight. `parked` resolves when one is waiting there.
+   */
+  const heldCommands = () => {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let parkedNow!: () => void;
+    const parked = new Promise<void>((resolve) => (parkedNow = resolve));
+    const held: Transactor = {
+      transactional: (w) =>
+        orm.em.fork().transactional(async (tem) => {
+          const out = await w(sqlRunner(tem));
+          parkedNow();
+          await gate;
+          return out;
+        }),
+    };
+    return { commands: new RunCommands(held, () => NOW, { maxRetryAttempts: 5 }), parked, open };
+  };
+  /** Advisory locks some session waits for (a finish waiting for a purge batch of its project). */
+  const waitingAdvisoryLocks = async () =>
+    (await q<{ n: number }>(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and wait_event = 'advisory'`))[0].n;
+
+  it('a run whose finish is in flight while a range passes its finish key is purged with it, or the range waits: no run behind a mark keeps its data', async () => {
+    const p = await project(2);
+    // R's finish is decided 6 days ago but commits only after a run that finished 5 days ago.
+    const r = await runEnded(p, 6, null);
+    ok(await commands.finishStep(r.id, 'a', { status: 'SUCCEEDED', input: { i: 1 }, output: { o: 1 }, durationMs: 1 }, { now: daysAgo(6) }));
+    const inFlight = heldCommands();
+    const finishing = inFlight.commands.succeed(r.id, { now: daysAgo(6) });
+    await inFlight.parked;
+    const later = await runEnded(p, 5);
+    try {
+      await purgeAll();
+    } finally {
+      inFlight.open();
+    }
+    ok(await finishing);
+    await purgeAll();
+    for (const run of [r, later]) {
+      expect(await dataRecords(run.id)).toBe(0);
+      expect(await readsPurged(run.id)).toBe(true);
+    }
+    expect(expectTiled(await ranges(p.projectId))).toBe(2);
+  });
+
+  it('a finish that comes while a purge batch holds its project waits for it, then deletes its own data if the new mark covers it', async () => {
+    const p = await project(2);
+    const r = await runEnded(p, 6, null);
+    ok(await commands.finishStep(r.id, 'a', { status: 'SUCCEEDED', input: { i: 1 }, output: { o: 1 }, durationMs: 1 }, { now: daysAgo(6) }));
+    const later = await runEnded(p, 5);
+    // A purge batch holding the project, its range (through `later`) decided, not committed.
+    const purging = heldCommands();
+    const batch = purging.commands.purgeExpired(window(), 100);
+    await purging.parked;
+    const finishing = commands.succeed(r.id, { now: daysAgo(6) });
+    try {
+      await waitFor(async () => (await waitingAdvisoryLocks()) > 0, { timeoutMs: 10_000, what: 'the finish to wait for the batch' });
+    } finally {
+      purging.open();
+    }
+    expect(ok(await batch).runs).toBeGreaterThanOrEqual(1);
+    ok(await finishing);
+    const rs = await ranges(p.projectId);
+    expect(rs.map((x) => x.through.runId)).toEqual([later.id]);
+    // R finished (6 days ago) behind the mark the batch set (5 days ago): purged by that range.
+    expect(await dataRecords(r.id)).toBe(0);
+    expect(await readsPurged(r.id)).toBe(true);
+    expect(await dataRecords(later.id)).toBe(0);
+  });
+
+  it('the range ends at its latest run no other transaction holds, without waiting; the runs after it go with the next batch', async () => {
+    const p = await project(2);
+    const runs: { id: string }[] = [];
+    for (let i = 0; i < 4; i++) runs.push(await runEnded(p, 10 - i));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    // The latest run held (a finish of another run in the same transaction would then wait for the
+    // batch: the batch must not wait for it).
+    const holder = orm.em.fork().transactional(async (tem) => {
+      await tem.execute('select 1 from run_streams where run_id = ? for update', [runs[3].id]);
+      locked();
+      await released;
+    });
+    await isLocked;
+    try {
+      await purgeAll();
+      expect((await ranges(p.projectId)).map((r) => [r.through.runId, r.runs])).toEqual([[runs[2].id, 3]]);
+      expect(await dataRecords(runs[3].id)).toBeGreaterThan(0);
+    } finally {
+      release();
+      await holder;
+    }
+    await purgeAll();
+    for (const run of runs) expect(await dataRecords(run.id)).toBe(0);
+    expect(expectTiled(await ranges(p.projectId))).toBe(4);
+  });
+
   it('ranges split runs finished at one instant by run id: each purged once, in (finish, run id) order; a longer window’s runs passed over', async () => {
     const short = await project(1);
     const long = await project(90);
@@ -390,14 +491,17 @@ describe('retention purge and erase (real Postgres)', () => {
         throw new Error('rolled back: only the statement was wanted');
       }),
     ).rejects.toThrow('rolled back');
-    const select = statements.find((st) => st.text.includes('with bounds'));
-    expect(select).toBeDefined();
-    const [plan] = await q(`explain (format json) ${select!.text}`, select!.params);
-    // One scan of the candidates, bounded in its index condition by the project and the mark.
-    const [scan, ...others] = indexNodes(planRoot(plan)).filter((x) => x['Index Name'] === 'run_streams_retention_project_idx');
-    expect(scan?.['Index Cond']).toContain('ROW(finished_at, run_id) >');
-    expect(scan?.['Index Cond']).toContain('project_id =');
-    expect(others).toEqual([]);
+    // The candidates (from the mark on), then the range (from the mark through its last run).
+    const reads = [statements.find((st) => st.text.includes('with bounds')), statements.find((st) => st.text.includes('insert into retention_marks'))];
+    for (const read of reads) {
+      expect(read).toBeDefined();
+      const [plan] = await q(`explain (format json) ${read!.text}`, read!.params);
+      // One scan of the project's runs, bounded in its index condition by the project and the mark.
+      const [scan, ...others] = indexNodes(planRoot(plan)).filter((x) => x['Index Name'] === 'run_streams_retention_project_idx');
+      expect(scan?.['Index Cond']).toContain('ROW(finished_at, run_id) >');
+      expect(scan?.['Index Cond']).toContain('project_id =');
+      expect(others).toEqual([]);
+    }
   });
 
   it('erase: removes one finished run’s data now, recorded as ERASE; idempotent; 409 while it runs; not found across projects', async () => {

@@ -1,6 +1,7 @@
 import { isDomainError, type DomainError } from '@flowruns/contracts';
 import { isoMicrosSql } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
+import { PURGE_LOCK_CLASS } from './purge-lock';
 import { appendToRuns, type AppendOptions, type AppendResult } from './run-store';
 import type { SqlRunner } from './sql';
 
@@ -34,8 +35,6 @@ export interface PurgeBatchOutcome extends PurgeOutcome {
 /** Where a project's window starts: `?` (the window's `now`) less its `retentionDays`, or the default (`?`). */
 const windowStart = (retentionDays: string) => `?::timestamptz - make_interval(days => coalesce(${retentionDays}, ?))`;
 
-/** The advisory lock class of a project's purge (`pg_try_advisory_xact_lock(class, hashtext(project))`). */
-const PURGE_LOCK_CLASS = 7_260_401;
 
 /**
  * Holds `projectId` against retention's purge until the caller's transaction ends: a shared hold
@@ -76,11 +75,16 @@ async function nextProject(sql: SqlRunner, from: string | null, exclusive: boole
  * `limit` of them, oldest finish first from the project's mark, as one range — their execution
  * data deleted, the mark moved to the last one, and `flowrun.execution-data-purged-through.v1`
  * appended to the last one's stream, saying which range it closes. The runs themselves are neither
- * written nor locked: the commands whose outcome depends on a finished run's data (retries,
- * erases) hold the project against the purge first (`holdAgainstPurge`), so while this
- * transaction holds the project's lock none of them is in flight, and one that comes waits for it,
- * then sees the mark (`withRetentionRanges`). Any other command on these runs (an archive) does not
- * care whether their data is there.
+ * written nor locked, but for the last: the commands whose outcome depends on a finished run's data
+ * (retries, erases) and those that finish a run hold the project against the purge
+ * (`holdAgainstPurge`, `holdFinishingProjectsSql`), so while this transaction holds the project's
+ * lock none of them is in flight, and one that comes waits for it, then sees the mark
+ * (`withRetentionRanges`, `purgeFinishedBehindMarks`). Any other command on these runs (an archive)
+ * does not care whether their data is there.
+ *
+ * The range's last run is locked `skip locked`: the latest run of the candidates no other
+ * transaction holds ends the range (those after it wait for the next batch). A finish holds its
+ * rows before it holds the project, so waiting here for a row could close a cycle.
  */
 async function purgeProjectRange(
   sql: SqlRunner,
@@ -95,13 +99,11 @@ async function purgeProjectRange(
     `select ${isoMicrosSql('finished_at')} as finished_key, run_id from retention_marks where project_id = ?`,
     [projectId],
   );
-  // One statement, so the range's run ids never travel to this process and back: the project's
-  // next expired runs (finished before its window, after its mark: a bound no run is below when
-  // there is none yet), their execution data deleted and the mark moved to the last one. The bounds
-  // are a CTE's columns read as scalar subqueries, so the scan keeps them in its index condition.
-  // Data-modifying CTEs run once, to completion, whether or not the result reads them.
-  // The range's last run (its finish key) and counts; no row when the range is empty.
-  const [range] = await sql.execute<{ run_id: string; finished_key: string; runs: number; records: number; bytes: number }>(
+  // The project's next expired runs (finished before its window, after its mark: a bound no run is
+  // below when there is none yet), and of them the latest one no other transaction holds, locked:
+  // the range's end. The bounds are a CTE's columns read as scalar subqueries, so the scan keeps
+  // them in its index condition.
+  const [through] = await sql.execute<{ run_id: string; finished_key: string }>(
     `with bounds as materialized (
        select b.project_id,
          ${windowStart('(select retention_days from projects where id = b.project_id)')} as cutoff,
@@ -113,18 +115,11 @@ async function purgeProjectRange(
          and s.finished_at < (select cutoff from bounds)
          and (s.finished_at, s.run_id) > ((select after_finished from bounds), (select after_run from bounds))
        order by s.finished_at, s.run_id limit ?
-     ), through as (
-       select finished_at, run_id from range order by finished_at desc, run_id desc limit 1
-     ), gone as (
-       ${ExecutionDataStore.deleteRunsSql('(select run_id from range)')}
-     ), marked as (
-       insert into retention_marks (project_id, finished_at, run_id, updated_at)
-       select (select project_id from bounds), finished_at, run_id, ? from through
-       on conflict (project_id) do update set finished_at = excluded.finished_at, run_id = excluded.run_id, updated_at = excluded.updated_at
      )
-     select t.run_id, ${isoMicrosSql('t.finished_at')} as finished_key, (select count(*) from range)::int as runs,
-       (select count(*) from gone)::int as records, (select coalesce(sum(bytes), 0) from gone)::float8 as bytes
-     from through t`,
+     select s.run_id, ${isoMicrosSql('r.finished_at')} as finished_key
+     from range r join run_streams s on s.run_id = r.run_id
+     order by r.finished_at desc, r.run_id desc limit 1
+     for update of s skip locked`,
     [
       window.now,
       window.defaultDays,
@@ -133,19 +128,48 @@ async function purgeProjectRange(
       mark ? mark.run_id : '',
       projectId,
       limit,
+    ],
+  );
+  if (!through) return none;
+  // One statement, so the range's run ids never travel to this process and back: the runs from the
+  // mark through the range's end (each finished before the window, as the end is), their execution
+  // data deleted and the mark moved to the end. No run of the project finishes while the lock is
+  // held: these are the runs the statement above saw. Data-modifying CTEs run once, to completion,
+  // whether or not the result reads them.
+  const [range] = await sql.execute<{ runs: number; records: number; bytes: number }>(
+    `with range as materialized (
+       select s.run_id from run_streams s
+       where s.project_id = ? and s.finished_at is not null
+         and (s.finished_at, s.run_id) > (?::timestamptz, ?::text) and (s.finished_at, s.run_id) <= (?::timestamptz, ?::text)
+     ), gone as (
+       ${ExecutionDataStore.deleteRunsSql('(select run_id from range)')}
+     ), marked as (
+       insert into retention_marks (project_id, finished_at, run_id, updated_at) values (?, ?::timestamptz, ?, ?)
+       on conflict (project_id) do update set finished_at = excluded.finished_at, run_id = excluded.run_id, updated_at = excluded.updated_at
+     )
+     select (select count(*) from range)::int as runs, (select count(*) from gone)::int as records,
+       (select coalesce(sum(bytes), 0) from gone)::float8 as bytes`,
+    [
+      projectId,
+      mark ? mark.finished_key : '-infinity',
+      mark ? mark.run_id : '',
+      through.finished_key,
+      through.run_id,
+      projectId,
+      through.finished_key,
+      through.run_id,
       opts.now,
     ],
   );
-  if (!range) return none;
   const [result] = await appendToRuns(
     sql,
-    [range.run_id],
+    [through.run_id],
     () => ({
       type: 'PurgeExecutionData',
       reason: 'RETENTION',
       range: {
         from: mark ? { finishedAt: mark.finished_key, runId: mark.run_id } : null,
-        through: { finishedAt: range.finished_key, runId: range.run_id },
+        through: { finishedAt: through.finished_key, runId: through.run_id },
         runs: range.runs,
       },
     }),
@@ -153,7 +177,7 @@ async function purgeProjectRange(
   );
   // The run is finished, and no retry can be in flight on it (the project's purge lock): the
   // decider cannot refuse it.
-  if (!result || isDomainError(result)) throw new Error(`retention range through run ${range.run_id} was refused: ${JSON.stringify(result)}`);
+  if (!result || isDomainError(result)) throw new Error(`retention range through run ${through.run_id} was refused: ${JSON.stringify(result)}`);
   return { runs: range.runs, records: range.records, bytes: range.bytes };
 }
 

@@ -12,6 +12,7 @@ import {
 import { decide, evolve, initialState, type RunCommand, type RunState } from '@flowruns/run-domain';
 import { JSONB_PARAM, jsonParam } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
+import { holdFinishingProjectsSql, purgeFinishedBehindMarks } from './purge-lock';
 import { v7 as uuidv7 } from 'uuid';
 import type { SqlRunner } from './sql';
 
@@ -199,9 +200,7 @@ export async function appendToNewRuns(
   const decided = runs.map((r) => decideFor(r.runId, undefined, r.command, { ...opts, create: r.meta }));
   const changed = decided.filter((d): d is PendingAppend => !isDomainError(d) && d.events.length > 0);
   if (changed.length > 0) {
-    const writes: Write[] = [...alsoWrite(changed.map((p) => p.runId)), newStreamsInsert(changed, opts), eventsInsert(changed, opts)];
-    await sql.execute(...oneStatement(writes));
-    await wakeRelay(sql);
+    await writeAppends(sql, [...alsoWrite(changed.map((p) => p.runId)), newStreamsInsert(changed, opts), eventsInsert(changed, opts)], changed);
   }
   return decided.map((d) => (isDomainError(d) ? d : resultOf(d)));
 }
@@ -275,7 +274,7 @@ const resultOf = (p: PendingAppend): AppendResult => ({
 /**
  * Writes decided appends: new stream rows, updated ones (one statement for all), the leases of
  * runs that stopped RUNNING, every event (one statement) — sent together as one statement (one
- * round trip) — and wakes the relay.
+ * round trip) — and wakes the relay (`writeAppends`).
  */
 async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: AppendOptions): Promise<void> {
   const changed = pending.filter((p) => p.events.length > 0);
@@ -316,7 +315,26 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
      values ${envelopes.map(() => '(?, ?, ?, ?, ?::jsonb, ?, ?)').join(', ')}`,
     envelopes.flatMap((e) => [e.id, e.subject, e.seq, e.type, JSON.stringify(e), opts.traceparent ?? null, opts.now]),
   );
-  await sql.execute(...oneStatement(writes));
+  await writeAppends(sql, writes, changed);
+}
+
+/** Whether an append gives its run a finish key (created finished, or ending now); a finished run keeps its own. */
+const finishes = (p: PendingAppend) =>
+  p.state.status !== null && isTerminal(p.state.status) && !(p.exists && p.previous.status !== null && isTerminal(p.previous.status));
+
+/**
+ * Sends an append's writes as one statement, and wakes the relay. When it finishes runs, the same
+ * statement holds their projects against the purge and the next one purges those a retention
+ * range already covers (`holdFinishingProjectsSql`): a range never passes over a finish in flight.
+ */
+async function writeAppends(sql: SqlRunner, writes: readonly Write[], changed: readonly PendingAppend[]): Promise<void> {
+  const finished = changed.filter(finishes);
+  if (finished.length === 0) {
+    await sql.execute(...oneStatement(writes));
+  } else {
+    await sql.execute(...oneStatement([...writes, holdFinishingProjectsSql(finished.map((p) => p.meta.projectId))]));
+    await purgeFinishedBehindMarks(sql, finished.map((p) => p.runId));
+  }
   await wakeRelay(sql);
 }
 
@@ -389,8 +407,7 @@ async function persistMany(sql: SqlRunner, pending: readonly PendingAppend[], op
   const leftRunning = changed.filter((p) => p.previous.status === 'RUNNING' && p.state.status !== 'RUNNING').map((p) => p.runId);
   if (leftRunning.length > 0) writes.push({ text: 'delete from run_leases where run_id in (?)', params: [leftRunning] });
   writes.push(eventsInsert(changed, opts));
-  await sql.execute(...oneStatement(writes));
-  await wakeRelay(sql);
+  await writeAppends(sql, writes, changed);
 }
 
 /** One statement's text and bindings, to be sent together with others (`oneStatement`). */

@@ -1,0 +1,49 @@
+import { ExecutionDataStore } from '@flowruns/execution-data';
+import type { SqlRunner } from './sql';
+
+/**
+ * The advisory lock class of a project's purge (`class, hashtext(project id)`). Retention's batch
+ * takes a project's lock exclusively, without waiting (`pg_try_advisory_xact_lock`: a project
+ * held is passed over); the commands whose outcome a purge changes hold it shared: retries and
+ * erases first of all (`holdAgainstPurge`), and every append that finishes a run
+ * (`holdFinishingProjectsSql`).
+ */
+export const PURGE_LOCK_CLASS = 7_260_401;
+
+/**
+ * A statement that holds the projects of runs this transaction finishes against their purge, until
+ * it ends (shared: finishes never wait on each other). Why: a run's finish key (`finished_at`, then
+ * id) is its command's clock, fixed before its transaction commits, so a range could otherwise
+ * pass over a finish in flight — its key behind the project's new mark, its data left. Held, a
+ * batch passes the project over while a finish is in flight, and a finish that comes during a batch
+ * waits for it; then `purgeFinishedBehindMarks`, a later statement, sees the batch's mark.
+ *
+ * A batch waits on no lock a finish holds (it takes its range's last run `skip locked`), so a
+ * finish may take this after its rows' locks.
+ */
+export function holdFinishingProjectsSql(projectIds: readonly string[]): { text: string; params: unknown[] } {
+  return {
+    text: `select count(pg_advisory_xact_lock_shared(${PURGE_LOCK_CLASS}, hashtext(p))::text)::int as held from unnest(array[?]::text[]) as p`,
+    params: [[...new Set(projectIds)].sort()],
+  };
+}
+
+/**
+ * Deletes the execution data of the runs this transaction just finished whose finish key is at or
+ * before their project's retention mark: purged by that range, as a run that finished before the
+ * batch ran is (and as the views and `withRetentionRanges` answer it). A statement after the one
+ * that took `holdFinishingProjectsSql`, so it reads the mark of the last batch to commit, and no
+ * batch moves it before this transaction ends. Answers how many runs that was (almost always 0: a
+ * run's finish behind its project's window).
+ */
+export async function purgeFinishedBehindMarks(sql: SqlRunner, runIds: readonly string[]): Promise<number> {
+  const [row] = await sql.execute<{ runs: number }>(
+    `with covered as materialized (
+       select s.run_id from run_streams s join retention_marks m on m.project_id = s.project_id
+       where s.run_id in (?) and s.finished_at is not null and (s.finished_at, s.run_id) <= (m.finished_at, m.run_id)
+     ), gone as (${ExecutionDataStore.deleteRunsSql('(select run_id from covered)')})
+     select (select count(*) from covered)::int as runs, (select count(*) from gone)::int as records`,
+    [runIds],
+  );
+  return row.runs;
+}
