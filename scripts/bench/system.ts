@@ -275,11 +275,21 @@ export class CpuMeter {
     );
   }
 
-  private async sample(): Promise<void> {
-    for (const { pid, app } of await this.backends()) {
-      const cpuS = cpuSeconds(pid);
-      if (cpuS !== null) this.backendCpu.set(pid, { app, cpuS });
-    }
+  private sampling: Promise<void> | null = null;
+
+  /** One sample of every backend's CPU; a sample still running is waited for, not doubled. */
+  private sample(): Promise<void> {
+    this.sampling ??= (async () => {
+      try {
+        for (const { pid, app } of await this.backends()) {
+          const cpuS = cpuSeconds(pid);
+          if (cpuS !== null) this.backendCpu.set(pid, { app, cpuS });
+        }
+      } finally {
+        this.sampling = null;
+      }
+    })();
+    return this.sampling;
   }
 
   /**
@@ -289,6 +299,8 @@ export class CpuMeter {
    * to it). Sampling goes on: `read` again later, or `stop`.
    */
   async read(): Promise<Record<string, number>> {
+    // A fresh sample: one the timer started earlier ends first.
+    await this.sampling;
     await this.sample();
     const out: Record<string, number> = {};
     for (const p of this.procs) out[p.name] = (out[p.name] ?? 0) + (cpuSeconds(p.pid) ?? NaN) - (this.start.get(`app:${p.pid}`) ?? 0);

@@ -3,4 +3,3 @@ export * from './kafka';
 export * from './ports';
 export * from './resilient-consumer';
 export * from './partitioner';
-export { decodeRecord, encodeRecord, recordCodecInstalled } from './record-codec';

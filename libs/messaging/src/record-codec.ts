@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
  *   and the headers collected in one object instead of a copy per header.
  *
  * Whatever is not the common shape (a value that is not a string, a Buffer or null, a delta that is
- * not a small integer, a header key that names something on `Object.prototype`, a truncated
+ * not a small integer, a header named `__proto__` or inherited from `Object.prototype`, a truncated
  * record) goes to kafkajs's own code, so every input comes out exactly as kafkajs makes it.
  * `record-codec.spec.ts` compares the two.
  */
@@ -284,6 +284,22 @@ class RecordReader {
     return (result >>> 1) ^ -(result & 1);
   }
 
+  /** A zigzag varlong (the timestamp delta), in doubles while it stays below 2^49 (seven bytes); UNCOMMON past that. */
+  varlong(): number | typeof UNCOMMON {
+    let zz = 0;
+    let scale = 1;
+    let b: number;
+    let n = 0;
+    do {
+      if (n === 7) return UNCOMMON;
+      b = this.buf[this.at++] ?? 0;
+      zz += (b & 0x7f) * scale;
+      scale *= 128;
+      n++;
+    } while (b >= 0x80);
+    return zz % 2 === 0 ? zz / 2 : -(zz + 1) / 2;
+  }
+
   /** A varint-prefixed byte field: its bytes (a view, as kafkajs's), null, or UNCOMMON past the end. */
   bytes(): Buffer | null | typeof UNCOMMON {
     const len = this.varint();
@@ -301,19 +317,8 @@ function decodeCommon(decoder: KafkaDecoder, ctx: RecordBatchContext): DecodedRe
   const r = new RecordReader(buf, decoder.offset);
   if (r.at >= end) return UNCOMMON;
   const attributes = buf.readInt8(r.at++);
-  // The timestamp delta, a zigzag varlong, in doubles while it stays below 2^49 (seven bytes).
-  let zz = 0;
-  let scale = 1;
-  let b: number;
-  let n = 0;
-  do {
-    if (n === 7) return UNCOMMON;
-    b = buf[r.at++] ?? 0;
-    zz += (b & 0x7f) * scale;
-    scale *= 128;
-    n++;
-  } while (b >= 0x80);
-  const timestampDelta = zz % 2 === 0 ? zz / 2 : -(zz + 1) / 2;
+  const timestampDelta = r.varlong();
+  if (timestampDelta === UNCOMMON) return UNCOMMON;
   const offsetDelta = r.varint();
   const key = r.bytes();
   if (key === UNCOMMON) return UNCOMMON;
@@ -354,7 +359,8 @@ function decodeCommon(decoder: KafkaDecoder, ctx: RecordBatchContext): DecodedRe
     key,
     value,
     headers,
-    isControlRecord: ctx.isControlBatch ?? false,
+    // kafkajs's default applies to a missing field only.
+    isControlRecord: ctx.isControlBatch === undefined ? false : ctx.isControlBatch,
     batchContext: ctx,
   };
 }
