@@ -8,4 +8,5 @@ export * from './run-commands';
 export * from './supervisor';
 export * from './bulk';
 export * from './retention';
+export { holdAgainstPurge } from './purge-lock';
 export * from './reports';

@@ -11,6 +11,20 @@ import type { SqlRunner } from './sql';
 export const PURGE_LOCK_CLASS = 7_260_401;
 
 /**
+ * Holds `projectId` against retention's purge until the caller's transaction ends: a shared hold
+ * of its purge lock, so commands do not wait on each other, a purge batch (whose try-lock is
+ * exclusive) passes the project over while one is held, and a command that comes during a batch
+ * waits for it. Taken by the commands whose outcome depends on a finished run's execution data —
+ * retries (both strategies) and erases —, which is what lets a purge batch leave its runs unlocked.
+ *
+ * Taken before the command reads its runs, in a statement of its own: the command's next
+ * statements see what a batch it waited for committed (the mark).
+ */
+export async function holdAgainstPurge(sql: SqlRunner, projectId: string): Promise<void> {
+  await sql.execute(`select pg_advisory_xact_lock_shared(${PURGE_LOCK_CLASS}, hashtext(?))::text as held`, [projectId]);
+}
+
+/**
  * A statement that holds the projects of runs this transaction finishes against their purge, until
  * it ends (shared: finishes never wait on each other). Why: a run's finish key (`finished_at`, then
  * id) is its command's clock, fixed before its transaction commits, so a range could otherwise
@@ -21,7 +35,7 @@ export const PURGE_LOCK_CLASS = 7_260_401;
  * A batch waits on no lock a finish holds (it takes its range's last run `skip locked`), so a
  * finish may take this after its rows' locks.
  */
-export function holdFinishingProjectsSql(projectIds: readonly string[]): { text: string; params: unknown[] } {
+export function holdFinishingProjectsSql(projectIds: readonly string[]): { readonly text: string; readonly params: unknown[] } {
   return {
     text: `select count(pg_advisory_xact_lock_shared(${PURGE_LOCK_CLASS}, hashtext(p))::text)::int as held from unnest(array[?]::text[]) as p`,
     params: [[...new Set(projectIds)].sort()],

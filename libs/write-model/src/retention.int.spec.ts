@@ -2,7 +2,8 @@ import { isDomainError, type DomainError, type FlowStep } from '@flowruns/contra
 import { ormOptions, sqlRunner } from '@flowruns/database';
 import { createTestDatabase, indexNodes, planRoot, uniqueName, waitFor } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { holdAgainstPurge, purgeExpiredBatch, type PurgeCursor } from './retention';
+import { holdAgainstPurge } from './purge-lock';
+import { purgeExpiredBatch, type PurgeCursor } from './retention';
 import type { SqlRunner } from './sql';
 import { RunCommands, type Transactor } from './run-commands';
 

@@ -37,26 +37,10 @@ const windowStart = (retentionDays: string) => `?::timestamptz - make_interval(d
 
 
 /**
- * Holds `projectId` against retention's purge until the caller's transaction ends: a shared hold
- * of its purge lock, so commands do not wait on each other, a purge batch (whose try-lock is
- * exclusive) passes the project over while one is held, and a command that comes during a batch
- * waits for it. Taken by the commands whose outcome depends on a finished run's execution data —
- * retries (both strategies) and erases —, which is what lets a purge batch leave its runs unlocked.
- *
- * Must be the transaction's first lock, before any row lock: a purge batch locks a row (its range's
- * last run) while it holds the project, so a command holding a row while waiting here could close
- * a cycle. A statement of its own: the command's next statements see what a batch it waited for
- * committed (the mark).
- */
-export async function holdAgainstPurge(sql: SqlRunner, projectId: string): Promise<void> {
-  await sql.execute(`select pg_advisory_xact_lock_shared(${PURGE_LOCK_CLASS}, hashtext(?))::text as held`, [projectId]);
-}
-
-/**
  * The next project at or after `from` (after it, with `exclusive`) that has finished runs, through
  * the candidates' index (`run_streams_retention_project_idx`), and whether this transaction took
- * its purge lock: a project is purged by one transaction at a time, and not while a retry or an
- * erase holds it (`holdAgainstPurge`); a batch that finds it taken goes on to the next project
+ * its purge lock: a project is purged by one transaction at a time, and not while a retry, an
+ * erase or a finish holds it (`purge-lock.ts`); a batch that finds it taken goes on to the next project
  * instead of waiting. (Two projects whose ids hash alike share a lock: one's commands pass the
  * other over for the pass.)
  */

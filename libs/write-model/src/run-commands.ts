@@ -28,7 +28,8 @@ import { FlowStore, latestKey, type FlowVersionRecord } from './flows';
 import { LeaseStore } from './leases';
 import { appendManyWithRules, appendWithRules, applyFailureRules, fenced } from './run-rules';
 import { bulkStatuses, inStatuses, selectBulkPages } from './bulk';
-import { holdAgainstPurge, purgeExpiredBatch, purgeRuns, retentionPlan, type PurgeBatchOutcome, type PurgeCursor, type PurgeOutcome, type RetentionWindow } from './retention';
+import { holdAgainstPurge } from './purge-lock';
+import { purgeExpiredBatch, purgeRuns, retentionPlan, type PurgeBatchOutcome, type PurgeCursor, type PurgeOutcome, type RetentionWindow } from './retention';
 import {
   appendToLockedRuns,
   appendToNewRuns,
