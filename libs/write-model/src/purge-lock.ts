@@ -43,21 +43,28 @@ export function holdFinishingProjectsSql(projectIds: readonly string[]): { reado
 }
 
 /**
- * Deletes the execution data of the runs this transaction just finished whose finish key is at or
- * before their project's retention mark: purged by that range, as a run that finished before the
- * batch ran is (and as the views and `withRetentionRanges` answer it). A statement after the one
- * that took `holdFinishingProjectsSql`, so it reads the mark of the last batch to commit, and no
- * batch moves it before this transaction ends. Answers how many runs that was (almost always 0: a
- * run's finish behind its project's window).
+ * Deletes the execution data of the runs this transaction just finished (`runIds`, of `projectIds`,
+ * pairwise) whose finish key — `finishedAt`, the append's instant, then the run id — is at or before
+ * their project's retention mark: purged by that range, as a run that finished before the batch ran
+ * is (and as the views and `withRetentionRanges` answer it). A statement after the one that took
+ * `holdFinishingProjectsSql`, so it reads the mark of the last batch to commit, and no batch moves
+ * it before this transaction ends. One probe of `retention_marks` per project; answers how many
+ * runs that was (almost always 0: a run finished behind its project's window).
  */
-export async function purgeFinishedBehindMarks(sql: SqlRunner, runIds: readonly string[]): Promise<number> {
+export async function purgeFinishedBehindMarks(
+  sql: SqlRunner,
+  runIds: readonly string[],
+  projectIds: readonly string[],
+  finishedAt: Date,
+): Promise<number> {
   const [row] = await sql.execute<{ runs: number }>(
     `with covered as materialized (
-       select s.run_id from run_streams s join retention_marks m on m.project_id = s.project_id
-       where s.run_id in (?) and s.finished_at is not null and (s.finished_at, s.run_id) <= (m.finished_at, m.run_id)
+       select f.run_id from unnest(array[?]::text[], array[?]::text[]) as f (run_id, project_id)
+       join retention_marks m on m.project_id = f.project_id
+       where (?::timestamptz, f.run_id) <= (m.finished_at, m.run_id)
      ), gone as (${ExecutionDataStore.deleteRunsSql('(select run_id from covered)')})
      select (select count(*) from covered)::int as runs, (select count(*) from gone)::int as records`,
-    [runIds],
+    [runIds, projectIds, finishedAt],
   );
   return row.runs;
 }

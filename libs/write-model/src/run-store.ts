@@ -200,7 +200,7 @@ export async function appendToNewRuns(
   const decided = runs.map((r) => decideFor(r.runId, undefined, r.command, { ...opts, create: r.meta }));
   const changed = decided.filter((d): d is PendingAppend => !isDomainError(d) && d.events.length > 0);
   if (changed.length > 0) {
-    await writeAppends(sql, [...alsoWrite(changed.map((p) => p.runId)), newStreamsInsert(changed, opts), eventsInsert(changed, opts)], changed);
+    await writeAppends(sql, [...alsoWrite(changed.map((p) => p.runId)), newStreamsInsert(changed, opts), eventsInsert(changed, opts)], changed, opts.now);
   }
   return decided.map((d) => (isDomainError(d) ? d : resultOf(d)));
 }
@@ -315,7 +315,7 @@ async function persist(sql: SqlRunner, pending: readonly PendingAppend[], opts: 
      values ${envelopes.map(() => '(?, ?, ?, ?, ?::jsonb, ?, ?)').join(', ')}`,
     envelopes.flatMap((e) => [e.id, e.subject, e.seq, e.type, JSON.stringify(e), opts.traceparent ?? null, opts.now]),
   );
-  await writeAppends(sql, writes, changed);
+  await writeAppends(sql, writes, changed, opts.now);
 }
 
 /** Whether an append gives its run a finish key (created finished, or ending now); a finished run keeps its own. */
@@ -327,13 +327,19 @@ const finishes = (p: PendingAppend) =>
  * statement holds their projects against the purge and the next one purges those a retention
  * range already covers (`holdFinishingProjectsSql`): a range never passes over a finish in flight.
  */
-async function writeAppends(sql: SqlRunner, writes: readonly Write[], changed: readonly PendingAppend[]): Promise<void> {
+async function writeAppends(sql: SqlRunner, writes: readonly Write[], changed: readonly PendingAppend[], now: Date): Promise<void> {
   const finished = changed.filter(finishes);
   if (finished.length === 0) {
     await sql.execute(...oneStatement(writes));
   } else {
     await sql.execute(...oneStatement([...writes, holdFinishingProjectsSql(finished.map((p) => p.meta.projectId))]));
-    await purgeFinishedBehindMarks(sql, finished.map((p) => p.runId));
+    // A run that finishes now gets this append's instant as its finish (`finished_at`).
+    await purgeFinishedBehindMarks(
+      sql,
+      finished.map((p) => p.runId),
+      finished.map((p) => p.meta.projectId),
+      now,
+    );
   }
   await wakeRelay(sql);
 }
@@ -407,7 +413,7 @@ async function persistMany(sql: SqlRunner, pending: readonly PendingAppend[], op
   const leftRunning = changed.filter((p) => p.previous.status === 'RUNNING' && p.state.status !== 'RUNNING').map((p) => p.runId);
   if (leftRunning.length > 0) writes.push({ text: 'delete from run_leases where run_id in (?)', params: [leftRunning] });
   writes.push(eventsInsert(changed, opts));
-  await writeAppends(sql, writes, changed);
+  await writeAppends(sql, writes, changed, opts.now);
 }
 
 /** One statement's text and bindings, to be sent together with others (`oneStatement`). */
