@@ -93,6 +93,12 @@ describe('event contracts', () => {
       expect(parseEnvelope(JSON.stringify(sent))).toEqual({ kind: 'known', envelope: sent });
     });
 
+    it.each(RUN_EVENT_TYPES)('drops keys %s does not define, in the envelope and in its data', (type: RunEventType) => {
+      const sent = envelope(type, EVENT_EXAMPLES[type]);
+      const padded = { ...sent, extra: 'x', data: { ...(EVENT_EXAMPLES[type] as Record<string, unknown>), payload: { big: true } } };
+      expect(parseEnvelope(JSON.stringify(padded))).toEqual({ kind: 'known', envelope: sent });
+    });
+
     it('parses the example data of every type with its own schema', () => {
       for (const type of RUN_EVENT_TYPES) expect(RunEventDataSchemas[type].parse(EVENT_EXAMPLES[type])).toEqual(EVENT_EXAMPLES[type]);
     });
