@@ -11,6 +11,7 @@ import { Migration20261130000000ArchivedListIndexes } from './Migration202611300
 import { Migration20261130120000RetentionKeyset } from './Migration20261130120000RetentionKeyset';
 import { Migration20261201000000StreamFillfactor } from './Migration20261201000000StreamFillfactor';
 import { Migration20261202000000RetentionRanges } from './Migration20261202000000RetentionRanges';
+import { Migration20261203000000EventIdNotIndexed } from './Migration20261203000000EventIdNotIndexed';
 
 /** Every migration, in order. Listed explicitly so the same list works from sources and from dist. */
 export const MIGRATIONS = [
@@ -27,4 +28,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261130120000RetentionKeyset', class: Migration20261130120000RetentionKeyset },
   { name: 'Migration20261201000000StreamFillfactor', class: Migration20261201000000StreamFillfactor },
   { name: 'Migration20261202000000RetentionRanges', class: Migration20261202000000RetentionRanges },
+  { name: 'Migration20261203000000EventIdNotIndexed', class: Migration20261203000000EventIdNotIndexed },
 ];
