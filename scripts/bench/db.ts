@@ -1,7 +1,7 @@
 import { migrate, parseDatabaseUrl, dropTestDatabase } from '@flowruns/database';
 import { RawQueryFragment } from '@mikro-orm/core';
 import { Pool, type PoolClient } from 'pg';
-import { uniqueName } from './util';
+import { log, uniqueName } from './util';
 
 /**
  * Knex-style `?` bindings (what the libraries' `SqlRunner` port speaks) turned into `$n`, with an
@@ -35,6 +35,10 @@ export class BenchDatabase {
   readonly pool: Pool;
   private constructor(readonly url: string) {
     this.pool = new Pool({ connectionString: url, max: 12 });
+    // An idle connection's error (the server ending it) is the pool's to drop, not the harness's
+    // to die of: without a listener the pool's 'error' event ends the process (it did, once, at
+    // the end of a bulk run; what ended the connection was not found).
+    this.pool.on('error', (e) => log(`bench database pool: an idle connection failed: ${e.message}`));
   }
 
   static async create(serverUrl: string, label: string): Promise<BenchDatabase> {
