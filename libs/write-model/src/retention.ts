@@ -83,27 +83,41 @@ async function purgeProjectRange(
     `select ${isoMicrosSql('finished_at')} as finished_key, run_id from retention_marks where project_id = ?`,
     [projectId],
   );
-  // The project's next expired runs (finished before its window, after its mark: a bound no run is
-  // below when there is none yet), and of them the latest one no other transaction holds, locked:
-  // the range's end. The bounds are a CTE's columns read as scalar subqueries, so the scan keeps
-  // them in its index condition.
-  const [through] = await sql.execute<{ run_id: string; finished_key: string }>(
+  // One statement, so the range's run ids never travel to this process and back: the project's
+  // next expired runs (finished before its window, after its mark: a bound no run is below when
+  // there is none yet); of them the latest one no other transaction holds, locked — the range's
+  // end; the records of the runs through it deleted and the mark moved to it. The bounds are a
+  // CTE's columns read as scalar subqueries, so the scan keeps them in its index condition.
+  // Data-modifying CTEs run once, to completion, whether or not the result reads them; a locking
+  // CTE is evaluated once. No row when no candidate is free (or there is none).
+  const [range] = await sql.execute<{ run_id: string; finished_key: string; runs: number; records: number; bytes: number }>(
     `with bounds as materialized (
        select b.project_id,
          ${windowStart('(select retention_days from projects where id = b.project_id)')} as cutoff,
          ?::timestamptz as after_finished, ?::text as after_run
        from (select ?::text as project_id) b
-     ), range as materialized (
+     ), candidates as materialized (
        select s.run_id, s.finished_at from run_streams s
        where s.project_id = (select project_id from bounds) and s.finished_at is not null
          and s.finished_at < (select cutoff from bounds)
          and (s.finished_at, s.run_id) > ((select after_finished from bounds), (select after_run from bounds))
        order by s.finished_at, s.run_id limit ?
+     ), through as materialized (
+       select s.run_id, c.finished_at from candidates c join run_streams s on s.run_id = c.run_id
+       order by c.finished_at desc, c.run_id desc limit 1
+       for update of s skip locked
+     ), range as materialized (
+       select c.run_id from candidates c where (c.finished_at, c.run_id) <= (select finished_at, run_id from through)
+     ), gone as (
+       ${ExecutionDataStore.deleteRunsSql('(select run_id from range)')}
+     ), marked as (
+       insert into retention_marks (project_id, finished_at, run_id, updated_at)
+       select (select project_id from bounds), finished_at, run_id, ? from through
+       on conflict (project_id) do update set finished_at = excluded.finished_at, run_id = excluded.run_id, updated_at = excluded.updated_at
      )
-     select s.run_id, ${isoMicrosSql('r.finished_at')} as finished_key
-     from range r join run_streams s on s.run_id = r.run_id
-     order by r.finished_at desc, r.run_id desc limit 1
-     for update of s skip locked`,
+     select t.run_id, ${isoMicrosSql('t.finished_at')} as finished_key, (select count(*) from range)::int as runs,
+       (select count(*) from gone)::int as records, (select coalesce(sum(bytes), 0) from gone)::float8 as bytes
+     from through t`,
     [
       window.now,
       window.defaultDays,
@@ -112,39 +126,11 @@ async function purgeProjectRange(
       mark ? mark.run_id : '',
       projectId,
       limit,
-    ],
-  );
-  if (!through) return none;
-  // One statement, so the range's run ids never travel to this process and back: the runs from the
-  // mark through the range's end (each finished before the window, as the end is), their execution
-  // data deleted and the mark moved to the end. No run of the project finishes while the lock is
-  // held: these are the runs the statement above saw. Data-modifying CTEs run once, to completion,
-  // whether or not the result reads them.
-  const [range] = await sql.execute<{ runs: number; records: number; bytes: number }>(
-    `with range as materialized (
-       select s.run_id from run_streams s
-       where s.project_id = ? and s.finished_at is not null
-         and (s.finished_at, s.run_id) > (?::timestamptz, ?::text) and (s.finished_at, s.run_id) <= (?::timestamptz, ?::text)
-     ), gone as (
-       ${ExecutionDataStore.deleteRunsSql('(select run_id from range)')}
-     ), marked as (
-       insert into retention_marks (project_id, finished_at, run_id, updated_at) values (?, ?::timestamptz, ?, ?)
-       on conflict (project_id) do update set finished_at = excluded.finished_at, run_id = excluded.run_id, updated_at = excluded.updated_at
-     )
-     select (select count(*) from range)::int as runs, (select count(*) from gone)::int as records,
-       (select coalesce(sum(bytes), 0) from gone)::float8 as bytes`,
-    [
-      projectId,
-      mark ? mark.finished_key : '-infinity',
-      mark ? mark.run_id : '',
-      through.finished_key,
-      through.run_id,
-      projectId,
-      through.finished_key,
-      through.run_id,
       opts.now,
     ],
   );
+  if (!range) return none;
+  const through = { run_id: range.run_id, finished_key: range.finished_key };
   const [result] = await appendToRuns(
     sql,
     [through.run_id],
