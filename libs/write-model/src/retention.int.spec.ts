@@ -502,6 +502,29 @@ describe('retention purge and erase (real Postgres)', () => {
     expect(others).toEqual([]);
   });
 
+  it('a batch looks up (and locks) one stream row for its range’s end, not every candidate’s', async () => {
+    const p = await project(1);
+    for (let i = 0; i < 6; i++) await runEnded(p, 3 + i);
+    let analyzed: unknown;
+    await expect(
+      tx.transactional(async (sql) => {
+        const recording: SqlRunner = {
+          execute: async (text, params = []) => {
+            if (text.includes('with bounds')) [analyzed] = await sql.execute(`explain (analyze, format json) ${text}`, params);
+            return sql.execute(text, params);
+          },
+        };
+        await purgeExpiredBatch(recording, window(), 100, { now: NOW }, { projectId: p.projectId });
+        throw new Error('rolled back: only the plan was wanted');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(analyzed).toBeDefined();
+    // The candidates come from the retention index; each stream row looked up by primary key is a
+    // row read: one, for the range's end (its six runs all free).
+    const lookups = indexNodes(planRoot(analyzed)).filter((x) => x['Index Name'] === 'run_streams_pkey');
+    expect(lookups.map((x) => x['Actual Loops'])).toEqual([1]);
+  });
+
   it('erase: removes one finished run’s data now, recorded as ERASE; idempotent; 409 while it runs; not found across projects', async () => {
     const p = await project();
     const done = await runEnded(p, 0);

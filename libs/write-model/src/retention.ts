@@ -88,8 +88,10 @@ async function purgeProjectRange(
   // there is none yet); of them the latest one no other transaction holds, locked — the range's
   // end; the records of the runs through it deleted and the mark moved to it. The bounds are a
   // CTE's columns read as scalar subqueries, so the scan keeps them in its index condition.
-  // Data-modifying CTEs run once, to completion, whether or not the result reads them; a locking
-  // CTE is evaluated once. No row when no candidate is free (or there is none).
+  // Data-modifying CTEs run once, to completion, whether or not the result reads them. The end is
+  // found newest first, one stream row looked up (and locked) at a time until one is free: joining
+  // the candidates to their rows first read every run's row (+40 % of the batch's Postgres CPU per
+  // run, session 21). No row when no candidate is free (or there is none).
   const [range] = await sql.execute<{ run_id: string; finished_key: string; runs: number; records: number; bytes: number }>(
     `with bounds as materialized (
        select b.project_id,
@@ -103,9 +105,10 @@ async function purgeProjectRange(
          and (s.finished_at, s.run_id) > ((select after_finished from bounds), (select after_run from bounds))
        order by s.finished_at, s.run_id limit ?
      ), through as materialized (
-       select s.run_id, c.finished_at from candidates c join run_streams s on s.run_id = c.run_id
+       select l.run_id, c.finished_at
+       from (select run_id, finished_at from candidates order by finished_at desc, run_id desc) c
+       cross join lateral (select s.run_id from run_streams s where s.run_id = c.run_id for update skip locked) l
        order by c.finished_at desc, c.run_id desc limit 1
-       for update of s skip locked
      ), range as materialized (
        select c.run_id from candidates c where (c.finished_at, c.run_id) <= (select finished_at, run_id from through)
      ), gone as (
