@@ -362,7 +362,7 @@ export interface CheckFigures {
   readonly purgedRuns: number;
   /** Runs whose view disagrees with the write model on whether their data is purged, or covered runs with data left (must stay 0). */
   readonly purgeMismatches: number;
-  /** Up to ten of those runs: each side's answer, its data records, its finish and its project's mark. */
+  /** Up to ten of those runs: each side's answer, whether data is left, its finish and its project's mark. */
   readonly purgeMismatchSamples: readonly unknown[];
   readonly rebuild: RebuildFigures | null;
 }
@@ -449,18 +449,18 @@ export async function settleAndMeasure(sys: FaultSystem, load: Load, opts: Check
   const [purge] = await sys.sql<{ runs: number; mismatches: number; samples: unknown[] }>(
     `with w as (
        select run_views.id, ${RUN_VIEW_PURGED_AT} is not null as view_purged,
+         exists (select 1 from execution_data d where d.run_id = run_views.id) as has_data,
          (s.purged_at is not null or (m.project_id is not null and s.finished_at is not null
            and (s.finished_at, s.run_id) <= (m.finished_at, m.run_id))) as purged
        from run_views join run_streams s on s.run_id = run_views.id left join retention_marks m on m.project_id = s.project_id
      )
      select (select count(*)::int from w where purged) as runs,
        (select count(*)::int from w where purged is distinct from view_purged)
-       + (select count(*)::int from w where purged and exists (select 1 from execution_data d where d.run_id = w.id)) as mismatches,
+       + (select count(*)::int from w where purged and has_data) as mismatches,
        (select coalesce(jsonb_agg(x), '[]') from (
-          select w.id, w.purged, w.view_purged, (select count(*) from execution_data d where d.run_id = w.id) as records,
-            s.finished_at, s.purged_at, m.finished_at as mark_finished_at, m.run_id as mark_run_id
+          select w.id, w.purged, w.view_purged, w.has_data, s.finished_at, s.purged_at, m.finished_at as mark_finished_at, m.run_id as mark_run_id
           from w join run_streams s on s.run_id = w.id left join retention_marks m on m.project_id = s.project_id
-          where w.purged is distinct from w.view_purged or (w.purged and exists (select 1 from execution_data d where d.run_id = w.id))
+          where w.purged is distinct from w.view_purged or (w.purged and w.has_data)
           limit 10) x) as samples`,
   );
   const rebuild = opts.rebuild === false ? null : await rebuildAndCompare(sys);

@@ -1,4 +1,4 @@
-import { ExecutionDataStore } from '@flowruns/execution-data';
+import type { Write } from './run-store';
 import type { SqlRunner } from './sql';
 
 /**
@@ -35,7 +35,7 @@ export async function holdAgainstPurge(sql: SqlRunner, projectId: string): Promi
  * A batch waits on no lock a finish holds (it takes its range's last run `skip locked`), so a
  * finish may take this after its rows' locks.
  */
-export function holdFinishingProjectsSql(projectIds: readonly string[]): { readonly text: string; readonly params: unknown[] } {
+export function holdFinishingProjectsSql(projectIds: readonly string[]): Write {
   return {
     text: `select count(pg_advisory_xact_lock_shared(${PURGE_LOCK_CLASS}, hashtext(p))::text)::int as held from unnest(array[?]::text[]) as p`,
     params: [[...new Set(projectIds)].sort()],
@@ -48,23 +48,20 @@ export function holdFinishingProjectsSql(projectIds: readonly string[]): { reado
  * their project's retention mark: purged by that range, as a run that finished before the batch ran
  * is (and as the views and `withRetentionRanges` answer it). A statement after the one that took
  * `holdFinishingProjectsSql`, so it reads the mark of the last batch to commit, and no batch moves
- * it before this transaction ends. One probe of `retention_marks` per project; answers how many
- * runs that was (almost always 0: a run finished behind its project's window).
+ * it before this transaction ends. One probe of `retention_marks` per project (almost always
+ * nothing to delete: a run finished behind its project's window).
  */
 export async function purgeFinishedBehindMarks(
   sql: SqlRunner,
   runIds: readonly string[],
   projectIds: readonly string[],
   finishedAt: Date,
-): Promise<number> {
-  const [row] = await sql.execute<{ runs: number }>(
-    `with covered as materialized (
+): Promise<void> {
+  await sql.execute(
+    `delete from execution_data where run_id in (
        select f.run_id from unnest(array[?]::text[], array[?]::text[]) as f (run_id, project_id)
        join retention_marks m on m.project_id = f.project_id
-       where (?::timestamptz, f.run_id) <= (m.finished_at, m.run_id)
-     ), gone as (${ExecutionDataStore.deleteRunsSql('(select run_id from covered)')})
-     select (select count(*) from covered)::int as runs, (select count(*) from gone)::int as records`,
+       where (?::timestamptz, f.run_id) <= (m.finished_at, m.run_id))`,
     [runIds, projectIds, finishedAt],
   );
-  return row.runs;
 }

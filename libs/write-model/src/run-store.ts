@@ -332,12 +332,13 @@ async function writeAppends(sql: SqlRunner, writes: readonly Write[], changed: r
   if (finished.length === 0) {
     await sql.execute(...oneStatement(writes));
   } else {
-    await sql.execute(...oneStatement([...writes, holdFinishingProjectsSql(finished.map((p) => p.meta.projectId))]));
+    const projectIds = finished.map((p) => p.meta.projectId);
+    await sql.execute(...oneStatement([...writes, holdFinishingProjectsSql(projectIds)]));
     // A run that finishes now gets this append's instant as its finish (`finished_at`).
     await purgeFinishedBehindMarks(
       sql,
       finished.map((p) => p.runId),
-      finished.map((p) => p.meta.projectId),
+      projectIds,
       now,
     );
   }
