@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { v7 as uuidv7 } from 'uuid';
 import { JSONB_PARAM, jsonLiteral, jsonParam } from '@flowruns/database';
 
 /** Raw SQL access (MikroORM's `em.execute` satisfies it, inside or outside a transaction). */
@@ -33,9 +33,13 @@ const json = (v: unknown): string | null => (v === undefined ? null : JSON.strin
 export class ExecutionDataStore {
   constructor(private readonly sql: SqlRunner) {}
 
-  /** A fresh reference, for a command decided before its record is stored (`putMany`). */
+  /**
+   * A fresh reference, for a command decided before its record is stored (`putMany`). Time-ordered
+   * (UUID v7, 74 random bits): each new record's key lands at the right edge of the table's primary
+   * key, where a random one (v4) touched a random leaf page of an index far larger than the cache.
+   */
   static newRef(): string {
-    return `exd_${randomUUID()}`;
+    return `exd_${uuidv7()}`;
   }
 
   /** Stores one record and returns its reference. Call inside the command's transaction. */
