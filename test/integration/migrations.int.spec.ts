@@ -214,6 +214,27 @@ describe('Migration20261201000000StreamFillfactor', () => {
   });
 });
 
+describe('Migration20261204000000StreamProjectKey', () => {
+  const { orm, sql } = unmigratedDatabase('flowruns_test_stream_project_key');
+  const indexes = async () =>
+    (await sql<{ indexdef: string }>(`select indexdef from pg_indexes where tablename = 'run_streams' and indexname like 'run_streams_project_%' order by indexname`)).map((i) =>
+      i.indexdef.replace(/^CREATE INDEX (\S+) ON public\.run_streams USING btree /, '$1 '),
+    );
+  const before = ['run_streams_project_created_idx (project_id, created_at)', 'run_streams_project_run_idx (project_id, run_id)'];
+
+  it('puts one (project_id, created_at, run_id) index in place of the two project indexes (one built ahead is kept); down puts them back', async () => {
+    await orm().getMigrator().up({ to: 'Migration20261203000000EventIdNotIndexed' });
+    expect(await indexes()).toEqual(before);
+    await sql(`create index concurrently run_streams_project_key_idx on run_streams (project_id, created_at, run_id)`);
+    await orm().getMigrator().up({ to: 'Migration20261204000000StreamProjectKey' });
+    expect(await indexes()).toEqual(['run_streams_project_key_idx (project_id, created_at, run_id)']);
+    await orm().getMigrator().down({ to: 'Migration20261203000000EventIdNotIndexed' });
+    expect(await indexes()).toEqual(before);
+    await orm().getMigrator().up();
+    expect(await indexes()).toEqual(['run_streams_project_key_idx (project_id, created_at, run_id)']);
+  });
+});
+
 /** What readiness says about a database that is behind this build (a deploy in the wrong order). */
 describe('pendingMigrations and the postgres readiness probe', () => {
   const { orm, sql } = unmigratedDatabase('flowruns_test_pending');

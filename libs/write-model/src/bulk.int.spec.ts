@@ -163,7 +163,7 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
     expect((await stateOf(outside.id)).status).toBe('RUNNING');
   });
 
-  it('reads the project a few runs at a time: sparse matches across reads come in full pages, in run id order, none twice', async () => {
+  it('reads the project a few runs at a time: sparse matches across reads come in full pages, in creation order, none twice', async () => {
     const projectId = uniqueName('p_bulk');
     const flowA = await flowOf(projectId);
     const flowB = await flowOf(projectId);
@@ -187,6 +187,22 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
     expect(await read({}, 100, 100)).toEqual([runs.map((r) => r.id).sort()]);
     // Nothing selected: no page at all.
     expect(await read({ flowId: 'flow_none' }, 2, 4)).toEqual([]);
+  });
+
+  it('pages by creation, then run id: runs created in the same instant are each read once, the older runs first', async () => {
+    const projectId = uniqueName('p_bulk');
+    const flow = await flowOf(projectId);
+    const t0 = new Date('2031-01-01T00:00:00.000Z');
+    const later = [];
+    for (let i = 0; i < 5; i++) later.push(await trigger(flow.id, projectId, null, new Date(t0.getTime() + 1)));
+    const earlier = [];
+    for (let i = 0; i < 3; i++) earlier.push(await trigger(flow.id, projectId, null, t0));
+    const tx: Transactor = { transactional: (w) => orm.em.fork().transactional((tem) => w(sqlRunner(tem))) };
+    const pages: string[][] = [];
+    // One candidate per read: every cursor falls between runs of the same instant.
+    for await (const page of selectBulkPages(tx, projectId, {}, ['RUNNING'], 2, 1)) pages.push(page);
+    expect(pages.flat()).toEqual([...earlier.map((r) => r.id).sort(), ...later.map((r) => r.id).sort()]);
+    expect(pages.map((p) => p.length)).toEqual([2, 2, 2, 2]);
   });
 
   it('archives once: a second archive counts nothing', async () => {

@@ -6,6 +6,7 @@ import {
   type DomainError,
   type FlowRunStatus,
 } from '@flowruns/contracts';
+import { isoMicrosSql } from '@flowruns/database';
 import type { RunState } from '@flowruns/run-domain';
 import type { Transactor } from './run-commands';
 
@@ -40,9 +41,9 @@ export const inStatuses =
 
 /**
  * Pages of the run ids a bulk request selects in one project, read from the write model (so a bulk
- * operation never misses a run the views have not caught up with), in run id order. Each page is
+ * operation never misses a run the views have not caught up with), in creation order. Each page is
  * read when the caller asks for it (`RunCommands.bulk` asks while the pages before are still being
- * written), by keyset (`run_id > last`), so memory stays at the pages in hand however many runs
+ * written), by keyset (`(created_at, run_id) > last`), so memory stays at the pages in hand however many runs
  * match, and a run whose status changes mid-way is neither read twice nor skipped because of it.
  */
 export async function* selectBulkPages(
@@ -69,14 +70,14 @@ export async function* selectBulkPages(
     return;
   }
 
-  // Read in run id order over the project's (project_id, run_id) index, a bounded number of
-  // candidates per statement, the filters applied to each read's candidates. Not one `… where
-  // status in (…) order by run_id limit n`: its plan rests on the statistics of `status`, which a
-  // bulk operation itself makes stale (after a bulk retry the statistics still say no run is
-  // RUNNING), and the plan they chose for a bulk cancel then was a parallel scan and sort of the
+  // Read in creation order over the project's (project_id, created_at, run_id) index, a bounded
+  // number of candidates per statement, the filters applied to each read's candidates. Not one
+  // `… where status in (…) order by … limit n`: its plan rests on the statistics of `status`,
+  // which a bulk operation itself makes stale (after a bulk retry the statistics still say no run
+  // is RUNNING), and the plan they chose for a bulk cancel then was a parallel scan and sort of the
   // whole table for every page (80 ms a page at 100 000 runs, three processes busy). Bounded reads
-  // cost the same whatever the statistics say: one pass over the project's runs in all. The time
-  // window narrows the candidates (`created_at` does not change, so its statistics hold).
+  // cost the same whatever the statistics say: one pass over the project's runs in all, or over
+  // its time window only (`created_at` leads the key and never changes).
   const window = new Clauses();
   // Passed as written: a Date would drop the microseconds the list filters honour.
   if (filter.createdAfter !== undefined) window.add('created_at >= ?::timestamptz', filter.createdAfter);
@@ -85,18 +86,28 @@ export async function* selectBulkPages(
   if (filter.flowId !== undefined) match.add('flow_id = ?', filter.flowId);
   if (filter.failedStepName !== undefined) match.add(`state->>'failedStepName' = ?`, filter.failedStepName);
   if (filter.excludeFlowRunIds?.length) match.add('run_id not in (?)', filter.excludeFlowRunIds);
+  // The cursor is the last candidate's key, its time as text with the microseconds Postgres keeps.
   const read = `with c as materialized (
-      select run_id, status, flow_id${filter.failedStepName !== undefined ? ', state' : ''} from run_streams
-       where project_id = ? and run_id > ?${window.sql.map((w) => ` and ${w}`).join('')}
-       order by run_id limit ?)
-    select (select max(run_id) from c) as last, (select count(*) from c)::int as scanned,
-      array(select run_id from c where ${match.sql.join(' and ')} order by run_id) as ids`;
+      select run_id, created_at, status, flow_id${filter.failedStepName !== undefined ? ', state' : ''} from run_streams
+       where project_id = ? and (created_at, run_id) > (?::timestamptz, ?)${window.sql.map((w) => ` and ${w}`).join('')}
+       order by created_at, run_id limit ?),
+    last as (select created_at, run_id from c order by created_at desc, run_id desc limit 1)
+    select (select ${isoMicrosSql('created_at')} from last) as last_at, (select run_id from last) as last_id,
+      (select count(*) from c)::int as scanned,
+      array(select run_id from c where ${match.sql.join(' and ')} order by created_at, run_id) as ids`;
 
-  let after = '';
+  let after: { at: string; id: string } = { at: '-infinity', id: '' };
   let page: string[] = [];
   for (;;) {
     const [r] = await tx.transactional((sql) =>
-      sql.execute<{ last: string | null; scanned: number; ids: string[] }>(read, [projectId, after, ...window.params, candidatesPerRead, ...match.params]),
+      sql.execute<{ last_at: string | null; last_id: string | null; scanned: number; ids: string[] }>(read, [
+        projectId,
+        after.at,
+        after.id,
+        ...window.params,
+        candidatesPerRead,
+        ...match.params,
+      ]),
     );
     page.push(...r.ids);
     // A short read reached the project's last run (an empty one included: `last` is null only then).
@@ -105,8 +116,8 @@ export async function* selectBulkPages(
       yield page.slice(0, pageSize);
       page = page.slice(pageSize);
     }
-    if (done || r.last === null) return;
-    after = r.last;
+    if (done || r.last_at === null || r.last_id === null) return;
+    after = { at: r.last_at, id: r.last_id };
   }
 }
 

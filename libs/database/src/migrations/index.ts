@@ -12,6 +12,7 @@ import { Migration20261130120000RetentionKeyset } from './Migration2026113012000
 import { Migration20261201000000StreamFillfactor } from './Migration20261201000000StreamFillfactor';
 import { Migration20261202000000RetentionRanges } from './Migration20261202000000RetentionRanges';
 import { Migration20261203000000EventIdNotIndexed } from './Migration20261203000000EventIdNotIndexed';
+import { Migration20261204000000StreamProjectKey } from './Migration20261204000000StreamProjectKey';
 
 /** Every migration, in order. Listed explicitly so the same list works from sources and from dist. */
 export const MIGRATIONS = [
@@ -29,4 +30,5 @@ export const MIGRATIONS = [
   { name: 'Migration20261201000000StreamFillfactor', class: Migration20261201000000StreamFillfactor },
   { name: 'Migration20261202000000RetentionRanges', class: Migration20261202000000RetentionRanges },
   { name: 'Migration20261203000000EventIdNotIndexed', class: Migration20261203000000EventIdNotIndexed },
+  { name: 'Migration20261204000000StreamProjectKey', class: Migration20261204000000StreamProjectKey },
 ];
