@@ -11,6 +11,15 @@ import type { SqlRunner } from './sql';
 export const PURGE_LOCK_CLASS = 7_260_401;
 
 /**
+ * SQL: whether the run whose finish key is (`finishedAt`, `runId`) lies at or behind the retention
+ * mark `mark` (the alias of a `retention_marks` row): a range purged it. The one definition of
+ * "covered" for every reader of the marks (`withRetentionRanges`, `purgeFinishedBehindMarks`,
+ * `retentionPlan`), so they cannot drift apart; each operand is an SQL expression.
+ */
+export const behindMarkSql = (finishedAt: string, runId: string, mark: string): string =>
+  `(${finishedAt}, ${runId}) <= (${mark}.finished_at, ${mark}.run_id)`;
+
+/**
  * Holds `projectId` against retention's purge until the caller's transaction ends: a shared hold
  * of its purge lock, so commands do not wait on each other, a purge batch (whose try-lock is
  * exclusive) passes the project over while one is held, and a command that comes during a batch
@@ -61,7 +70,7 @@ export async function purgeFinishedBehindMarks(
     `delete from execution_data where run_id in (
        select f.run_id from unnest(array[?]::text[], array[?]::text[]) as f (run_id, project_id)
        join retention_marks m on m.project_id = f.project_id
-       where (?::timestamptz, f.run_id) <= (m.finished_at, m.run_id))`,
+       where ${behindMarkSql('?::timestamptz', 'f.run_id', 'm')})`,
     [runIds, projectIds, finishedAt],
   );
 }

@@ -1,7 +1,7 @@
 import { isDomainError, type DomainError } from '@flowruns/contracts';
 import { isoMicrosSql } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
-import { PURGE_LOCK_CLASS } from './purge-lock';
+import { behindMarkSql, PURGE_LOCK_CLASS } from './purge-lock';
 import { appendToRuns, type AppendOptions, type AppendResult } from './run-store';
 import type { SqlRunner } from './sql';
 
@@ -207,7 +207,7 @@ export async function retentionPlan(sql: SqlRunner, window: RetentionWindow): Pr
        left join retention_marks m on m.project_id = s.project_id
        where s.finished_at is not null
          and s.finished_at < ${windowStart('p.retention_days')}
-         and (m.project_id is null or (s.finished_at, s.run_id) > (m.finished_at, m.run_id))
+         and (m.project_id is null or not ${behindMarkSql('s.finished_at', 's.run_id', 'm')})
      )
      select (select count(*)::int from expired) as runs,
        (select coalesce(sum(d.bytes), 0)::float8 from execution_data d where d.run_id in (select run_id from expired)) as bytes`,

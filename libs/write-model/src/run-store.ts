@@ -12,7 +12,7 @@ import {
 import { decide, evolve, initialState, type RunCommand, type RunState } from '@flowruns/run-domain';
 import { JSONB_PARAM, jsonParam } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
-import { holdFinishingProjectsSql, purgeFinishedBehindMarks } from './purge-lock';
+import { behindMarkSql, holdFinishingProjectsSql, purgeFinishedBehindMarks } from './purge-lock';
 import { v7 as uuidv7 } from 'uuid';
 import type { SqlRunner } from './sql';
 
@@ -146,7 +146,7 @@ export async function withRetentionRanges<R extends StreamRow>(sql: SqlRunner, r
   if (finished.length === 0) return [...rows];
   const covered = await sql.execute<{ run_id: string }>(
     `select s.run_id from run_streams s join retention_marks m on m.project_id = s.project_id
-     where s.run_id in (?) and s.finished_at is not null and (s.finished_at, s.run_id) <= (m.finished_at, m.run_id)`,
+     where s.run_id in (?) and s.finished_at is not null and ${behindMarkSql('s.finished_at', 's.run_id', 'm')}`,
     [finished],
   );
   if (covered.length === 0) return [...rows];
