@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { BenchDatabase } from './db';
 import type { Profile } from './profiles';
 import { BenchSystem, benchEnv, CpuMeter, cpuMsPer, createTopic, deleteTopics, MemorySampler, pidsOf } from './system';
-import { log, percentile, round, uniqueName, waitFor } from './util';
+import { log, maxOf, percentile, round, uniqueName, waitFor } from './util';
 
 /**
  * 1. Ingest, end to end: virtual engines drive runs through the command service's internal API
@@ -136,7 +136,7 @@ export async function benchIngest(profile: Profile) {
     );
     const visibleAt = new Map(visible.map((v) => [v.id, Number(v.ms)]));
     const lags = finished.map((f) => (visibleAt.get(f.runId) ?? NaN) - f.acceptedAt).filter((x) => Number.isFinite(x));
-    const lastVisible = Math.max(...visibleAt.values());
+    const lastVisible = maxOf(visibleAt.values());
     const completeEvents = runs * eventsPerRun;
     const e2eEventsPerS = completeEvents / ((lastVisible - startedAt) / 1000);
     log(`ingest: ${events} events accepted, ${runs} runs complete, ${round(e2eEventsPerS)} events/s end to end`);

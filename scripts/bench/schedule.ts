@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { LoadResult } from './load';
-import { percentile, round } from './util';
+import { maxOf, percentile, round } from './util';
 
 /** A load's `LoadResult` from its latencies (ms): percentiles rounded to `digits`, rate over `elapsedS`. */
 export function latencyResult(
@@ -13,7 +13,7 @@ export function latencyResult(
   return {
     p50Ms: round(percentile(latencies, 50), digits),
     p99Ms: round(percentile(latencies, 99), digits),
-    maxMs: round(Math.max(...latencies), digits),
+    maxMs: round(maxOf(latencies), digits),
     rps: round(latencies.length / elapsedS, 1),
     requests: latencies.length,
     errors,
@@ -72,5 +72,5 @@ export function latencySeconds(due: readonly number[], latencies: readonly numbe
   });
   return [...buckets.entries()]
     .sort(([a], [b]) => a - b)
-    .map(([atMs, l]) => ({ atMs, requests: l.length, p99Ms: round(percentile(l, 99), 2), maxMs: round(Math.max(...l), 2) }));
+    .map(([atMs, l]) => ({ atMs, requests: l.length, p99Ms: round(percentile(l, 99), 2), maxMs: round(maxOf(l), 2) }));
 }

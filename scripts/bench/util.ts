@@ -13,6 +13,13 @@ export const log = (msg: string): void => {
 };
 
 /** Percentile of an unsorted sample (nearest rank). */
+/** The largest value (-Infinity for none), in a loop: `Math.max(...values)` overflows the stack past ~100 000 values. */
+export function maxOf(values: Iterable<number>): number {
+  let max = -Infinity;
+  for (const v of values) if (v > max) max = v;
+  return max;
+}
+
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
