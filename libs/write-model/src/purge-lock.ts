@@ -3,8 +3,8 @@ import type { SqlRunner } from './sql';
 
 /**
  * The advisory lock class of a project's purge (`class, hashtext(project id)`). Retention's batch
- * takes a project's lock exclusively, without waiting (`pg_try_advisory_xact_lock`: a project
- * held is passed over); the commands whose outcome a purge changes hold it shared: retries and
+ * takes a project's lock exclusively: tried, then waited for briefly (`awaitPurgeLock` in
+ * retention.ts: a project held past that is passed over); the commands whose outcome a purge changes hold it shared: retries and
  * erases first of all (`holdAgainstPurge`), and every append that finishes a run
  * (`holdFinishingProjectsSql`).
  */
@@ -21,9 +21,9 @@ export const behindMarkSql = (finishedAt: string, runId: string, mark: string): 
 
 /**
  * Holds `projectId` against retention's purge until the caller's transaction ends: a shared hold
- * of its purge lock, so commands do not wait on each other, a purge batch (whose try-lock is
- * exclusive) passes the project over while one is held, and a command that comes during a batch
- * waits for it. Taken by the commands whose outcome depends on a finished run's execution data —
+ * of its purge lock, so commands do not wait on each other, a purge batch (whose lock is
+ * exclusive) waits briefly and then passes the project over while one is held, and a command that
+ * comes during a batch (or while a batch waits for the project) waits for it. Taken by the commands whose outcome depends on a finished run's execution data —
  * retries (both strategies) and erases —, which is what lets a purge batch leave its runs unlocked.
  *
  * Taken before the command reads its runs, in a statement of its own: the command's next

@@ -302,6 +302,41 @@ describe('retention purge and erase (real Postgres)', () => {
     expect(expectTiled(await ranges(held.projectId))).toBe(2);
   });
 
+  it('a project never free of holders (finishes overlapping without a gap) is still purged: the batch queues for its lock, later holders behind it', async () => {
+    const busy = await project(2);
+    const runs = [await runEnded(busy, 5), await runEnded(busy, 4)];
+    let stop = false;
+    let holds = 0;
+    // Three lanes of holders (what every finishing append takes), each holding its project while its
+    // transaction works (20 ms here), then taking the next hold: one of them holds at every instant,
+    // so a batch that only tries the lock never gets it (a busy project was never purged).
+    const lane = async () => {
+      while (!stop) {
+        await tx.transactional(async (sql) => {
+          await holdAgainstPurge(sql, busy.projectId);
+          holds++;
+          await sql.execute(`select pg_sleep(0.02)::text as slept`);
+        });
+      }
+    };
+    const lanes: Promise<void>[] = [];
+    try {
+      for (let i = 1; i <= 3; i++) {
+        lanes.push(lane());
+        await waitFor(() => holds >= 2 * i, { timeoutMs: 10_000, what: `lane ${i} to hold` });
+      }
+      expect(await purgeAll()).toBe(2);
+      const before = holds;
+      // The holders went on after the batch (they queued behind it, not failed).
+      await waitFor(() => holds >= before + 3, { timeoutMs: 10_000, what: 'the holders to go on' });
+    } finally {
+      stop = true;
+      await Promise.all(lanes);
+    }
+    for (const run of runs) expect(await dataRecords(run.id)).toBe(0);
+    expect(expectTiled(await ranges(busy.projectId))).toBe(2);
+  });
+
   it('a run another command holds (an archive in flight) is purged with its range, without waiting for it', async () => {
     const p = await project(2);
     const runs = [];

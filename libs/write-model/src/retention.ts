@@ -40,9 +40,9 @@ const windowStart = (retentionDays: string) => `?::timestamptz - make_interval(d
  * The next project at or after `from` (after it, with `exclusive`) that has finished runs, through
  * the candidates' index (`run_streams_retention_project_idx`), and whether this transaction took
  * its purge lock: a project is purged by one transaction at a time, and not while a retry, an
- * erase or a finish holds it (`purge-lock.ts`); a batch that finds it taken goes on to the next project
- * instead of waiting. (Two projects whose ids hash alike share a lock: one's commands pass the
- * other over for the pass.)
+ * erase or a finish holds it (`purge-lock.ts`). A batch that finds it taken waits a moment for it
+ * (`awaitPurgeLock`), then goes on to the next project. (Two projects whose ids hash alike share a
+ * lock: one's commands may pass the other over for the pass.)
  */
 async function nextProject(sql: SqlRunner, from: string | null, exclusive: boolean): Promise<{ projectId: string; locked: boolean } | null> {
   const bound = from === null ? '' : exclusive ? ' and project_id > ?' : ' and project_id >= ?';
@@ -52,6 +52,48 @@ async function nextProject(sql: SqlRunner, from: string | null, exclusive: boole
     from === null ? [] : [from],
   );
   return row ? { projectId: row.project_id, locked: row.locked } : null;
+}
+
+/**
+ * How long a batch waits for the purge lock of a project its try found held, before passing it over.
+ * Finishes hold it for a few milliseconds each; a retry's or an erase's transaction for as long as it
+ * runs (a bulk retry: one page's).
+ */
+export const PURGE_LOCK_WAIT_MS = 250;
+
+/** Whether Postgres refused a lock at `lock_timeout` (SQLSTATE 55P03), through pg or MikroORM. */
+const isLockTimeout = (e: unknown): boolean => {
+  const err = e as { code?: string; sqlState?: string } | null;
+  return err?.code === '55P03' || err?.sqlState === '55P03';
+};
+
+/**
+ * Waits up to `PURGE_LOCK_WAIT_MS` for the purge lock of a project whose try found it held; whether
+ * it was taken. Postgres queues lock requests fairly: while this exclusive request waits, a new
+ * shared hold (a finish, a retry, an erase) waits behind it, so the batch gets the project as soon as
+ * the holds already in place end. A try alone never got a project whose finishes overlap — held at
+ * every instant, pass after pass, so its data was never purged. A hold that outlasts the wait (a bulk
+ * retry's page) ends it at the timeout, and the project is passed over as before; the holds queued
+ * behind the request meanwhile waited at most that long. In a savepoint: the timeout's error undoes
+ * only the wait (and its `lock_timeout`), not the ranges the batch already purged.
+ */
+async function awaitPurgeLock(sql: SqlRunner, projectId: string): Promise<boolean> {
+  await sql.execute('savepoint purge_lock_wait');
+  const [{ before }] = await sql.execute<{ before: string }>(
+    `with b as materialized (select current_setting('lock_timeout') as before)
+     select before, set_config('lock_timeout', '${PURGE_LOCK_WAIT_MS}ms', true) as waiting from b`,
+  );
+  try {
+    await sql.execute(`select pg_advisory_xact_lock(${PURGE_LOCK_CLASS}, hashtext(?))::text as held`, [projectId]);
+  } catch (e) {
+    if (!isLockTimeout(e)) throw e;
+    await sql.execute('rollback to savepoint purge_lock_wait');
+    return false;
+  }
+  // Released, the savepoint's lock stays the transaction's; the setting goes back to what it was.
+  await sql.execute(`select set_config('lock_timeout', ?, true) as restored`, [before]);
+  await sql.execute('release savepoint purge_lock_wait');
+  return true;
 }
 
 /**
@@ -162,8 +204,9 @@ async function purgeProjectRange(
  * moved, one event on the range's last run. The data, the marks and the events go together or not
  * at all: a crash mid-batch leaves the batch as it was.
  *
- * Concurrent batches take different projects (a project taken by another is passed over, as is a
- * project a retry or an erase holds). What a batch passes over is left to the next pass. A pass measures every batch against the same `window.now`.
+ * Concurrent batches take different projects, one after the other. A project another holds (a
+ * batch, finishes, a retry, an erase) is waited for up to `PURGE_LOCK_WAIT_MS`, then passed over:
+ * what a batch passes over is left to the next pass. A pass measures every batch against the same `window.now`.
  *
  * Why ranges (measured in `bench/notes.md`, session 14): an event per purged run cost ~0.2 ms of
  * CPU in all (its stream update and event, the relay, the projector's view update) and capped a
@@ -187,7 +230,7 @@ export async function purgeExpiredBatch(
     if (!next) break;
     from = next.projectId;
     exclusive = true;
-    if (!next.locked) continue;
+    if (!next.locked && !(await awaitPurgeLock(sql, next.projectId))) continue;
     const outcome = await purgeProjectRange(sql, next.projectId, window, limit - runs, opts);
     if (outcome.runs === 0) continue;
     runs += outcome.runs;
