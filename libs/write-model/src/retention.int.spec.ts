@@ -1,5 +1,5 @@
 import { isDomainError, type DomainError, type FlowStep } from '@flowruns/contracts';
-import { ormOptions, sqlRunner } from '@flowruns/database';
+import { ormOptions, PgTransactions, sqlRunner } from '@flowruns/database';
 import { createTestDatabase, indexNodes, planRoot, uniqueName, waitFor } from '@flowruns/testing';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { holdAgainstPurge } from './purge-lock';
@@ -20,6 +20,9 @@ describe('retention purge and erase (real Postgres)', () => {
   let orm: MikroORM;
   let tx: Transactor;
   let commands: RunCommands;
+  /** The same commands on the command service's own transactions (plain pg, `PgTransactions`). */
+  let pg: PgTransactions;
+  let pgCommands: RunCommands;
   const NOW = new Date('2031-06-01T00:00:00.000Z');
   const daysAgo = (d: number) => new Date(NOW.getTime() - d * DAY);
 
@@ -28,9 +31,12 @@ describe('retention purge and erase (real Postgres)', () => {
     orm = await MikroORM.init(ormOptions({ url: db.url, entities: [], poolMax: 8 }));
     tx = { transactional: (w) => orm.em.fork().transactional((tem) => w(sqlRunner(tem))) };
     commands = new RunCommands(tx, () => NOW, { maxRetryAttempts: 5 });
+    pg = new PgTransactions({ url: db.url, max: 2 }, orm.em.getPlatform());
+    pgCommands = new RunCommands(pg, () => NOW, { maxRetryAttempts: 5 });
   });
 
   afterAll(async () => {
+    await pg?.close();
     await orm?.close(true);
     await db?.drop();
   });
@@ -287,6 +293,8 @@ describe('retention purge and erase (real Postgres)', () => {
     await isHeld;
     try {
       await purgeAll();
+      // On plain pg too (the command service's runner): the wait times out, the batch goes on.
+      expect(ok(await pgCommands.purgeExpired(window(), 100)).runs).toBe(0);
     } finally {
       release();
       await holder;
