@@ -380,6 +380,33 @@ describe('archive, purge and a retry on the latest version alone in their batch 
     ]);
   });
 
+  it('a run\'s trigger alone in a batch: one statement, the insert of the row the fold gives; redelivered, a duplicate; a stalled run\'s, left to the fold', async () => {
+    const t = fullRunHistory('run-created').events;
+    const u = fullRunHistory('run-created-2').events;
+    expect(t[0]).toMatchObject({ type: 'flowrun.triggered.v1', seq: 1 });
+    const created = await counted([t[0], u[0]]);
+    expect(created.stats).toEqual({ applied: 2, duplicates: 0, gaps: 0, unknown: 0, stalls: [] });
+    expect(created.statements).toHaveLength(1);
+    expect(created.statements[0]).toMatch(/insert into run_views[\s\S]*on conflict \(id\) do nothing/);
+    // Redelivered: nothing written, counted as the fold counts it.
+    const again = await counted([t[0]]);
+    expect(again.stats).toEqual({ applied: 0, duplicates: 1, gaps: 0, unknown: 0, stalls: [] });
+    // A run whose later event came first stalled without a view; its trigger, late, is not projected.
+    const late = fullRunHistory('run-created-late').events;
+    expect((await apply(db, [late[2]])).stalls).toHaveLength(1);
+    expect(await counted([late[0]]).then((r) => r.stats)).toEqual({ applied: 0, duplicates: 0, gaps: 1, unknown: 0, stalls: [] });
+    // The rest of the histories, then the rows the fold alone gives.
+    await apply(db, [...t.slice(1), ...u.slice(1)]);
+    const got = await dump(db);
+    const reference = await foldedReference([...t, ...u]);
+    const only = (d: typeof got, ids: readonly string[]) => ({
+      runs: d.runs.filter((r) => ids.includes((r as { id: string }).id)),
+      steps: d.steps.filter((r) => ids.includes((r as { run_id: string }).run_id)),
+    });
+    expect(only(got, ['run-created', 'run-created-2'])).toEqual(only(reference, ['run-created', 'run-created-2']));
+    expect(got.runs.some((r) => (r as { id: string }).id === 'run-created-late')).toBe(false);
+  });
+
   it('folds a retry from the failed step even alone in a batch: it changes the status and the steps', async () => {
     const d = fullRunHistory('run-fold-retry').events;
     await apply(db, d.slice(0, 9));

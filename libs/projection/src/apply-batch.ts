@@ -1,6 +1,7 @@
 import { componentLogger } from '@flowruns/platform';
 import { foldBatch, type ProjectableEnvelope, type RunProjectionStats } from './fold';
-import { lockRuns, loadRuns, patchOf, patchRuns, recordPurgeRanges, saveRuns, type RunPatch, type SqlRunner } from './store';
+import { createRuns, lockRuns, loadRuns, patchOf, patchRuns, recordPurgeRanges, saveRuns, type RunPatch, type SqlRunner } from './store';
+import { evolveRun, type RunProjection } from './view';
 
 /** Runs raw SQL; a MikroORM `EntityManager` (a fork or a transactional one) is one. */
 export interface ExecutesSql {
@@ -18,18 +19,34 @@ const runner = (em: ExecutesSql): SqlRunner => ({
   execute: async <T>(sql: string, params: unknown[] = []) => (await em.execute(sql, params)) as T[],
 });
 
-/** A run's only event in the batch, if it is a patch event (`patchOf`: an archive, a purge, a retry on the latest version). */
-function splitPatches(items: readonly ProjectableEnvelope[]) {
+/**
+ * Splits off the runs whose only event in the batch takes a short path: a patch event (`patchOf`:
+ * an archive, a purge, a retry on the latest version) or the run's trigger (`seq` 1, which the
+ * fold would apply to a run with no view: `createRuns`). The rest keep their delivery order.
+ */
+function splitShortPaths(items: readonly ProjectableEnvelope[]) {
   const perRun = new Map<string, number>();
   for (const i of items) perRun.set(i.envelope.subject, (perRun.get(i.envelope.subject) ?? 0) + 1);
   const patches: RunPatch[] = [];
+  const creates: RunProjection[] = [];
   const rest: ProjectableEnvelope[] = [];
   for (const i of items) {
-    const patch = i.kind === 'known' && perRun.get(i.envelope.subject) === 1 ? patchOf(i.envelope) : null;
-    if (patch) patches.push(patch);
-    else rest.push(i);
+    const alone = i.kind === 'known' && perRun.get(i.envelope.subject) === 1;
+    const patch = alone ? patchOf(i.envelope) : null;
+    if (patch) {
+      patches.push(patch);
+      continue;
+    }
+    if (alone && i.envelope.type === 'flowrun.triggered.v1' && i.envelope.seq === 1) {
+      const r = evolveRun(null, i.envelope);
+      if (r.ok) {
+        creates.push(r.projection);
+        continue;
+      }
+    }
+    rest.push(i);
   }
-  return { patches, rest };
+  return { patches, creates, rest };
 }
 
 async function fold(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Promise<RunProjectionStats> {
@@ -49,9 +66,11 @@ async function fold(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Prom
  *
  * A run whose only event in the batch is an archive, a purge or a retry on the latest version
  * takes a shorter path: one `update` of its view row, no load, no fold (a bulk archive, a
- * retention purge, the originals of a bulk retry on the latest version are batches of these). A
- * patch that does not apply cleanly (a duplicate, a gap, a stalled run) goes through the fold like
- * any other event, so the outcome is the fold's in every case.
+ * retention purge, the originals of a bulk retry on the latest version are batches of these); one
+ * whose only event is its trigger, one `insert` of its first row (the new runs of a bulk retry on
+ * the latest version, most triggers under load). A patch or a new row that does not apply cleanly
+ * (a duplicate, a gap, a stalled run) goes through the fold like any other event, so the outcome
+ * is the fold's in every case.
  */
 export async function projectEnvelopes(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Promise<RunProjectionStats> {
   if (items.length === 0) return { applied: 0, duplicates: 0, gaps: 0, unknown: 0, stalls: [] };
@@ -59,14 +78,20 @@ export async function projectEnvelopes(sql: SqlRunner, items: readonly Projectab
     sql,
     items.flatMap((i) => (i.kind === 'known' ? [i.envelope] : [])),
   );
-  const { patches, rest } = splitPatches(items);
-  if (patches.length === 0) return fold(sql, items);
-  // Both paths lock rows; taking every lock first, in one order, keeps them deadlock-free.
-  if (rest.length) await lockRuns(sql, items.map((i) => i.envelope.subject));
+  const { patches, creates, rest } = splitShortPaths(items);
+  if (patches.length === 0 && creates.length === 0) return fold(sql, items);
+  // The patch and the fold lock existing rows; taking those locks first, in one order, keeps them
+  // deadlock-free. A new run's insert locks no existing row (one that exists already, redelivered,
+  // is left to the fold: only a redelivery overlapping another consumer's batch could then lock out
+  // of order, and Postgres would end that deadlock with an error and the batch be redelivered).
+  if (rest.length && patches.length) await lockRuns(sql, [...patches.map((p) => p.runId), ...rest.map((i) => i.envelope.subject)]);
   const patched = await patchRuns(sql, patches);
-  // A patched run had no other event in the batch; the rest keep their delivery order.
-  const stats = await fold(sql, patched.size === patches.length ? rest : items.filter((i) => !patched.has(i.envelope.subject)));
-  return { ...stats, applied: stats.applied + patched.size };
+  const created = await createRuns(sql, creates);
+  const shortened = patched.size + created.size;
+  // A run that took a short path had no other event in the batch; the rest keep their delivery order.
+  const left = shortened === patches.length + creates.length ? rest : items.filter((i) => !patched.has(i.envelope.subject) && !created.has(i.envelope.subject));
+  const stats = await fold(sql, left);
+  return { ...stats, applied: stats.applied + shortened };
 }
 
 /**

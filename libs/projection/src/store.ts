@@ -161,6 +161,29 @@ const PATCH_RUNS = `
   where v.id = x.id and v.id in (select id from locked) and v.version = x.seq - 1
   returning v.id`;
 
+// A new run's first view row: written only where none exists and the run has no stall; a run it
+// skips (a redelivered trigger, a stalled run) goes to the fold, which says why.
+const CREATE_RUNS = `
+  insert into run_views (${columnList(RUN_COLUMNS)}, updated_at)
+  select ${columnList(RUN_COLUMNS)}, now() from jsonb_to_recordset(${JSONB_PARAM}) as x(${recordsetSignature(RUN_COLUMNS)})
+  where not exists (select 1 from projection_stalls s where s.run_id = x.id)
+  on conflict (id) do nothing
+  returning id`;
+
+/**
+ * Writes the first view row of runs whose only event in the batch is their trigger (`seq` 1), as
+ * the fold would (`evolveRun` from no view): one insert instead of the fold's load of rows that are
+ * not there, lock and upsert. Returns the runs it wrote; the others are left to the fold.
+ */
+export async function createRuns(sql: SqlRunner, created: readonly RunProjection[]): Promise<Set<string>> {
+  if (created.length === 0) return new Set();
+  const rows = await sql.execute<{ id: string }>(CREATE_RUNS, [jsonParam(created.map((p) => toRunRow(p.view)))]);
+  const ids = new Set(rows.map((r) => r.id));
+  const steps = created.filter((p) => ids.has(p.view.id)).flatMap((p) => Object.values(p.steps));
+  if (steps.length) await sql.execute(UPSERT_STEPS, [jsonParam(steps.map(toStepRow))]);
+  return ids;
+}
+
 /** Applies one patch event per run (see `patchOf`); returns the runs it wrote. */
 export async function patchRuns(sql: SqlRunner, patches: readonly RunPatch[]): Promise<Set<string>> {
   if (patches.length === 0) return new Set();
