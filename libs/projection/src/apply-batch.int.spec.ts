@@ -395,15 +395,22 @@ describe('archive, purge and a retry on the latest version alone in their batch 
     const late = fullRunHistory('run-created-late').events;
     expect((await apply(db, [late[2]])).stalls).toHaveLength(1);
     expect(await counted([late[0]]).then((r) => r.stats)).toEqual({ applied: 0, duplicates: 0, gaps: 1, unknown: 0, stalls: [] });
+    // Beside an event the fold takes, a trigger is folded too (the insert would be a statement more).
+    const v = fullRunHistory('run-created-3').events;
+    const mixed = await counted([v[0], t[1]]);
+    expect(mixed.stats).toEqual({ applied: 2, duplicates: 0, gaps: 0, unknown: 0, stalls: [] });
+    expect(mixed.statements.some((q) => /do nothing/.test(q))).toBe(false);
     // The rest of the histories, then the rows the fold alone gives.
-    await apply(db, [...t.slice(1), ...u.slice(1)]);
+    await apply(db, [...t.slice(2), ...u.slice(1), ...v.slice(1)]);
     const got = await dump(db);
-    const reference = await foldedReference([...t, ...u]);
+    const reference = await foldedReference([...t, ...u, ...v]);
     const only = (d: typeof got, ids: readonly string[]) => ({
       runs: d.runs.filter((r) => ids.includes((r as { id: string }).id)),
       steps: d.steps.filter((r) => ids.includes((r as { run_id: string }).run_id)),
     });
-    expect(only(got, ['run-created', 'run-created-2'])).toEqual(only(reference, ['run-created', 'run-created-2']));
+    const ids = ['run-created', 'run-created-2', 'run-created-3'];
+    expect(only(got, ids)).toEqual(only(reference, ids));
+    expect(only(got, ids).runs).toHaveLength(3);
     expect(got.runs.some((r) => (r as { id: string }).id === 'run-created-late')).toBe(false);
   });
 
