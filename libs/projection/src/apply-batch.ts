@@ -72,9 +72,9 @@ async function fold(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Prom
  * takes a shorter path: one `update` of its view row, no load, no fold (a bulk archive, a
  * retention purge, the originals of a bulk retry on the latest version are batches of these); one
  * whose only event is its trigger, one `insert` of its first row (the new runs of a bulk retry on
- * the latest version) when no other event of the batch needs the fold. A patch or a new row that does not apply cleanly
- * (a duplicate, a gap, a stalled run) goes through the fold like any other event, so the outcome
- * is the fold's in every case.
+ * the latest version) when no other event of the batch needs the fold. A patch or a new row that
+ * does not apply cleanly (a duplicate, a gap, a stalled run) goes through the fold like any other
+ * event, so the outcome is the fold's in every case.
  */
 export async function projectEnvelopes(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Promise<RunProjectionStats> {
   if (items.length === 0) return { applied: 0, duplicates: 0, gaps: 0, unknown: 0, stalls: [] };
