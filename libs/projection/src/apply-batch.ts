@@ -1,7 +1,7 @@
 import { componentLogger } from '@flowruns/platform';
 import { foldBatch, type ProjectableEnvelope, type RunProjectionStats } from './fold';
 import { createRuns, lockRuns, loadRuns, patchOf, patchRuns, recordPurgeRanges, saveRuns, type RunPatch, type SqlRunner } from './store';
-import { evolveRun, type RunProjection } from './view';
+import { evolveRun, type RunView } from './view';
 
 /** Runs raw SQL; a MikroORM `EntityManager` (a fork or a transactional one) is one. */
 export interface ExecutesSql {
@@ -22,35 +22,31 @@ const runner = (em: ExecutesSql): SqlRunner => ({
 /**
  * Splits off the runs whose only event in the batch takes a short path: a patch event (`patchOf`:
  * an archive, a purge, a retry on the latest version), or the run's trigger (`seq` 1, which the
- * fold would apply to a run with no view: `createRuns`) when nothing else in the batch needs the
- * fold — beside a fold the insert would be one statement more, not one fewer (an ingest's batches).
- * The rest keep their delivery order.
+ * fold would apply to a run with no view: `createRuns`) when every other event of the batch is one
+ * — beside a fold the insert would be one statement more, not one fewer (an ingest's batches). The
+ * rest keep their delivery order.
  */
 function splitShortPaths(items: readonly ProjectableEnvelope[]) {
   const perRun = new Map<string, number>();
   for (const i of items) perRun.set(i.envelope.subject, (perRun.get(i.envelope.subject) ?? 0) + 1);
+  const alone = (i: ProjectableEnvelope): i is Extract<ProjectableEnvelope, { kind: 'known' }> =>
+    i.kind === 'known' && perRun.get(i.envelope.subject) === 1;
   const patches: RunPatch[] = [];
-  const creates: RunProjection[] = [];
   const rest: ProjectableEnvelope[] = [];
-  const restWithCreates: ProjectableEnvelope[] = [];
   for (const i of items) {
-    const alone = i.kind === 'known' && perRun.get(i.envelope.subject) === 1;
-    const patch = alone ? patchOf(i.envelope) : null;
-    if (patch) {
-      patches.push(patch);
-      continue;
-    }
-    restWithCreates.push(i);
-    if (alone && i.envelope.type === 'flowrun.triggered.v1' && i.envelope.seq === 1) {
-      const r = evolveRun(null, i.envelope);
-      if (r.ok) {
-        creates.push(r.projection);
-        continue;
-      }
-    }
-    rest.push(i);
+    const patch = alone(i) ? patchOf(i.envelope) : null;
+    if (patch) patches.push(patch);
+    else rest.push(i);
   }
-  return rest.length === 0 ? { patches, creates, rest } : { patches, creates: [], rest: restWithCreates };
+  if (!rest.every((i) => alone(i) && i.envelope.type === 'flowrun.triggered.v1' && i.envelope.seq === 1)) return { patches, creates: [], rest };
+  const creates: RunView[] = [];
+  for (const i of rest) {
+    const r = i.kind === 'known' ? evolveRun(null, i.envelope) : null;
+    // A trigger the fold would stall on: the fold takes the whole rest.
+    if (!r?.ok) return { patches, creates: [], rest };
+    creates.push(r.projection.view);
+  }
+  return { patches, creates, rest: [] };
 }
 
 async function fold(sql: SqlRunner, items: readonly ProjectableEnvelope[]): Promise<RunProjectionStats> {

@@ -172,16 +172,14 @@ const CREATE_RUNS = `
 
 /**
  * Writes the first view row of runs whose only event in the batch is their trigger (`seq` 1), as
- * the fold would (`evolveRun` from no view): one insert instead of the fold's load of rows that are
- * not there, lock and upsert. Returns the runs it wrote; the others are left to the fold.
+ * the fold would (`evolveRun` from no view; a trigger makes no step rows): one insert instead of
+ * the fold's load of rows that are not there, lock and upsert. Returns the runs it wrote; the others
+ * are left to the fold.
  */
-export async function createRuns(sql: SqlRunner, created: readonly RunProjection[]): Promise<Set<string>> {
-  if (created.length === 0) return new Set();
-  const rows = await sql.execute<{ id: string }>(CREATE_RUNS, [jsonParam(created.map((p) => toRunRow(p.view)))]);
-  const ids = new Set(rows.map((r) => r.id));
-  const steps = created.filter((p) => ids.has(p.view.id)).flatMap((p) => Object.values(p.steps));
-  if (steps.length) await sql.execute(UPSERT_STEPS, [jsonParam(steps.map(toStepRow))]);
-  return ids;
+export async function createRuns(sql: SqlRunner, views: readonly RunView[]): Promise<Set<string>> {
+  if (views.length === 0) return new Set();
+  const rows = await sql.execute<{ id: string }>(CREATE_RUNS, [jsonParam(views.map(toRunRow))]);
+  return new Set(rows.map((r) => r.id));
 }
 
 /** Applies one patch event per run (see `patchOf`); returns the runs it wrote. */

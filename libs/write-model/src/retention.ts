@@ -3,7 +3,7 @@ import { isoMicrosSql } from '@flowruns/database';
 import { ExecutionDataStore } from '@flowruns/execution-data';
 import { behindMarkSql, PURGE_LOCK_CLASS } from './purge-lock';
 import { appendToRuns, type AppendOptions, type AppendResult } from './run-store';
-import type { SqlRunner } from './sql';
+import { hasSqlState, type SqlRunner } from './sql';
 
 /** `AP_EXECUTION_DATA_RETENTION_DAYS`, overridable per project (`projects.retention_days`). */
 export interface RetentionWindow {
@@ -61,12 +61,6 @@ async function nextProject(sql: SqlRunner, from: string | null, exclusive: boole
  */
 export const PURGE_LOCK_WAIT_MS = 250;
 
-/** Whether Postgres refused a lock at `lock_timeout` (SQLSTATE 55P03), through pg or MikroORM. */
-const isLockTimeout = (e: unknown): boolean => {
-  const err = e as { code?: string; sqlState?: string } | null;
-  return err?.code === '55P03' || err?.sqlState === '55P03';
-};
-
 /**
  * Waits up to `PURGE_LOCK_WAIT_MS` for the purge lock of a project whose try found it held; whether
  * it was taken. Postgres queues lock requests fairly: while this exclusive request waits, a new
@@ -86,7 +80,8 @@ async function awaitPurgeLock(sql: SqlRunner, projectId: string): Promise<boolea
   try {
     await sql.execute(`select pg_advisory_xact_lock(${PURGE_LOCK_CLASS}, hashtext(?))::text as held`, [projectId]);
   } catch (e) {
-    if (!isLockTimeout(e)) throw e;
+    // 55P03: refused at `lock_timeout`.
+    if (!hasSqlState(e, '55P03')) throw e;
     await sql.execute('rollback to savepoint purge_lock_wait');
     return false;
   }

@@ -45,7 +45,7 @@ import {
   type Write,
 } from './run-store';
 import { applyReports, newRequestId, type ReportOutcome } from './reports';
-import type { SqlRunner } from './sql';
+import { hasSqlState, type SqlRunner } from './sql';
 
 /** Runs a unit of work in one Postgres transaction (MikroORM's `em.transactional` in the app). */
 export interface Transactor {
@@ -59,14 +59,8 @@ class Rollback extends Error {
 }
 
 /** Deadlock or serialization failure: Postgres rolled the transaction back; running it again is safe. */
-const isRetriable = (e: unknown): boolean => {
-  const err = e as { code?: string; sqlState?: string; name?: string } | null;
-  return (
-    ['40P01', '40001'].includes(err?.code ?? '') ||
-    ['40P01', '40001'].includes(err?.sqlState ?? '') ||
-    err?.name === 'DeadlockException'
-  );
-};
+const isRetriable = (e: unknown): boolean =>
+  hasSqlState(e, '40P01', '40001') || (e as { name?: string } | null)?.name === 'DeadlockException';
 
 /**
  * Runs `work` in one transaction; a DomainError it returns rolls the transaction back and is

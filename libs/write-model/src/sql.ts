@@ -8,3 +8,9 @@ export interface SqlRunner {
    */
   outboxAppended?(): void;
 }
+
+/** Whether `e` is a Postgres error with one of these SQLSTATEs, as pg (`code`) or MikroORM (`sqlState`) throws it. */
+export function hasSqlState(e: unknown, ...states: readonly string[]): boolean {
+  const err = e as { code?: unknown; sqlState?: unknown } | null;
+  return states.some((s) => err?.code === s || err?.sqlState === s);
+}
