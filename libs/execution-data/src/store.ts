@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import { JSONB_PARAM, jsonLiteral, jsonParam } from '@flowruns/database';
+import { JSON_PARAM, JSONB_PARAM, jsonLiteral, jsonParam } from '@flowruns/database';
 
 /** Raw SQL access (MikroORM's `em.execute` satisfies it, inside or outside a transaction). */
 export interface SqlRunner {
@@ -110,9 +110,9 @@ export class ExecutionDataStore {
   static copyTriggerPayloadsOf(copies: readonly { readonly ref: string; readonly runId: string; readonly from: string }[]): { text: string; params: unknown[] } {
     return {
       text: `insert into execution_data (ref, run_id, kind, step_name, attempt, input, output, error, bytes)
-       select x->>'ref', x->>'run_id', 'trigger', null, null, null, d.output, null, d.bytes
-         from jsonb_array_elements(${JSONB_PARAM}) as a (x) join execution_data d on d.ref = x->>'from'`,
-      params: [jsonParam(copies.map((c) => ({ ref: c.ref, run_id: c.runId, from: c.from })))],
+       select x.ref, x.run_id, 'trigger', null, null, null, d.output, null, d.bytes
+         from json_to_recordset(${JSON_PARAM}) as x (ref text, run_id text, source text) join execution_data d on d.ref = x.source`,
+      params: [jsonParam(copies.map((c) => ({ ref: c.ref, run_id: c.runId, source: c.from })))],
     };
   }
 

@@ -414,6 +414,25 @@ describe('archive, purge and a retry on the latest version alone in their batch 
     expect(got.runs.some((r) => (r as { id: string }).id === 'run-created-late')).toBe(false);
   });
 
+  it('writes text a client chose exactly as sent, through the insert and the fold alike (quotes, escapes, unicode, array syntax)', async () => {
+    const name = 'Say "hi" \\ back\n\ttab — ünïcødé 𝄞 $json$ \'x\' {a,b} \u0001';
+    const tags = ['a,b', '{c}', 'd"e', 'f\\g', '', 'NULL', ' sp ', '日本'];
+    const created = new RunHistory('run-text-created');
+    created.triggered({ flowDisplayName: name, tags });
+    const folded = new RunHistory('run-text-folded');
+    folded.triggered({ flowDisplayName: name, tags });
+    folded.stepStarted(name);
+    // The first alone (the insert), the second with a step (the fold's upsert and a step row).
+    await apply(db, created.events);
+    await apply(db, folded.events);
+    const { runs, steps } = await dump(db);
+    expect(runs).toEqual([
+      expect.objectContaining({ id: 'run-text-created', flow_display_name: name, tags }),
+      expect.objectContaining({ id: 'run-text-folded', flow_display_name: name, tags }),
+    ]);
+    expect(steps).toEqual([expect.objectContaining({ run_id: 'run-text-folded', step_name: name })]);
+  });
+
   it('folds a retry from the failed step even alone in a batch: it changes the status and the steps', async () => {
     const d = fullRunHistory('run-fold-retry').events;
     await apply(db, d.slice(0, 9));

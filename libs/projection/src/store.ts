@@ -1,5 +1,5 @@
 import type { FlowRunStatus, KnownEnvelope, RunEnvironment, StepStatus } from '@flowruns/contracts';
-import { JSONB_PARAM, jsonParam } from '@flowruns/database';
+import { JSON_PARAM, jsonParam } from '@flowruns/database';
 import type { LoadedRun, StallReport } from './fold';
 import type { RunProjection, RunView, StepView } from './view';
 
@@ -8,7 +8,7 @@ export interface SqlRunner {
   execute<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
 }
 
-// Each column once, with its SQL type: the select list, the jsonb_to_recordset signature and the
+// Each column once, with its SQL type: the select list, the json_to_recordset signature and the
 // upsert's SET list all come from here, so a column cannot be read but not written.
 const RUN_COLUMNS = {
   id: 'text',
@@ -83,7 +83,7 @@ const updateList = (c: Columns, key: readonly string[]) =>
 
 /** A list of ids as one bound parameter (knex would expand a JS array into a list of bindings). */
 const idsParam = (ids: readonly string[]) => jsonParam(ids);
-const ANY_ID = `any(array(select jsonb_array_elements_text(${JSONB_PARAM})))`;
+const ANY_ID = `any(array(select json_array_elements_text(${JSON_PARAM})))`;
 
 // Sorted ids lock rows in one order, so two transactions over overlapping runs cannot deadlock.
 const SELECT_RUNS = `select ${selectList(RUN_COLUMNS)} from run_views where id = ${ANY_ID} order by id for update`;
@@ -94,18 +94,18 @@ const SELECT_STALLS = `select run_id from projection_stalls where run_id = ${ANY
 // same partition during a rebalance; `returning` says which runs this transaction actually wrote.
 const UPSERT_RUNS = `
   insert into run_views (${columnList(RUN_COLUMNS)}, updated_at)
-  select ${columnList(RUN_COLUMNS)}, now() from jsonb_to_recordset(${JSONB_PARAM}) as x(${recordsetSignature(RUN_COLUMNS)})
+  select ${columnList(RUN_COLUMNS)}, now() from json_to_recordset(${JSON_PARAM}) as x(${recordsetSignature(RUN_COLUMNS)})
   on conflict (id) do update set ${updateList(RUN_COLUMNS, ['id'])}, updated_at = excluded.updated_at
   where run_views.version < excluded.version
   returning id`;
 const UPSERT_STEPS = `
   insert into step_views (${columnList(STEP_COLUMNS)})
-  select ${columnList(STEP_COLUMNS)} from jsonb_to_recordset(${JSONB_PARAM}) as x(${recordsetSignature(STEP_COLUMNS)})
+  select ${columnList(STEP_COLUMNS)} from json_to_recordset(${JSON_PARAM}) as x(${recordsetSignature(STEP_COLUMNS)})
   on conflict (run_id, step_name) do update set ${updateList(STEP_COLUMNS, ['run_id', 'step_name'])}`;
 const INSERT_STALLS = `
   insert into projection_stalls (run_id, expected_seq, received_seq, event_id, event_type, reason)
   select run_id, expected_seq, received_seq, event_id, event_type, reason
-  from jsonb_to_recordset(${JSONB_PARAM})
+  from json_to_recordset(${JSON_PARAM})
     as x(run_id text, expected_seq integer, received_seq integer, event_id text, event_type text, reason text)
   on conflict (run_id) do nothing`;
 
@@ -144,7 +144,7 @@ export interface RunPatch {
 // locked in id order, as SELECT_RUNS does, so two transactions over the same runs cannot deadlock.
 const PATCH_RUNS = `
   with x as (
-    select * from jsonb_to_recordset(${JSONB_PARAM}) as x(id text, seq integer, type text, time timestamptz)
+    select * from json_to_recordset(${JSON_PARAM}) as x(id text, seq integer, type text, time timestamptz)
   ), locked as (
     select v.id from run_views v join x on x.id = v.id
     where v.version = x.seq - 1 and not exists (select 1 from projection_stalls s where s.run_id = v.id)
@@ -165,7 +165,7 @@ const PATCH_RUNS = `
 // skips (a redelivered trigger, a stalled run) goes to the fold, which says why.
 const CREATE_RUNS = `
   insert into run_views (${columnList(RUN_COLUMNS)}, updated_at)
-  select ${columnList(RUN_COLUMNS)}, now() from jsonb_to_recordset(${JSONB_PARAM}) as x(${recordsetSignature(RUN_COLUMNS)})
+  select ${columnList(RUN_COLUMNS)}, now() from json_to_recordset(${JSON_PARAM}) as x(${recordsetSignature(RUN_COLUMNS)})
   where not exists (select 1 from projection_stalls s where s.run_id = x.id)
   on conflict (id) do nothing
   returning id`;
@@ -217,7 +217,7 @@ export async function recordPurgeRanges(sql: SqlRunner, events: readonly KnownEn
   await sql.execute(
     `insert into run_view_purge_ranges (project_id, through_finished_at, through_run_id, from_finished_at, from_run_id, runs, purged_at)
      select project_id, through_finished_at, through_run_id, from_finished_at, from_run_id, runs, purged_at
-     from jsonb_to_recordset(${JSONB_PARAM}) as x(project_id text, through_finished_at timestamptz, through_run_id text,
+     from json_to_recordset(${JSON_PARAM}) as x(project_id text, through_finished_at timestamptz, through_run_id text,
        from_finished_at timestamptz, from_run_id text, runs integer, purged_at timestamptz)
      on conflict (project_id, through_finished_at, through_run_id) do nothing`,
     [jsonParam(ranges)],
