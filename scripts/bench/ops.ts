@@ -137,7 +137,7 @@ export async function benchPurge(profile: Profile) {
     // purge's effect look smaller than it is.
     await httpLoad({ ...list, connections: 8, durationS: 3 });
     // Uncapped, in the batches the harness has always measured: the purge's own speed.
-    const uncapped = { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_BATCH_SIZE: '2000', RETENTION_BATCH_PAUSE_MS: '10' };
+    const uncapped = { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_MAX_BUSY_SHARE: '1', RETENTION_BATCH_SIZE: '2000', RETENTION_BATCH_PAUSE_MS: '10' };
     const full = await purgeWhileListing(sys, profile, list, {
       runs: n,
       project,
@@ -206,6 +206,8 @@ async function cappedPurge(
       RETENTION_MAX_RUNS_PER_S: String(cap.runsPerS),
       RETENTION_BATCH_SIZE: String(cap.batch),
       RETENTION_BATCH_PAUSE_MS: '0',
+      // The rate alone paces it, as in every recorded run before the busy share existed.
+      RETENTION_MAX_BUSY_SHARE: '1',
     },
     measureCpu: false,
     listS: Math.max(1, Math.floor(cap.runs / cap.runsPerS)),
@@ -266,7 +268,7 @@ async function purgeAmongLongerWindow(sys: BenchSystem, profile: Profile, list: 
     runs: expired,
     project: 'bench_purge_short',
     expired: () => 'true',
-    retentionEnv: { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_BATCH_SIZE: String(batch), RETENTION_BATCH_PAUSE_MS: '0' },
+    retentionEnv: { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_MAX_BUSY_SHARE: '1', RETENTION_BATCH_SIZE: String(batch), RETENTION_BATCH_PAUSE_MS: '0' },
     measureCpu: false,
   });
   const longPurged = await count(

@@ -256,7 +256,7 @@ function renderMixedPurge(m: Json): string[] {
 function renderPacedPurge(p: Json): string[] {
   return renderCappedPurge(
     p,
-    `Then ${f(p.runs, 0)} more runs (finished 20 days ago, so the first pass left them) purged by a retention app capped at ${f(p.maxRunsPerS, 0)} runs/s (\`RETENTION_MAX_RUNS_PER_S\`, batch ${p.batch}, no pause: the defaults but the pause), the list measured for as long as the purge should take (${f(p.listBefore.durationS, 0)} s) and as long before it:`,
+    `Then ${f(p.runs, 0)} more runs (finished 20 days ago, so the first pass left them) purged by a retention app capped at ${f(p.maxRunsPerS, 0)} runs/s (\`RETENTION_MAX_RUNS_PER_S\`, batch ${p.batch}, no pause and no busy share: the defaults but those two), the list measured for as long as the purge should take (${f(p.listBefore.durationS, 0)} s) and as long before it:`,
   );
 }
 

@@ -250,7 +250,7 @@ program
 program
   .command('retention:run')
   .description(
-    `purge the execution data that has expired (through the command service), batch by batch; with --dry-run only count it (as retention:plan); ${RETENTION_READS}, RETENTION_BATCH_SIZE, RETENTION_BATCH_PAUSE_MS, RETENTION_CONCURRENCY, RETENTION_MAX_RUNS_PER_S`,
+    `purge the execution data that has expired (through the command service), batch by batch; with --dry-run only count it (as retention:plan); ${RETENTION_READS}, RETENTION_BATCH_SIZE, RETENTION_BATCH_PAUSE_MS, RETENTION_CONCURRENCY, RETENTION_MAX_RUNS_PER_S, RETENTION_MAX_BUSY_SHARE`,
   )
   .option('--dry-run', 'count what would be purged; change nothing')
   .option('--now <iso>', 'evaluate the windows at this instant instead of now (ISO 8601 with a zone)')
@@ -262,7 +262,7 @@ program
         printPlan(now, window.defaultDays, await client.plan(window), false, 'dry run');
         return;
       }
-      const r = await runRetentionPass(client, { window, batchSize: cfg.RETENTION_BATCH_SIZE, pauseMs: cfg.RETENTION_BATCH_PAUSE_MS, concurrency: cfg.RETENTION_CONCURRENCY, maxRunsPerS: cfg.RETENTION_MAX_RUNS_PER_S });
+      const r = await runRetentionPass(client, { window, batchSize: cfg.RETENTION_BATCH_SIZE, pauseMs: cfg.RETENTION_BATCH_PAUSE_MS, concurrency: cfg.RETENTION_CONCURRENCY, maxRunsPerS: cfg.RETENTION_MAX_RUNS_PER_S, maxBusyShare: cfg.RETENTION_MAX_BUSY_SHARE });
       console.log(`purged at ${now.toISOString()} (default window ${window.defaultDays} days): ${r.runs} runs, ${r.records} records, ${r.bytes} bytes in ${r.batches} batches`);
     });
   });

@@ -50,6 +50,7 @@ export class RetentionScheduler implements OnApplicationBootstrap, OnApplication
         pauseMs: this.config.RETENTION_BATCH_PAUSE_MS,
         concurrency: this.config.RETENTION_CONCURRENCY,
         maxRunsPerS: this.config.RETENTION_MAX_RUNS_PER_S,
+        maxBusyShare: this.config.RETENTION_MAX_BUSY_SHARE,
         shouldStop: () => this.stopping,
         onBatch: (outcome, seconds) => {
           retentionMetrics.runs.inc(outcome.runs);

@@ -21,6 +21,13 @@ export const RetentionPassConfigSchema = z.object({
    * with expiry; raise it where the database has cores of its own.
    */
   RETENTION_MAX_RUNS_PER_S: z.coerce.number().int().min(0).max(1_000_000).default(1000),
+  /**
+   * Most of its time a lane spends in batches: after a batch that took d, it rests d × (1 − share) /
+   * share (or RETENTION_BATCH_PAUSE_MS, if longer). At the default cap a batch takes a few percent of
+   * its slot, so this binds only when the batches slow down — a database short of time — and then
+   * the purge backs off by itself instead of taking the same runs per second from it. 1: no limit.
+   */
+  RETENTION_MAX_BUSY_SHARE: z.coerce.number().gt(0).max(1).default(0.5),
   /** Deadline of one call to the command service (one batch). */
   RETENTION_CALL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600000).default(60000),
 });

@@ -162,6 +162,45 @@ describe('runRetentionPass', () => {
     expect(startedAt).toEqual([0, 250, 500, 750]);
   });
 
+  it('with a busy share, a lane rests after each batch in proportion to how long it took', async () => {
+    const clock = new VirtualClock();
+    const { client, startedAt } = purgeEndpoint(35, { clock, callMs: 100 });
+    // Busy a quarter of the time: 100 ms of batch, 300 ms of rest.
+    const r = await clock.drive(runRetentionPass(client, { window, batchSize: 10, pauseMs: 10, maxBusyShare: 0.25, clock }));
+    expect(r.runs).toBe(35);
+    expect(startedAt).toEqual([0, 400, 800, 1200]);
+  });
+
+  it('the longer of the busy share\'s rest and the fixed pause; under a cap, the later of the rest and the slot', async () => {
+    const clock = new VirtualClock();
+    const fast = purgeEndpoint(25, { clock, callMs: 10 });
+    // 10 ms of batch at half the time: a 10-ms rest, shorter than the 50-ms pause.
+    await clock.drive(runRetentionPass(fast.client, { window, batchSize: 10, pauseMs: 50, maxBusyShare: 0.5, clock }));
+    expect(fast.startedAt).toEqual([0, 60, 120]);
+
+    const capped = new VirtualClock();
+    const slow = purgeEndpoint(35, { clock: capped, callMs: 150 });
+    // Slots 100 ms apart; a 150-ms batch at half the time rests 150 ms: the rest decides.
+    await capped.drive(runRetentionPass(slow.client, { window, batchSize: 10, pauseMs: 0, maxRunsPerS: 100, maxBusyShare: 0.5, clock: capped }));
+    expect(slow.startedAt).toEqual([0, 300, 600, 900]);
+  });
+
+  it('a stop asked during a long rest ends the pass within a step', async () => {
+    const clock = new VirtualClock();
+    const { client, startedAt } = purgeEndpoint(1000, { clock, callMs: 1000 });
+    // A 1-s batch at a tenth of the time: a 9-s rest.
+    const r = await clock.drive(runRetentionPass(client, { window, batchSize: 10, pauseMs: 0, maxBusyShare: 0.1, clock, shouldStop: () => clock.now() >= 2000 }));
+    expect(startedAt).toEqual([0]);
+    expect(r).toMatchObject({ runs: 10, complete: false });
+    expect(clock.now()).toBeLessThanOrEqual(2250);
+  });
+
+  it('refuses a busy share outside (0, 1]', async () => {
+    const { client } = purgeEndpoint(10);
+    await expect(runRetentionPass(client, { window, batchSize: 10, pauseMs: 0, maxBusyShare: 0 })).rejects.toThrow(/maxBusyShare/);
+    await expect(runRetentionPass(client, { window, batchSize: 10, pauseMs: 0, maxBusyShare: 1.5 })).rejects.toThrow(/maxBusyShare/);
+  });
+
   it('a stop asked while a lane waits for a far slot ends the pass within a step, not at the slot', async () => {
     const clock = new VirtualClock();
     const { client, startedAt } = purgeEndpoint(1000, { clock });

@@ -18,6 +18,14 @@ export interface RetentionPassOptions {
    * the live load.
    */
   readonly maxRunsPerS?: number;
+  /**
+   * Most of its time a lane spends in batches (`RETENTION_MAX_BUSY_SHARE`, in (0, 1]; 1 or absent:
+   * no limit): after a batch that took `d`, the lane rests `d × (1 − share) / share` before its
+   * next (or `pauseMs`, if longer). A cap in runs per second takes the same work from a slow or
+   * busy machine as from an idle one; this backs off by itself as the batches slow down, so the
+   * purge yields to the live load where the database is short of time.
+   */
+  readonly maxBusyShare?: number;
   /** The clock the schedule runs on (tests); the real one by default. */
   readonly clock?: PassClock;
   /** Called after every batch (metrics, progress). */
@@ -53,7 +61,8 @@ export interface RetentionPassResult {
  * project is purged by one batch at a time, so they take different projects, and a lane that gets a short batch
  * stops while the others go on until theirs is short too. With `maxRunsPerS` the batches start on
  * one schedule the lanes share (no faster than the cap, and never a burst to catch up after a slow
- * batch). A failed batch stops every lane after its
+ * batch); with `maxBusyShare` each lane also rests after a batch in proportion to how long it
+ * took. A failed batch stops every lane after its
  * batch in hand, and the pass fails with that error.
  *
  * Each lane starts its next batch after where its last one ended (the batch's `last`): a pass reads
@@ -80,6 +89,13 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
     nextSlot = at + slotMs;
     while (clock.now() < at && !failed && !opts.shouldStop?.()) await clock.sleep(Math.min(at - clock.now(), SLOT_WAIT_STEP_MS));
   };
+  // A rest after a batch, taken in steps like a far slot: a stop or a failed lane ends it.
+  const rest = async (ms: number): Promise<void> => {
+    const until = clock.now() + ms;
+    while (clock.now() < until && !failed && !opts.shouldStop?.()) await clock.sleep(Math.min(until - clock.now(), SLOT_WAIT_STEP_MS));
+  };
+  const share = opts.maxBusyShare ?? 1;
+  if (!(share > 0 && share <= 1)) throw new Error(`maxBusyShare: a number in (0, 1], not ${share}`);
   const lane = async (): Promise<void> => {
     let after: PurgeCursorInput | null = null;
     for (;;) {
@@ -90,6 +106,7 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
         return;
       }
       const started = process.hrtime.bigint();
+      const startedAt = clock.now();
       let outcome: PurgeBatchOutcomeResult;
       try {
         outcome = await client.purgeBatch(opts.window, opts.batchSize, after);
@@ -104,7 +121,9 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
       bytes += outcome.bytes;
       if (outcome.runs < opts.batchSize) return;
       after = outcome.last ?? null;
-      if (opts.pauseMs > 0) await clock.sleep(opts.pauseMs);
+      const busyRest = ((clock.now() - startedAt) * (1 - share)) / share;
+      const restMs = Math.max(opts.pauseMs, busyRest);
+      if (restMs > 0) await rest(restMs);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 1) }, lane));
