@@ -23,7 +23,7 @@ export const RetentionPassConfigSchema = z.object({
   RETENTION_MAX_RUNS_PER_S: z.coerce.number().int().min(0).max(1_000_000).default(1000),
   /**
    * Most of its time a lane spends in batches: after a batch that took d, it rests d × (1 − share) /
-   * share (or RETENTION_BATCH_PAUSE_MS, if longer). At the default cap a batch takes a few percent of
+   * share (or RETENTION_BATCH_PAUSE_MS, if longer). At the default cap a batch takes under a tenth of
    * its slot, so this binds only when the batches slow down — a database short of time — and then
    * the purge backs off by itself instead of taking the same runs per second from it. 1: no limit.
    */
