@@ -23,8 +23,8 @@ export const RetentionPassConfigSchema = z.object({
   RETENTION_MAX_RUNS_PER_S: z.coerce.number().int().min(0).max(1_000_000).default(1000),
   /**
    * Most of its time a lane spends in batches: after a batch that took d, it rests d × (1 − share) /
-   * share (or RETENTION_BATCH_PAUSE_MS, if longer). At the default cap a batch takes under a tenth of
-   * its slot, so this binds only when the batches slow down — a database short of time — and then
+   * share (or RETENTION_BATCH_PAUSE_MS, if longer). At the default cap a batch takes a fraction of its
+   * 200-ms slot (10–40 ms on the slowest machine measured), so this binds only when the batches slow down — a database short of time — and then
    * the purge backs off by itself instead of taking the same runs per second from it. 1: no limit.
    */
   RETENTION_MAX_BUSY_SHARE: z.coerce.number().gt(0).max(1).default(0.5),
