@@ -81,18 +81,16 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
   // Each batch takes the next slot of the shared schedule (a batch's worth of runs at the cap).
   const slotMs = opts.maxRunsPerS ? (opts.batchSize * 1000) / opts.maxRunsPerS : 0;
   let nextSlot = clock.now();
-  // A slot can be far off (a low cap, a large batch): it is waited for in steps, so a stop or a
-  // failed lane is seen within one step rather than at the slot.
+  // A slot or a rest can be far off (a low cap, a large batch, a slow one): it is waited for in
+  // steps, so a stop or a failed lane is seen within one step rather than at its end.
+  const waitUntil = async (at: number): Promise<void> => {
+    while (clock.now() < at && !failed && !opts.shouldStop?.()) await clock.sleep(Math.min(at - clock.now(), SLOT_WAIT_STEP_MS));
+  };
   const awaitSlot = async (): Promise<void> => {
     if (!slotMs) return;
     const at = Math.max(clock.now(), nextSlot);
     nextSlot = at + slotMs;
-    while (clock.now() < at && !failed && !opts.shouldStop?.()) await clock.sleep(Math.min(at - clock.now(), SLOT_WAIT_STEP_MS));
-  };
-  // A rest after a batch, taken in steps like a far slot: a stop or a failed lane ends it.
-  const rest = async (ms: number): Promise<void> => {
-    const until = clock.now() + ms;
-    while (clock.now() < until && !failed && !opts.shouldStop?.()) await clock.sleep(Math.min(until - clock.now(), SLOT_WAIT_STEP_MS));
+    await waitUntil(at);
   };
   const share = opts.maxBusyShare ?? 1;
   if (!(share > 0 && share <= 1)) throw new Error(`maxBusyShare: a number in (0, 1], not ${share}`);
@@ -105,7 +103,6 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
         stopped = true;
         return;
       }
-      const started = process.hrtime.bigint();
       const startedAt = clock.now();
       let outcome: PurgeBatchOutcomeResult;
       try {
@@ -114,16 +111,16 @@ export async function runRetentionPass(client: RetentionClient, opts: RetentionP
         failed ??= { error };
         return;
       }
-      opts.onBatch?.(outcome, Number(process.hrtime.bigint() - started) / 1e9);
+      const tookMs = clock.now() - startedAt;
+      opts.onBatch?.(outcome, tookMs / 1000);
       batches++;
       runs += outcome.runs;
       records += outcome.records;
       bytes += outcome.bytes;
       if (outcome.runs < opts.batchSize) return;
       after = outcome.last ?? null;
-      const busyRest = ((clock.now() - startedAt) * (1 - share)) / share;
-      const restMs = Math.max(opts.pauseMs, busyRest);
-      if (restMs > 0) await rest(restMs);
+      const restMs = Math.max(opts.pauseMs, (tookMs * (1 - share)) / share);
+      if (restMs > 0) await waitUntil(clock.now() + restMs);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 1) }, lane));
