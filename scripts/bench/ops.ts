@@ -104,6 +104,12 @@ export async function benchBulk(profile: Profile) {
 }
 
 /**
+ * Every benchmark purge is paced by its rate settings alone (no busy share: a lane does not rest in
+ * proportion to its batches), as every recorded run was before the busy share existed.
+ */
+const RATE_ONLY = { RETENTION_MAX_BUSY_SHARE: '1' } as const;
+
+/**
  * 5. Retention purge of N finished runs (90 days old) by the retention app, while the gateway
  * serves the first list page at a fixed rate. Runs/s from the purge timestamps the command service
  * wrote (first to last batch); list latency before the purge and during it. Then a second set
@@ -137,7 +143,7 @@ export async function benchPurge(profile: Profile) {
     // purge's effect look smaller than it is.
     await httpLoad({ ...list, connections: 8, durationS: 3 });
     // Uncapped, in the batches the harness has always measured: the purge's own speed.
-    const uncapped = { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_MAX_BUSY_SHARE: '1', RETENTION_BATCH_SIZE: '2000', RETENTION_BATCH_PAUSE_MS: '10' };
+    const uncapped = { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_BATCH_SIZE: '2000', RETENTION_BATCH_PAUSE_MS: '10' };
     const full = await purgeWhileListing(sys, profile, list, {
       runs: n,
       project,
@@ -170,7 +176,7 @@ export async function benchPurge(profile: Profile) {
     await sys.stop();
     return {
       runs: n,
-      settings: { ...uncapped, RETENTION_CONCURRENCY: sys.env.RETENTION_CONCURRENCY ?? process.env.RETENTION_CONCURRENCY ?? '1 (default)' },
+      settings: { ...uncapped, ...RATE_ONLY, RETENTION_CONCURRENCY: sys.env.RETENTION_CONCURRENCY ?? process.env.RETENTION_CONCURRENCY ?? '1 (default)' },
       ...full,
       paced: { runs: paced.runs, maxRunsPerS: paced.runsPerS, batch: paced.batch, ...pacedResult },
       atTarget: { runs: atTarget.runs, passes: atTarget.passes, maxRunsPerS: atTarget.runsPerS, batch: atTarget.batch, ...atTargetResult },
@@ -206,8 +212,6 @@ async function cappedPurge(
       RETENTION_MAX_RUNS_PER_S: String(cap.runsPerS),
       RETENTION_BATCH_SIZE: String(cap.batch),
       RETENTION_BATCH_PAUSE_MS: '0',
-      // The rate alone paces it, as in every recorded run before the busy share existed.
-      RETENTION_MAX_BUSY_SHARE: '1',
     },
     measureCpu: false,
     listS: Math.max(1, Math.floor(cap.runs / cap.runsPerS)),
@@ -268,7 +272,7 @@ async function purgeAmongLongerWindow(sys: BenchSystem, profile: Profile, list: 
     runs: expired,
     project: 'bench_purge_short',
     expired: () => 'true',
-    retentionEnv: { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_MAX_BUSY_SHARE: '1', RETENTION_BATCH_SIZE: String(batch), RETENTION_BATCH_PAUSE_MS: '0' },
+    retentionEnv: { RETENTION_MAX_RUNS_PER_S: '0', RETENTION_BATCH_SIZE: String(batch), RETENTION_BATCH_PAUSE_MS: '0' },
     measureCpu: false,
   });
   const longPurged = await count(
@@ -310,7 +314,7 @@ async function purgeWhileListing(
   const before = await load(opts.listS ?? 2 * profile.purge.windowS);
   const cpu = opts.measureCpu ? await CpuMeter.start(sys) : null;
   const passStart = (await sys.db.one<{ t: string }>('select now()::text as t')).t;
-  const retention = await sys.start('retention', { RETENTION_INTERVAL_MS: '3600000', ...opts.retentionEnv });
+  const retention = await sys.start('retention', { RETENTION_INTERVAL_MS: '3600000', ...RATE_ONLY, ...opts.retentionEnv });
   const mem = new MemorySampler(pidsOf(sys));
   const windows: LoadResult[] = [];
   const t0 = performance.now();
