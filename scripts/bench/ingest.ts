@@ -4,8 +4,8 @@ import { CallBatcher, CommandServiceError, InternalApiClient, JsonText } from '@
 import { createKafka } from '@flowruns/messaging';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { BenchDatabase } from './db';
 import type { Profile } from './profiles';
+import { rawViewInsert } from './raw';
 import { BenchSystem, benchEnv, CpuMeter, cpuMsPer, createTopic, deleteTopics, MemorySampler, pidsOf } from './system';
 import { log, maxOf, percentile, round, uniqueName, waitFor } from './util';
 
@@ -201,29 +201,14 @@ async function rawLimits(sys: BenchSystem) {
   await producer.disconnect();
   await deleteTopics([topic, `${topic}.dlq`]);
 
-  // Postgres: the final view rows, inserted into an empty copy of the read model (same indexes), 500 per statement.
-  const runRows = await sys.db.q<{ r: unknown }>(`select to_jsonb(v) as r from run_views v`);
-  const stepRows = await sys.db.q<{ r: unknown }>(`select to_jsonb(s) as r from step_views s`);
-  const target = await BenchDatabase.create(benchEnv().serverUrl, 'raw');
-  const t1 = performance.now();
-  for (let i = 0; i < runRows.length; i += 500) {
-    await target.q(`insert into run_views select * from jsonb_populate_recordset(null::run_views, $1::jsonb)`, [
-      JSON.stringify(runRows.slice(i, i + 500).map((x) => x.r)),
-    ]);
-  }
-  for (let i = 0; i < stepRows.length; i += 500) {
-    await target.q(`insert into step_views select * from jsonb_populate_recordset(null::step_views, $1::jsonb)`, [
-      JSON.stringify(stepRows.slice(i, i + 500).map((x) => x.r)),
-    ]);
-  }
-  const pgS = (performance.now() - t1) / 1000;
-  await target.drop();
+  // Postgres: the final view rows, inserted into an empty copy of the read model (same indexes).
+  const pg = await rawViewInsert(sys.db, { runs: 'run_views', steps: 'step_views' });
   return {
     kafkaMessages: rows.length,
     kafkaMessagesPerS: round(rows.length / kafkaS, 1),
     kafkaHow: 'kafkajs 2.2.4, idempotent producer, acks=all, 500 messages per send, one send at a time (as the relay)',
-    postgresRows: runRows.length + stepRows.length,
-    postgresRowsPerS: round((runRows.length + stepRows.length) / pgS, 1),
-    postgresHow: 'insert … select from jsonb_populate_recordset, 500 rows per statement, into an empty read model with its indexes',
+    postgresRows: pg.rows,
+    postgresRowsPerS: pg.rowsPerS,
+    postgresHow: pg.how,
   };
 }

@@ -4,6 +4,7 @@ import { RETENTION_MARK_PROJECTED, RUN_VIEW_PURGED_AT } from '@flowruns/run-view
 import { performance } from 'node:perf_hooks';
 import { httpLoad, type LoadResult } from './load';
 import type { Profile } from './profiles';
+import { rawBulkWrite, rawConsume, RawPurgeDelete, rawViewInsert } from './raw';
 import { seed } from './seed';
 import { BenchSystem, CpuMeter, cpuMsPer, MemorySampler, pidsOf } from './system';
 import { joinTimeline, Timeline } from './timeline';
@@ -70,7 +71,7 @@ export async function benchBulk(profile: Profile) {
       // pg_stat_statements) took Postgres time from the projector it was waiting for.
       { action: 'retry', label: 'retry ON_LATEST_VERSION', key: latestKey, body: { strategy: 'ON_LATEST_VERSION' }, projected: `select count(*)::text as n from run_views where project_id = '${LATEST_PROJECT}' and archived_at is null and created > now() - interval '1 hour'` },
     ];
-    const results: unknown[] = [];
+    const results: { action: string; runsPerS: number; [k: string]: unknown }[] = [];
     for (const op of ops.filter((o) => wanted(o.label))) {
       const mem = new MemorySampler(pidsOf(sys));
       const cpu = await CpuMeter.start(sys);
@@ -95,8 +96,20 @@ export async function benchBulk(profile: Profile) {
     }
     const batchSize = sys.env.COMMAND_BULK_BATCH_SIZE ?? process.env.COMMAND_BULK_BATCH_SIZE ?? '2000 (default)';
     const pagesInFlight = sys.env.COMMAND_BULK_PAGES_IN_FLIGHT ?? process.env.COMMAND_BULK_PAGES_IN_FLIGHT ?? '2 (default)';
+    // The raw limit after the operations (its writes would have moved their checkpoints), on the
+    // second project's rows, the apps idle, in the command service's pages.
+    await sys.stopApps();
+    const raw = await rawBulkWrite(sys.db, LATEST_PROJECT, n, { page: parseInt(batchSize, 10), inFlight: parseInt(pagesInFlight, 10) });
+    log(`bulk: raw limit ${raw.runsPerS} runs/s (${raw.seconds} s)`);
     await sys.stop();
-    return { runs: n, commandBulkBatchSize: batchSize, commandBulkPagesInFlight: pagesInFlight, verifiedSample: verified, operations: results };
+    return {
+      runs: n,
+      commandBulkBatchSize: batchSize,
+      commandBulkPagesInFlight: pagesInFlight,
+      verifiedSample: verified,
+      operations: results.map((op) => ({ ...op, ratioToRaw: round(op.runsPerS / raw.runsPerS, 3) })),
+      raw,
+    };
   } catch (e) {
     await sys.stop().catch(() => undefined);
     throw e;
@@ -108,6 +121,9 @@ export async function benchBulk(profile: Profile) {
  * proportion to its batches), as every recorded run was before the busy share existed.
  */
 const RATE_ONLY = { RETENTION_MAX_BUSY_SHARE: '1' } as const;
+
+/** The purge's raw limit deletes the records of at most this many of the first set's runs (the oldest). */
+const RAW_PURGE_RUNS = 100_000;
 
 /**
  * 5. Retention purge of N finished runs (90 days old) by the retention app, while the gateway
@@ -134,6 +150,8 @@ export async function benchPurge(profile: Profile) {
     await seed(sys.db, { ...spec, from: n, to: n + paced.runs, baseMs: Date.now() - 20 * 86_400_000, settle: false });
     await seed(sys.db, { ...spec, from: 0, to: n, baseMs: Date.now() - 90 * 86_400_000 });
     log(`purge: ${n} + ${paced.runs} + ${atTarget.passes} × ${atTarget.runs} runs loaded in ${round((Date.now() - t) / 1000, 1)} s`);
+    // The raw limit's rows copied now, while they exist; deleted (timed) after every pass.
+    const rawPurge = await RawPurgeDelete.copy(sys.db, project, Math.min(n, RAW_PURGE_RUNS));
     await sys.start('command-service');
     await sys.start('projector');
     const gw = await sys.start('api-gateway');
@@ -173,11 +191,16 @@ export async function benchPurge(profile: Profile) {
     log(`purge at the target's rate, ${targetPasses.length} passes pooled: ${atTargetResult.runsPerS} runs/s, list p99 before ${atTargetResult.listBeforeP99Ms} ms, during ${atTargetResult.listDuringP99Ms} ms`);
     const mixed = await purgeAmongLongerWindow(sys, profile, list);
     log(`purge among a longer window's runs: ${mixed.runs} of ${mixed.runs + mixed.kept} runs in ${mixed.purgeSeconds} s (${mixed.runsPerS} runs/s)`);
+    await sys.stopApps();
+    const raw = await rawPurge.deleteAll(Number(uncapped.RETENTION_BATCH_SIZE));
+    log(`purge: raw limit ${raw.runsPerS} runs/s (${raw.runs} runs, ${raw.seconds} s)`);
     await sys.stop();
     return {
       runs: n,
       settings: { ...uncapped, ...RATE_ONLY, RETENTION_CONCURRENCY: sys.env.RETENTION_CONCURRENCY ?? process.env.RETENTION_CONCURRENCY ?? '1 (default)' },
       ...full,
+      raw,
+      ratioToRaw: round(full.runsPerS / raw.runsPerS, 3),
       paced: { runs: paced.runs, maxRunsPerS: paced.runsPerS, batch: paced.batch, ...pacedResult },
       atTarget: { runs: atTarget.runs, passes: atTarget.passes, maxRunsPerS: atTarget.runsPerS, batch: atTarget.batch, ...atTargetResult },
       mixed,
@@ -430,6 +453,10 @@ export async function benchRebuild(profile: Profile) {
     const eventsPerS = events / ((done - ready) / 1000);
     log(`rebuild: ${round(eventsPerS)} events/s; views vs loader: ${JSON.stringify(verification)}`);
     void projector;
+    await sys.stopApps();
+    // The raw limits of the projector's two sides: reading the same topic, writing the same views.
+    const raw = { kafka: await rawConsume(sys.topic, events), postgres: await rawViewInsert(sys.db, { runs: 'run_views', steps: 'step_views' }) };
+    log(`rebuild: raw limits kafkajs ${raw.kafka.messagesPerS} messages/s (${raw.kafka.seconds} s), Postgres ${raw.postgres.rowsPerS} view rows/s (${raw.postgres.seconds} s)`);
     await sys.stop();
     return {
       runs: n,
@@ -442,6 +469,9 @@ export async function benchRebuild(profile: Profile) {
         eventsPerSFromViewTimestamps: round(events / span.s),
         memoryMiB: memory,
       },
+      raw,
+      // The slower raw side's time for the whole job against the projector's (after ready).
+      ratioToSlowerRaw: round(Math.max(raw.kafka.seconds, raw.postgres.seconds) / ((done - ready) / 1000), 3),
       stalls,
       viewsEqualLoader: verification.runRowsDiffering === 0 && verification.stepRowsDiffering === 0 && stalls === 0,
       verification,

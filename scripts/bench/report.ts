@@ -202,12 +202,19 @@ function renderBulk(r: Json): string[] {
   const o = [
     `${f(r.runs, 0)} FAILED runs bulk-loaded (write model, history, views; vacuumed); a sample of ${r.verifiedSample.runs} checked against the decider's \`evolve\` and the projection's \`evolveRun\` first. Then through the gateway, one request each: retry FROM_FAILED_STEP → cancel → archive; then retry ON_LATEST_VERSION of a second project's as many FAILED runs (a new run each), where the result has it. COMMAND_BULK_BATCH_SIZE ${r.commandBulkBatchSize}, COMMAND_BULK_PAGES_IN_FLIGHT ${r.commandBulkPagesInFlight ?? '1 (before it existed)'}.`,
     '',
-    '| operation | answer | wall time | runs/s | views caught up after | RSS baseline → peak (MiB) |',
-    '|---|---|---|---|---|---|',
+    '| operation | answer | wall time | runs/s | ratio to the raw limit | views caught up after | RSS baseline → peak (MiB) |',
+    '|---|---|---|---|---|---|---|',
   ];
   for (const op of r.operations) {
     const mem = Object.entries(op.memoryMiB).map(([k, v]: [string, Json]) => `${k} ${v.baselineMiB}→${v.peakMiB}`).join(', ');
-    o.push(`| ${op.action} | \`${JSON.stringify(op.answer)}\` | ${f(op.wallS, 2)} s | ${f(op.runsPerS, 0)} | ${f(op.projectedS, 2)} s | ${mem} |`);
+    const ratio = op.ratioToRaw === undefined ? '—' : f(op.ratioToRaw, 3);
+    o.push(`| ${op.action} | \`${JSON.stringify(op.answer)}\` | ${f(op.wallS, 2)} s | ${f(op.runsPerS, 0)} | ${ratio} | ${f(op.projectedS, 2)} s | ${mem} |`);
+  }
+  if (r.raw) {
+    o.push(
+      '',
+      `Raw limit, in the same run: Postgres alone writing a bulk retry's rows straight in SQL, **${f(r.raw.runsPerS, 0)} runs/s** (${f(r.raw.runs, 0)} runs in ${f(r.raw.seconds, 2)} s): ${r.raw.how}. Reading and deciding each run, the relay and Kafka, and the projector's fold are what the system adds over it; a retry on the latest version writes about twice the rows (two events, a new run's stream and view rows, a payload copy).`,
+    );
   }
   const withCpu = r.operations.filter((op: Json) => op.cpuMsPerRun);
   if (withCpu.length) {
@@ -235,6 +242,12 @@ function renderPurge(r: Json): string[] {
       ? [`| CPU per purged run (ms, purge and catch-up) | ${cpuPerProcess(r.cpuMsPerRun)} |`]
       : []),
     `| peak RSS (MiB) | ${Object.entries(r.memoryMiB).map(([k, v]: [string, Json]) => `${k} ${v.peakMiB}`).join(', ')} |`,
+    ...(r.raw
+      ? [
+          `| raw limit: Postgres deleting the same records | ${f(r.raw.runsPerS, 0)} runs/s (${f(r.raw.runs, 0)} runs, ${f(r.raw.records, 0)} records, ${f(r.raw.seconds, 2)} s; ${r.raw.how}) |`,
+          `| **ratio to the raw limit** | **${f(r.ratioToRaw, 3)}** |`,
+        ]
+      : []),
     ...(r.paced ? renderPacedPurge(r.paced) : []),
     ...(r.atTarget ? renderAtTargetPurge(r.atTarget) : []),
     ...(r.mixed ? renderMixedPurge(r.mixed) : []),
@@ -339,5 +352,14 @@ function renderRebuild(r: Json): string[] {
     `| **projector from the beginning** | **${f(r.projector.eventsPerS, 0)} events/s** (${f(r.projector.catchUpS, 2)} s after ready; ${f(r.projector.eventsPerSFromViewTimestamps, 0)} by the views' own timestamps) |`,
     `| views built = views bulk-loaded | ${r.viewsEqualLoader ? 'yes, every row' : `**NO**: ${JSON.stringify(r.verification)}, stalls ${r.stalls}`} |`,
     `| projector peak RSS | ${Object.entries(r.projector.memoryMiB).map(([k, v]: [string, Json]) => `${k} ${v.peakMiB} MiB`).join(', ')} |`,
+    ...(r.raw
+      ? [
+          `| raw limit: kafkajs reading the topic | ${f(r.raw.kafka.messagesPerS)} messages/s (${f(r.raw.kafka.messages, 0)} messages in ${f(r.raw.kafka.seconds, 2)} s) |`,
+          `| raw limit: Postgres inserting the views built | ${f(r.raw.postgres.rowsPerS)} rows/s (${f(r.raw.postgres.rows, 0)} rows in ${f(r.raw.postgres.seconds, 2)} s) |`,
+          `| **ratio to the slower raw limit** (its time for the whole job against the projector's) | **${f(r.ratioToSlowerRaw, 3)}** |`,
+          '',
+          `Kafka: ${r.raw.kafka.how}. Postgres: ${r.raw.postgres.how}.`,
+        ]
+      : []),
   ];
 }

@@ -138,8 +138,13 @@ export class BenchSystem {
     this.apps.delete(name);
   }
 
-  async stop(): Promise<void> {
+  /** Stops every app, the last started first; the database and topic stay. */
+  async stopApps(): Promise<void> {
     for (const name of [...this.apps.keys()].reverse()) await this.stopApp(name);
+  }
+
+  async stop(): Promise<void> {
+    await this.stopApps();
     await deleteTopics([this.topic, `${this.topic}.dlq`]);
     await this.db.drop();
   }
