@@ -1,5 +1,5 @@
 import { ApiKeyStore } from '@flowruns/access';
-import { buildListQuery, decodeCursor, type ListRunsQuery } from '@flowruns/run-views';
+import { buildListQuery, decodeCursor, RunViews, type ListRunsQuery } from '@flowruns/run-views';
 import { toPositional } from './db';
 import { fnLoad, httpLoad, runHttpSchedule, type LoadResult } from './load';
 import type { Profile } from './profiles';
@@ -108,10 +108,18 @@ export async function benchList(profile: Profile) {
       sizes.push({ runs: size, scenarios: results, alternatives, sideBySide });
       if (last) {
         const target = `${gw.url}/api/v1/flow-runs/${bigRunId}`;
+        // Its raw limit: the gateway's own read (`RunViews.getRun`: the run, its steps, their
+        // execution data; three queries) from the harness on a pg pool, no HTTP.
+        const views = new RunViews(sys.db.runner());
+        const read = async () => {
+          if (!(await views.getRun(PROJECT, bigRunId))) throw new Error(`run ${bigRunId} not found`);
+        };
         get = {
           steps: 20,
           api: await httpLoad({ url: target, headers: auth, connections: 8, durationS: p.fixedS, rate: p.rateRps }),
           apiMax: await httpLoad({ url: target, headers: auth, connections: p.connections, durationS: p.maxS }),
+          sql: await fnLoad(read, { concurrency: 8, durationS: p.sqlS, rate: p.rateRps }),
+          sqlMax: await fnLoad(read, { concurrency: 8, durationS: p.sqlS }),
         };
         archivedInTheWay = await listWithNewestArchived(size, url, auth);
       }

@@ -132,7 +132,11 @@ function renderProfile(r: Json): string[] {
   if (list && list.get) {
     o.push('### 3. Get one run with 20 steps', '');
     o.push('| | p50 / p99 at 200 req/s | req/s closed loop |', '|---|---|---|');
-    o.push(`| \`GET /api/v1/flow-runs/:id\` | ${lat(list.get.api)} | ${f(list.get.apiMax.rps, 0)} |`, '');
+    o.push(`| \`GET /api/v1/flow-runs/:id\` | ${lat(list.get.api)} | ${f(list.get.apiMax.rps, 0)} |`);
+    if (list.get.sql) {
+      o.push(`| raw limit: the gateway's read straight on Postgres (\`RunViews.getRun\`, three queries, a pg pool, 8 in flight) | ${lat(list.get.sql)} | ${f(list.get.sqlMax.rps, 0)} |`);
+    }
+    o.push('');
   }
   if (bulk) o.push(...section('4. Bulk operations', bulk, () => renderBulk(bulk)));
   if (purge) o.push(...section('5. Retention purge', purge, () => renderPurge(purge)));
