@@ -1,5 +1,5 @@
 import { Global, Module } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { ormOptions, PgTransactions, probePostgres } from '@flowruns/database';
@@ -14,7 +14,6 @@ import {
   type ReadinessProbe,
 } from '@flowruns/platform';
 import { RunCommands, RunSupervisor, type Transactor } from '@flowruns/write-model';
-import { CommandMetricsInterceptor } from './command-metrics.interceptor';
 import { COMMAND_SERVICE_CONFIG, loadCommandServiceConfig, type CommandServiceConfig } from './config';
 import { InternalTokenGuard } from './internal-token.guard';
 import { EVENT_PUBLISHER, KAFKA_ADMIN, RelayService } from './relay.service';
@@ -85,7 +84,6 @@ class CommandInfraModule {}
   controllers: [RunsController],
   providers: [
     { provide: APP_FILTER, useClass: ErrorEnvelopeFilter },
-    { provide: APP_INTERCEPTOR, useClass: CommandMetricsInterceptor },
     {
       provide: TRANSACTOR,
       inject: [MikroORM, RelayService],

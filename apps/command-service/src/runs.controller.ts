@@ -37,7 +37,7 @@ import { EnvelopeException, RouteParamsPipe, SpanKind, beginSpan, currentTracepa
 import { RunCommands } from '@flowruns/write-model';
 import type { Response } from 'express';
 import { z } from 'zod';
-import { countCommand } from './command-metrics.interceptor';
+import { CommandMetricsGuard, countCommand } from './command-metrics.guard';
 import { COMMAND_SERVICE_CONFIG, type CommandServiceConfig } from './config';
 import { InternalTokenGuard } from './internal-token.guard';
 
@@ -50,7 +50,7 @@ const ProjectQuerySchema = z.object({ projectId: storableText().min(1).max(128) 
  * body was checked for depth and unstorable text before it got here (configure.ts).
  */
 @Controller('internal')
-@UseGuards(InternalTokenGuard)
+@UseGuards(InternalTokenGuard, CommandMetricsGuard)
 @UsePipes(RouteParamsPipe)
 export class RunsController {
   constructor(

@@ -1,11 +1,12 @@
 import type { ArgumentsHost } from '@nestjs/common';
 import { BadRequestException, ServiceUnavailableException } from '@nestjs/common';
-import { bodyParserErrors, EnvelopeException, ErrorEnvelopeFilter } from './http-errors';
+import { bodyParserErrors, EnvelopeException, ERROR_OUTCOME, ErrorEnvelopeFilter } from './http-errors';
 
 function answer(exception: unknown, path = '/api/v1/flow-runs') {
   const res = {
     code: 0,
     body: undefined as unknown,
+    locals: {} as Record<string, unknown>,
     status(code: number) {
       this.code = code;
       return this;
@@ -19,7 +20,7 @@ function answer(exception: unknown, path = '/api/v1/flow-runs') {
     switchToHttp: () => ({ getRequest: () => ({ method: 'GET', url: path, path }), getResponse: () => res }),
   } as unknown as ArgumentsHost;
   new ErrorEnvelopeFilter().catch(exception, host);
-  return { status: res.code, body: res.body };
+  return { status: res.code, body: res.body, outcome: res.locals[ERROR_OUTCOME] };
 }
 
 describe('ErrorEnvelopeFilter', () => {
@@ -32,26 +33,30 @@ describe('ErrorEnvelopeFilter', () => {
     expect(answer(refused)).toEqual({
       status: 503,
       body: { statusCode: 503, code: 'SERVICE_UNAVAILABLE', params: { message: 'a dependency is unavailable; retry later' } },
+      outcome: 'error',
     });
     const poolTimeout = Object.assign(new Error('Knex: Timeout acquiring a connection'), { name: 'KnexTimeoutError' });
     expect(answer(poolTimeout).status).toBe(503);
   });
 
   it('keeps envelopes and hides internals of unexpected errors', () => {
+    // The metrics' outcome: the code of a refusal made on purpose, `error` for anything else.
     expect(answer(EnvelopeException.of('RUN_ARCHIVED', { entityId: 'r1' }))).toEqual({
       status: 409,
       body: { statusCode: 409, code: 'RUN_ARCHIVED', params: { entityId: 'r1' } },
+      outcome: 'RUN_ARCHIVED',
     });
     expect(answer(new TypeError('x is undefined'))).toEqual({
       status: 500,
       body: { statusCode: 500, code: 'INTERNAL_ERROR', params: { message: 'internal error' } },
+      outcome: 'error',
     });
     expect(answer(new BadRequestException('nope')).body).toMatchObject({ statusCode: 400, code: 'VALIDATION' });
   });
 
   it('keeps terminus’s body on a failed readiness check', () => {
     const details = { status: 'error', error: { kafka: { status: 'down' } } };
-    expect(answer(new ServiceUnavailableException(details), '/health/ready')).toEqual({ status: 503, body: details });
+    expect(answer(new ServiceUnavailableException(details), '/health/ready')).toEqual({ status: 503, body: details, outcome: undefined });
   });
 });
 

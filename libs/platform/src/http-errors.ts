@@ -59,6 +59,13 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   503: 'SERVICE_UNAVAILABLE',
 };
 
+/**
+ * Where the error filter leaves, on the response's `locals`, the outcome a metric counts for an
+ * error answer: the envelope's code when the code refused on purpose (`EnvelopeException`), else
+ * `error` (anything unexpected, whatever envelope it was answered with).
+ */
+export const ERROR_OUTCOME = 'errorOutcome';
+
 /** Every error leaves as the envelope; anything unexpected is a logged 500 without internals. */
 @Catch()
 export class ErrorEnvelopeFilter implements ExceptionFilter {
@@ -73,6 +80,7 @@ export class ErrorEnvelopeFilter implements ExceptionFilter {
       return;
     }
     const envelope = this.toEnvelope(exception, req);
+    res.locals[ERROR_OUTCOME] = exception instanceof EnvelopeException ? exception.envelope.code : 'error';
     if (envelope.statusCode >= 500) {
       this.log.error({ err: exception, method: req.method, url: req.url }, 'request failed');
     }

@@ -55,6 +55,7 @@ describe('isConnectionError', () => {
     let status = 0;
     let body: unknown;
     const res = {
+      locals: {},
       status(s: number) {
         status = s;
         return this;
