@@ -1,4 +1,5 @@
 import type { ArgumentsHost } from '@nestjs/common';
+import { ERROR_OUTCOME } from '@flowruns/platform';
 import { InvalidCursorError } from '@flowruns/run-views';
 import { GatewayErrorFilter } from './error-filter';
 
@@ -7,6 +8,7 @@ describe('GatewayErrorFilter', () => {
     const res = {
       code: 0,
       body: undefined as unknown,
+      locals: {} as Record<string, unknown>,
       status(code: number) {
         this.code = code;
         return this;
@@ -22,5 +24,7 @@ describe('GatewayErrorFilter', () => {
     new GatewayErrorFilter().catch(new InvalidCursorError(), host);
     expect(res.code).toBe(400);
     expect(res.body).toMatchObject({ statusCode: 400, code: 'VALIDATION', params: { field: 'cursor' } });
+    // A refusal on purpose, as the idempotency guard reads it: kept for a replay, not released.
+    expect(res.locals[ERROR_OUTCOME]).toBe('VALIDATION');
   });
 });

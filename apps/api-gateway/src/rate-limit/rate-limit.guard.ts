@@ -15,13 +15,14 @@ export const RATE_LIMITER = Symbol('RATE_LIMITER');
  * is the API key's (its id, so two keys of one project are limited apart). The resume routes take
  * no key and are limited per client address (`req.ip`: the socket's peer unless Express is told to
  * trust a proxy). A request `ApiKeyGuard` refuses never reaches here, so invalid keys are not
- * counted (the negative key cache keeps them cheap); and guards run before interceptors, so a
- * request refused here claims no `Idempotency-Key`.
+ * counted (the negative key cache keeps them cheap); and the idempotency guard is the route's, so
+ * it runs after this controller's guard: a request refused here claims no `Idempotency-Key`.
  *
  * A guard rather than an interceptor, as it was until session 19: a global interceptor puts every
  * request, the list's GETs included, through Nest's observable pipeline (rxjs `defer`/`mergeAll`
  * and an `AsyncResource` per layer). With it and the idempotency interceptor global, the gateway
- * allocated 170 KB per list request; without them 137 KB (bench/notes.md, session 19).
+ * allocated 170 KB per list request; without them 137 KB (bench/notes.md, session 19). The
+ * idempotency interceptor became a guard as well (session 24).
  */
 @Injectable()
 export class RateLimitGuard implements CanActivate {
