@@ -27,6 +27,8 @@ export interface HttpScheduleOptions {
   readonly keepLatencies?: boolean;
   /** The requests bucketed by the wall-clock second they were due in (`LoadResult.seconds`), for a `Timeline`. */
   readonly seconds?: boolean;
+  /** A JSON body: every request is a POST of it (else a GET). */
+  readonly post?: string;
 }
 
 async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResult>> {
@@ -36,7 +38,9 @@ async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResul
   if (targets.some((t) => t.origin !== origin)) throw new Error('every URL of a schedule must share one origin');
   const pool = new Pool(origin, { connections: opts.connections });
   const request = async (path: string) => {
-    const r = await pool.request({ path, method: 'GET', headers: { ...opts.headers } });
+    const r = opts.post === undefined
+      ? await pool.request({ path, method: 'GET', headers: { ...opts.headers } })
+      : await pool.request({ path, method: 'POST', headers: { ...opts.headers, 'content-type': 'application/json' }, body: opts.post });
     await r.body.arrayBuffer();
     if (r.statusCode < 200 || r.statusCode > 299) throw new Error(`HTTP ${r.statusCode}`);
   };

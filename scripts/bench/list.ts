@@ -1,9 +1,10 @@
 import { ApiKeyStore } from '@flowruns/access';
+import { INTERNAL_TOKEN_HEADER } from '@flowruns/contracts';
 import { buildListQuery, decodeCursor, RunViews, type ListRunsQuery } from '@flowruns/run-views';
 import { toPositional } from './db';
 import { fnLoad, httpLoad, runHttpSchedule, type LoadResult } from './load';
 import type { Profile } from './profiles';
-import { seed } from './seed';
+import { seed, SEED_FLOWS } from './seed';
 import { BenchSystem } from './system';
 import { log, round } from './util';
 
@@ -124,8 +125,9 @@ export async function benchList(profile: Profile) {
         archivedInTheWay = await listWithNewestArchived(size, url, auth);
       }
     }
+    const trigger = await triggerOneRun(sys, gw.url, p);
     await sys.stop();
-    return { config: { ...p, flows: FLOWS, steps: STEPS, limit: 10, project: 'one project holds every run' }, sizes, get, archivedInTheWay };
+    return { config: { ...p, flows: FLOWS, steps: STEPS, limit: 10, project: 'one project holds every run' }, sizes, get, archivedInTheWay, trigger };
   } catch (e) {
     await sys.stop().catch(() => undefined);
     throw e;
@@ -229,4 +231,38 @@ async function alternativesAt(sys: BenchSystem, cursor: string, p: Profile['list
     log(`list sql ${name}: p50 ${out[name].fixed.p50Ms} p99 ${out[name].fixed.p99Ms} ms, ${out[name].max.rps} q/s`);
   }
   return out;
+}
+
+/**
+ * 3, the write beside the reads: one run triggered per request through the gateway (`POST
+ * /api/v1/flows/:flowId/run`, a small JSON payload, no `Idempotency-Key`), at the list's fixed rate
+ * and closed loop, in a project of its own after the lists were measured; beside it the same
+ * trigger straight to the command service's internal route (no gateway: its auth, rate limit and
+ * the batching of triggers into one internal call). The projector folds the new runs meanwhile; no
+ * worker runs them.
+ */
+async function triggerOneRun(sys: BenchSystem, gatewayUrl: string, p: Profile['list']) {
+  const project = 'bench_trigger';
+  await sys.db.q(SEED_FLOWS, [project, 1, 3]);
+  const { key } = await new ApiKeyStore(sys.db.runner()).create(project, 'key_bench_trigger');
+  const payload = { order: 'o_4711', customer: { id: 'c_42', tier: 'gold' }, items: [{ sku: 'sku_1', qty: 2 }] };
+  const api = { url: `${gatewayUrl}/api/v1/flows/flow_bench_000/run`, headers: { authorization: `Bearer ${key}` }, post: JSON.stringify(payload) };
+  const internal = {
+    url: `${sys.app('command-service').url}/internal/flows/flow_bench_000/runs`,
+    headers: { [INTERNAL_TOKEN_HEADER]: sys.env.INTERNAL_API_TOKEN },
+    post: JSON.stringify({ projectId: project, payload }),
+  };
+  const result = {
+    payloadBytes: api.post.length,
+    api: await httpLoad({ ...api, connections: 8, durationS: p.fixedS, rate: p.rateRps }),
+    apiMax: await httpLoad({ ...api, connections: p.connections, durationS: p.maxS }),
+    internal: await httpLoad({ ...internal, connections: 8, durationS: p.fixedS, rate: p.rateRps }),
+    internalMax: await httpLoad({ ...internal, connections: p.connections, durationS: p.maxS }),
+  };
+  const runs = Number((await sys.db.one<{ n: string }>(`select count(*)::text as n from run_streams where project_id = $1`, [project])).n);
+  const answered = result.api.requests + result.apiMax.requests + result.internal.requests + result.internalMax.requests;
+  // Every answered trigger started a run (the schedule's warm-up requests start some more).
+  if (runs < answered) throw new Error(`trigger: ${answered} answered, ${runs} runs in the write model`);
+  log(`trigger: api p50 ${result.api.p50Ms} p99 ${result.api.p99Ms} ms, ${result.apiMax.rps} req/s; internal p50 ${result.internal.p50Ms} p99 ${result.internal.p99Ms} ms, ${result.internalMax.rps} req/s`);
+  return { ...result, runs };
 }

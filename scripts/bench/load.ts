@@ -42,17 +42,20 @@ export async function httpLoad(opts: {
   keepLatencies?: boolean;
   /** With `rate` only: the requests by the second they were due in (`seconds`). */
   seconds?: boolean;
+  /** A JSON body: every request is a POST of it (else a GET). */
+  post?: string;
 }): Promise<LoadResult> {
   if (opts.rate) {
-    const r = await runHttpSchedule({ urls: { only: opts.url }, headers: opts.headers, connections: opts.connections, durationS: opts.durationS, rate: opts.rate, keepLatencies: opts.keepLatencies, seconds: opts.seconds });
+    const r = await runHttpSchedule({ urls: { only: opts.url }, headers: opts.headers, connections: opts.connections, durationS: opts.durationS, rate: opts.rate, keepLatencies: opts.keepLatencies, seconds: opts.seconds, post: opts.post });
     return r.only;
   }
   const r = await autocannon({
     url: opts.url,
-    headers: opts.headers,
+    headers: opts.post === undefined ? opts.headers : { ...opts.headers, 'content-type': 'application/json' },
     connections: opts.connections,
     duration: opts.durationS,
     timeout: 30,
+    ...(opts.post === undefined ? {} : { method: 'POST' as const, body: opts.post }),
   });
   return {
     p50Ms: r.latency.p50,

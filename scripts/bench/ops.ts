@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { httpLoad, type LoadResult } from './load';
 import type { Profile } from './profiles';
 import { rawBulkWrite, rawConsume, RawPurgeDelete, rawViewInsert } from './raw';
-import { seed } from './seed';
+import { seed, SEED_FLOWS } from './seed';
 import { BenchSystem, CpuMeter, cpuMsPer, MemorySampler, pidsOf } from './system';
 import { joinTimeline, Timeline } from './timeline';
 import { log, percentile, round, waitFor } from './util';
@@ -14,18 +14,6 @@ import { compareViews, verifySample } from './verify';
 /** The bulk benchmark's second project: its runs are retried ON_LATEST_VERSION into new runs. */
 const LATEST_PROJECT = 'bench_bulk_latest';
 
-/** The seeded runs' flows (`flow_bench_000`…), each with one published version of `steps` steps, in `project`. */
-const SEED_FLOWS = `
-  with f as (
-    insert into flows (id, project_id, display_name, tags, latest_version_id)
-    select 'flow_bench_' || lpad(i::text, 3, '0'), $1::text, 'Bench flow ' || i, '{}', 'flowver_bench_' || lpad(i::text, 3, '0')
-      from generate_series(0, $2::int - 1) i
-    returning id, latest_version_id
-  )
-  insert into flow_versions (id, flow_id, version, display_name, steps)
-  select f.latest_version_id, f.id, 1, 'v1',
-         (select jsonb_agg(jsonb_build_object('name', 'step_' || k, 'type', 'http', 'settings', '{}'::jsonb)) from generate_series(1, $3::int) k)
-    from f`;
 
 const count = async (sys: BenchSystem, sql: string): Promise<number> => Number((await sys.db.one<{ n: string }>(sql)).n);
 

@@ -138,6 +138,20 @@ function renderProfile(r: Json): string[] {
     }
     o.push('');
   }
+  if (list && list.trigger) {
+    const t = list.trigger;
+    o.push(
+      '### 3b. Trigger one run through the API',
+      '',
+      `One run per request (a ${t.payloadBytes}-byte JSON payload, no \`Idempotency-Key\`), in a project of its own after the lists; the projector folds the new runs meanwhile (${f(t.runs, 0)} in all).`,
+      '',
+      `| | p50 / p99 at ${list.config.rateRps} req/s | req/s closed loop |`,
+      '|---|---|---|',
+      `| \`POST /api/v1/flows/:flowId/run\` (the gateway batches triggers into internal calls) | ${lat(t.api)} | ${f(t.apiMax.rps, 0)} |`,
+      `| the same trigger straight to the command service (\`POST /internal/flows/:flowId/runs\`, one per call) | ${lat(t.internal)} | ${f(t.internalMax.rps, 0)} |`,
+      '',
+    );
+  }
   if (bulk) o.push(...section('4. Bulk operations', bulk, () => renderBulk(bulk)));
   if (purge) o.push(...section('5. Retention purge', purge, () => renderPurge(purge)));
   if (rb) o.push(...section('6. Projection rebuild', rb, () => renderRebuild(rb)));

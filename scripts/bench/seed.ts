@@ -220,3 +220,16 @@ export async function seed(db: BenchDatabase, spec: SeedSpec): Promise<{ runs: n
   await db.q('checkpoint');
   return { runs: spec.to - spec.from, events };
 }
+
+/** The seeded runs' flows (`flow_bench_000`…), each with one published version of `steps` steps, in `project`. */
+export const SEED_FLOWS = `
+  with f as (
+    insert into flows (id, project_id, display_name, tags, latest_version_id)
+    select 'flow_bench_' || lpad(i::text, 3, '0'), $1::text, 'Bench flow ' || i, '{}', 'flowver_bench_' || lpad(i::text, 3, '0')
+      from generate_series(0, $2::int - 1) i
+    returning id, latest_version_id
+  )
+  insert into flow_versions (id, flow_id, version, display_name, steps)
+  select f.latest_version_id, f.id, 1, 'v1',
+         (select jsonb_agg(jsonb_build_object('name', 'step_' || k, 'type', 'http', 'settings', '{}'::jsonb)) from generate_series(1, $3::int) k)
+    from f`;
