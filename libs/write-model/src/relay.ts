@@ -209,12 +209,16 @@ export class OutboxRelay {
   private async publishBatch(client: Client): Promise<number> {
     this.pending = false;
     const { rows } = await client.query<OutboxRow>(
-      // The queue's head first (materialized: the join is then a few hundred index lookups into
-      // the log, whatever the statistics of the queue say). Ordered by the bigint column, not the
-      // text alias: as text, position 10 sorts before 9.
-      `with head as materialized (select position from run_events_outbox order by position limit $1)
-       select e.position::text as position, e.run_id, e.event_id, e.type, e.envelope::text as envelope, e.traceparent
-         from head h join run_events e on e.position = h.position order by h.position`,
+      // The queue's head first, then its events by their primary key: `= any(array(…))` is an index
+      // lookup per position whatever the statistics say. A join with the head (even materialized)
+      // was planned for the LIMIT's 500 rows as a hash join over a sequential scan of the whole log
+      // until the log outgrew that (~10^5 events): a young database read every event it held per
+      // batch, 1.1–1.3 ms of the relay's Postgres CPU per trigger at ~400 triggers/s (session 24).
+      // Ordered by the bigint column, not the text alias: as text, position 10 sorts before 9.
+      `select e.position::text as position, e.run_id, e.event_id, e.type, e.envelope::text as envelope, e.traceparent
+         from run_events e
+        where e.position = any(array(select position from run_events_outbox order by position limit $1))
+        order by e.position`,
       [this.opts.batchSize ?? 500],
     );
     if (rows.length === 0) return 0;
