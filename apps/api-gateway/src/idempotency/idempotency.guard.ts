@@ -83,7 +83,11 @@ export class IdempotencyGuard implements CanActivate {
       const decided = final
         ? this.keep(scope, key, owner, () => ({ statusCode: status, body: answerBody(res, body), location: status < 400 && typeof location === 'string' ? location : null }))
         : this.release(scope, key, owner);
-      void decided.then(() => send.call(res, body));
+      // The answer leaves after the store, off this call's stack: a failure to send it (the
+      // socket gone, headers already out) is logged, never an unhandled rejection.
+      decided
+        .then(() => send.call(res, body))
+        .catch((err: unknown) => this.log.error({ err, scope, statusCode: status }, 'could not send an idempotent answer'));
       return res;
     }) as Response['send'];
   }
