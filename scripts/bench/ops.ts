@@ -14,7 +14,6 @@ import { compareViews, verifySample } from './verify';
 /** The bulk benchmark's second project: its runs are retried ON_LATEST_VERSION into new runs. */
 const LATEST_PROJECT = 'bench_bulk_latest';
 
-
 const count = async (sys: BenchSystem, sql: string): Promise<number> => Number((await sys.db.one<{ n: string }>(sql)).n);
 
 /**

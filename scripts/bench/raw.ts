@@ -57,14 +57,17 @@ export async function rawViewInsert(db: BenchDatabase, tables: { runs: string; s
  */
 export async function rawBulkWrite(db: BenchDatabase, projectId: string, runs: number, opts: { page: number; inFlight: number }) {
   const tables = ['raw_streams', 'raw_events', 'raw_outbox', 'raw_views'];
-  const fillfactor = async (table: string) =>
-    (await db.one<{ f: string | null }>(`select (select substr(o, 12) from unnest(reloptions) o where o like 'fillfactor=%') as f from pg_class where oid = $1::regclass`, [table])).f ?? '100';
+  // `like … including all` copies columns, defaults and indexes but not the storage parameters.
+  const storage = async (table: string) => {
+    const { o } = await db.one<{ o: string | null }>(`select array_to_string(reloptions, ', ') as o from pg_class where oid = $1::regclass`, [table]);
+    return o ? `with (${o})` : '';
+  };
   try {
     await db.q(`
-      create table raw_streams (like run_streams including all) with (fillfactor = ${await fillfactor('run_streams')});
+      create table raw_streams (like run_streams including all) ${await storage('run_streams')};
       create table raw_events (like run_events including all);
       create table raw_outbox (position bigint primary key);
-      create table raw_views (like run_views including all) with (fillfactor = ${await fillfactor('run_views')})`);
+      create table raw_views (like run_views including all) ${await storage('run_views')}`);
     await db.q(`insert into raw_streams select * from run_streams where project_id = $1 order by run_id limit $2`, [projectId, runs]);
     await db.q(`insert into raw_views select v.* from run_views v join raw_streams s on s.run_id = v.id order by v.id`);
     await db.q('vacuum analyze raw_streams, raw_views');

@@ -1,5 +1,4 @@
 import { Catch, Inject, Injectable, type ArgumentsHost, type CanActivate, type ExceptionFilter, type ExecutionContext } from '@nestjs/common';
-import type { ErrorEnvelope } from '@flowruns/contracts';
 import { ERROR_OUTCOME, EnvelopeException, componentLogger } from '@flowruns/platform';
 import type { Request, Response } from 'express';
 import type { AuthenticatedRequest } from '../auth/principal';
@@ -140,6 +139,6 @@ export class IdempotentReplayFilter implements ExceptionFilter<IdempotentReplay>
     if (answer.statusCode < 400 && answer.location !== null) res.setHeader('Location', answer.location);
     res.status(answer.statusCode);
     if (answer.body === null || answer.body === undefined) res.send();
-    else res.json(answer.statusCode >= 400 ? (answer.body as ErrorEnvelope) : answer.body);
+    else res.json(answer.body);
   }
 }
