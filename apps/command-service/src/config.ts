@@ -37,6 +37,13 @@ export const CommandServiceConfigSchema = z.object({
   COMMAND_BULK_BATCH_SIZE: z.coerce.number().int().min(1).max(5000).default(2000),
   /** Pages of a bulk operation worked on at once (1: one after the other). */
   COMMAND_BULK_PAGES_IN_FLIGHT: z.coerce.number().int().min(1).max(8).default(2),
+  /**
+   * Single triggers (`POST /internal/flows/:flowId/runs`) in group commit: those that arrive while
+   * others are being written share the next transaction, at most this many (0: a transaction each).
+   */
+  COMMAND_TRIGGER_GROUP: z.coerce.number().int().min(0).max(500).default(100),
+  /** Transactions of grouped single triggers at once. */
+  COMMAND_TRIGGER_GROUPS_IN_FLIGHT: z.coerce.number().int().min(1).max(16).default(2),
 });
 export type CommandServiceConfig = z.infer<typeof CommandServiceConfigSchema>;
 

@@ -220,6 +220,57 @@ describe('command service: engine reports in batches', () => {
     expect(versions.rows.map((v) => v.version)).toEqual(runs.map(() => 2));
   });
 
+  describe('single triggers in group commit (POST /internal/flows/:flowId/runs)', () => {
+    const single = (flow: string, body: Record<string, unknown>, headers: Record<string, string> = {}) =>
+      fetch(`${svc.url}/internal/flows/${flow}/runs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-internal-token': 'test-internal-token-0123456789', ...headers },
+        body: JSON.stringify(body),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }));
+
+    it('writes concurrent triggers in shared transactions, and answers each as its own', async () => {
+      const parent = await trigger();
+      const quotaProject = uniqueName('p_quota_group');
+      const quotaFlow = (
+        await svc.call<{ id: string }>('POST', '/internal/flows', { projectId: quotaProject, displayName: 'Quota', tags: [], steps: [{ name: 'a', type: 'transform', settings: {} }] })
+      ).body.id;
+      await pg.query('update projects set monthly_run_quota = 1 where id = $1', [quotaProject]);
+      const tp = `00-${'4'.repeat(32)}-${'d'.repeat(16)}-01`;
+      const answers = await Promise.all([
+        ...Array.from({ length: 24 }, (_, n) => single(flowId, { projectId, payload: { n } })),
+        single('flow_nowhere', { projectId, payload: {} }),
+        single(flowId, { projectId, payload: {}, parentRunId: 'run_elsewhere' }),
+        single(quotaFlow, { projectId: quotaProject, payload: {} }),
+        single(quotaFlow, { projectId: quotaProject, payload: {} }),
+        single(flowId, { projectId, payload: { n: 'child' }, parentRunId: parent, triggeredBy: 'group' }, { traceparent: tp }),
+      ]);
+      const [plain, [noFlow, noParent, quotaA, quotaB, child]] = [answers.slice(0, 24), answers.slice(24)];
+
+      expect(plain.map((a) => a.status)).toEqual(plain.map(() => 201));
+      const ids = plain.map((a) => a.body.id as string);
+      expect(new Set(ids).size).toBe(24);
+      // Each run holds its own request's payload.
+      const payloads = await pg.query<{ run_id: string; output: { n: number } }>("select run_id, output from execution_data where kind = 'trigger' and run_id = any($1)", [ids]);
+      const payloadOf = new Map(payloads.rows.map((r) => [r.run_id, r.output.n]));
+      expect(ids.map((id) => payloadOf.get(id))).toEqual(ids.map((_, n) => n));
+
+      expect(noFlow).toMatchObject({ status: 404, body: { code: 'ENTITY_NOT_FOUND', params: { entityType: 'flow', entityId: 'flow_nowhere' } } });
+      expect(noParent).toMatchObject({ status: 404, body: { code: 'ENTITY_NOT_FOUND', params: { entityType: 'flow_run', field: 'ap-parent-run-id' } } });
+      expect([quotaA.status, quotaB.status]).toEqual([201, 201]);
+      expect([quotaA.body.status, quotaB.body.status].sort()).toEqual(['QUOTA_EXCEEDED', 'RUNNING']);
+      expect(child).toMatchObject({ status: 201, body: { parentRunId: parent, triggeredBy: 'group', status: 'RUNNING' } });
+      const traced = await pg.query<{ traceparent: string }>('select traceparent from run_events where run_id = $1', [child.body.id]);
+      expect(traced.rows).toEqual([{ traceparent: expect.stringMatching(/^00-4{32}-[0-9a-f]{16}-01$/) }]);
+
+      // Shared: rows written by one transaction carry its id (xmin); 24 runs in fewer transactions.
+      const transactions = await pg.query<{ n: number }>('select count(distinct xmin::text)::int as n from run_streams where run_id = any($1)', [ids]);
+      expect(transactions.rows[0].n).toBeLessThan(ids.length);
+      // The refused triggers left nothing behind.
+      const orphans = await pg.query(`select e.ref from execution_data e left join run_streams s on s.run_id = e.run_id where e.kind = 'trigger' and s.run_id is null`);
+      expect(orphans.rows).toEqual([]);
+    });
+  });
+
   describe('triggers in batches (POST /internal/triggers)', () => {
     const triggers = (items: unknown[], headers: Record<string, string> = {}) =>
       fetch(`${svc.url}/internal/triggers`, {

@@ -32,8 +32,9 @@ import {
   type DomainError,
   type ErrorEnvelope,
   type FlowRun,
+  type TriggerItem,
 } from '@flowruns/contracts';
-import { EnvelopeException, RouteParamsPipe, SpanKind, beginSpan, currentTraceparent, failSpan, orThrow, parseOrThrow } from '@flowruns/platform';
+import { EnvelopeException, GroupCommit, RouteParamsPipe, SpanKind, beginSpan, currentTraceparent, failSpan, orThrow, parseOrThrow } from '@flowruns/platform';
 import { RunCommands } from '@flowruns/write-model';
 import type { Response } from 'express';
 import { z } from 'zod';
@@ -53,10 +54,27 @@ const ProjectQuerySchema = z.object({ projectId: storableText().min(1).max(128) 
 @UseGuards(InternalTokenGuard, CommandMetricsGuard)
 @UsePipes(RouteParamsPipe)
 export class RunsController {
+  /** Single triggers in group commit (`COMMAND_TRIGGER_GROUP`; null: a transaction each). */
+  private readonly triggerGroup: GroupCommit<TriggerItem, FlowRun | DomainError> | null;
+
   constructor(
     private readonly commands: RunCommands,
     @Inject(COMMAND_SERVICE_CONFIG) private readonly config: CommandServiceConfig,
-  ) {}
+  ) {
+    this.triggerGroup =
+      config.COMMAND_TRIGGER_GROUP > 0
+        ? new GroupCommit<TriggerItem, FlowRun | DomainError>({
+            maxItems: config.COMMAND_TRIGGER_GROUP,
+            maxInFlight: config.COMMAND_TRIGGER_GROUPS_IN_FLIGHT,
+            // Each trigger decided and answered as its own (a refusal is its answer alone), as
+            // `POST /internal/triggers` does; a failure of the transaction fails the group's requests.
+            apply: async (items) => {
+              const results = await this.commands.triggerMany(items);
+              return isDomainError(results) ? items.map(() => ({ ok: results })) : results.map((ok) => ({ ok }));
+            },
+          })
+        : null;
+  }
 
   // ---- Flows ----
 
@@ -85,6 +103,8 @@ export class RunsController {
   @Post('flows/:flowId/runs')
   async trigger(@Param('flowId') flowId: string, @Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
     const req = parseOrThrow(TriggerRunRequestSchema, body);
+    // Concurrent single triggers share a transaction (group commit): one lone caller waits for nobody.
+    if (this.triggerGroup) return orThrow(await this.triggerGroup.submit({ ...req, flowId, traceparent: tp }));
     return orThrow(await this.commands.trigger(flowId, req, { traceparent: tp }));
   }
 

@@ -1,5 +1,6 @@
 import { BatchAnswerSchema, type ErrorEnvelope } from '@flowruns/contracts';
 import { CommandServiceUnavailable } from './internal-client';
+import { GroupCommit, type ItemOutcome } from './group-commit';
 import { currentTraceparent } from './tracing';
 
 export interface CallBatcherOptions {
@@ -11,24 +12,14 @@ export interface CallBatcherOptions {
   readonly maxInFlight: number;
 }
 
-interface Queued<O> {
-  readonly text: string;
-  readonly resolve: (r: O) => void;
-  readonly reject: (e: unknown) => void;
-}
-
 /**
  * Group commit for calls to a batch endpoint of the command service (`POST /internal/reports`,
- * `POST /internal/triggers`): items are queued and sent together, one call and one transaction for
- * many. Nothing waits on a timer: an item goes at the next turn of the event loop if a call slot is
- * free, and the items that arrive while calls are in flight go together in the next call — the busier
- * the caller, the larger the batches. Each item carries its caller's span (`traceparent`), and each
- * caller gets its own item's answer, or its refusal as the error `refusal` makes of the envelope.
+ * `POST /internal/triggers`; see `GroupCommit`): items are queued and sent together, one call and one
+ * transaction for many. Each item carries its caller's span (`traceparent`), and each caller gets its
+ * own item's answer, or its refusal as the error `refusal` makes of the envelope.
  */
 export class CallBatcher<I extends object, O> {
-  private readonly queue: Queued<O>[] = [];
-  private inFlight = 0;
-  private scheduled = false;
+  private readonly group: GroupCommit<string, O>;
 
   constructor(
     private readonly opts: CallBatcherOptions & {
@@ -43,59 +34,33 @@ export class CallBatcher<I extends object, O> {
       /** The error every caller of a batch gets when the answer breaks the contract (default `CommandServiceUnavailable`). */
       readonly breach?: (message: string) => Error;
     },
-  ) {}
+  ) {
+    this.group = new GroupCommit<string, O>({
+      maxItems: opts.maxItems,
+      maxInFlight: opts.maxInFlight,
+      // Each item's JSON and its comma.
+      weight: { of: (text) => text.length + 1, max: opts.maxChars },
+      apply: (texts) => this.call(texts),
+    });
+  }
 
   submit(item: I): Promise<O> {
     const traceparent = currentTraceparent();
-    const text = JSON.stringify(traceparent && !('traceparent' in item) ? { ...item, traceparent } : item);
-    return new Promise<O>((resolve, reject) => {
-      this.queue.push({ text, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => {
-          this.scheduled = false;
-          this.pump();
-        });
-      }
-    });
+    return this.group.submit(JSON.stringify(traceparent && !('traceparent' in item) ? { ...item, traceparent } : item));
   }
 
   /** Items waiting for a call slot. */
   get waiting(): number {
-    return this.queue.length;
+    return this.group.waiting;
   }
 
-  private pump(): void {
-    while (this.inFlight < this.opts.maxInFlight && this.queue.length > 0) {
-      let n = 0;
-      let chars = 0;
-      while (n < this.queue.length && n < this.opts.maxItems && (n === 0 || chars + this.queue[n].text.length < this.opts.maxChars)) {
-        chars += this.queue[n].text.length + 1;
-        n++;
-      }
-      const batch = this.queue.splice(0, n);
-      this.inFlight++;
-      void this.flush(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-      });
+  private async call(texts: readonly string[]): Promise<ItemOutcome<O>[]> {
+    const body = await this.opts.send(`{"${this.opts.key}":[${texts.join(',')}]}`);
+    const parsed = BatchAnswerSchema.safeParse(body);
+    if (!parsed.success || parsed.data.results.length !== texts.length) {
+      const message = `command service answer to ${this.opts.what} breaks the contract`;
+      throw this.opts.breach ? this.opts.breach(message) : new CommandServiceUnavailable(message);
     }
-  }
-
-  private async flush(batch: readonly Queued<O>[]): Promise<void> {
-    try {
-      const body = await this.opts.send(`{"${this.opts.key}":[${batch.map((q) => q.text).join(',')}]}`);
-      const parsed = BatchAnswerSchema.safeParse(body);
-      if (!parsed.success || parsed.data.results.length !== batch.length) {
-        const message = `command service answer to ${this.opts.what} breaks the contract`;
-        throw this.opts.breach ? this.opts.breach(message) : new CommandServiceUnavailable(message);
-      }
-      parsed.data.results.forEach((r, i) => {
-        if ('error' in r) batch[i].reject(this.opts.refusal(r.error as ErrorEnvelope));
-        else batch[i].resolve(r.ok as O);
-      });
-    } catch (e) {
-      for (const q of batch) q.reject(e);
-    }
+    return parsed.data.results.map((r) => ('error' in r ? { error: this.opts.refusal(r.error as ErrorEnvelope) } : { ok: r.ok as O }));
   }
 }

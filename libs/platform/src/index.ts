@@ -11,3 +11,4 @@ export * from './internal-client';
 export * from './tracing';
 export * from './unavailable';
 export * from './call-batcher';
+export * from './group-commit';
