@@ -269,6 +269,20 @@ describe('command service: engine reports in batches', () => {
       const orphans = await pg.query(`select e.ref from execution_data e left join run_streams s on s.run_id = e.run_id where e.kind = 'trigger' and s.run_id is null`);
       expect(orphans.rows).toEqual([]);
     });
+
+    it('writes large triggers each in a transaction of its own (a group holds at most 1 MB of bodies)', async () => {
+      const big = 'x'.repeat(600_000);
+      const answers = await Promise.all([0, 1, 2].map((n) => single(flowId, { projectId, payload: { n, big } })));
+      expect(answers.map((a) => a.status)).toEqual([201, 201, 201]);
+      const ids = answers.map((a) => a.body.id as string);
+      const transactions = await pg.query<{ n: number }>('select count(distinct xmin::text)::int as n from run_streams where run_id = any($1)', [ids]);
+      expect(transactions.rows[0].n).toBe(3);
+      const stored = await pg.query<{ n: number; len: number }>(
+        "select (output ->> 'n')::int as n, length(output ->> 'big') as len from execution_data where kind = 'trigger' and run_id = any($1) order by 1",
+        [ids],
+      );
+      expect(stored.rows).toEqual([0, 1, 2].map((n) => ({ n, len: 600_000 })));
+    });
   });
 
   describe('triggers in batches (POST /internal/triggers)', () => {

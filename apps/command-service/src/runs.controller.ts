@@ -42,6 +42,9 @@ import { CommandMetricsGuard, countCommand } from './command-metrics.guard';
 import { COMMAND_SERVICE_CONFIG, type CommandServiceConfig } from './config';
 import { InternalTokenGuard } from './internal-token.guard';
 
+/** Request bodies one group of single triggers holds at most (the payloads go in one statement). */
+const TRIGGER_GROUP_BYTES = 1_000_000;
+
 /** `?projectId=` of the flow reads: the project scopes them (another project's flow is not found). */
 const ProjectQuerySchema = z.object({ projectId: storableText().min(1).max(128) });
 
@@ -54,8 +57,8 @@ const ProjectQuerySchema = z.object({ projectId: storableText().min(1).max(128) 
 @UseGuards(InternalTokenGuard, CommandMetricsGuard)
 @UsePipes(RouteParamsPipe)
 export class RunsController {
-  /** Single triggers in group commit (`COMMAND_TRIGGER_GROUP`; null: a transaction each). */
-  private readonly triggerGroup: GroupCommit<TriggerItem, FlowRun | DomainError> | null;
+  /** Single triggers in group commit (`COMMAND_TRIGGER_GROUP`; null: a transaction each), with their bodies' sizes. */
+  private readonly triggerGroup: GroupCommit<{ readonly trigger: TriggerItem; readonly bytes: number }, FlowRun | DomainError> | null;
 
   constructor(
     private readonly commands: RunCommands,
@@ -63,13 +66,16 @@ export class RunsController {
   ) {
     this.triggerGroup =
       config.COMMAND_TRIGGER_GROUP > 0
-        ? new GroupCommit<TriggerItem, FlowRun | DomainError>({
+        ? new GroupCommit<{ readonly trigger: TriggerItem; readonly bytes: number }, FlowRun | DomainError>({
             maxItems: config.COMMAND_TRIGGER_GROUP,
             maxInFlight: config.COMMAND_TRIGGER_GROUPS_IN_FLIGHT,
+            // The payloads are written by one statement: a group holds at most TRIGGER_GROUP_BYTES of
+            // request bodies (as the gateway's batches hold at most 1 MB of JSON); a larger one goes alone.
+            weight: { of: (x) => x.bytes, max: TRIGGER_GROUP_BYTES },
             // Each trigger decided and answered as its own (a refusal is its answer alone), as
             // `POST /internal/triggers` does; a failure of the transaction fails the group's requests.
             apply: async (items) => {
-              const results = await this.commands.triggerMany(items);
+              const results = await this.commands.triggerMany(items.map((x) => x.trigger));
               return isDomainError(results) ? items.map(() => ({ ok: results })) : results.map((ok) => ({ ok }));
             },
           })
@@ -101,10 +107,17 @@ export class RunsController {
   }
 
   @Post('flows/:flowId/runs')
-  async trigger(@Param('flowId') flowId: string, @Body() body: unknown, @Headers(TRACEPARENT_HEADER) tp?: string) {
+  async trigger(
+    @Param('flowId') flowId: string,
+    @Body() body: unknown,
+    @Headers(TRACEPARENT_HEADER) tp?: string,
+    @Headers('content-length') length?: string,
+  ) {
     const req = parseOrThrow(TriggerRunRequestSchema, body);
     // Concurrent single triggers share a transaction (group commit): one lone caller waits for nobody.
-    if (this.triggerGroup) return orThrow(await this.triggerGroup.submit({ ...req, flowId, traceparent: tp }));
+    // A body of unknown size (chunked) counts as a full group's: it goes alone.
+    const bytes = Number(length) || TRIGGER_GROUP_BYTES;
+    if (this.triggerGroup) return orThrow(await this.triggerGroup.submit({ trigger: { ...req, flowId, traceparent: tp }, bytes }));
     return orThrow(await this.commands.trigger(flowId, req, { traceparent: tp }));
   }
 
