@@ -148,7 +148,7 @@ function renderProfile(r: Json): string[] {
       `| | p50 / p99 at ${list.config.rateRps} req/s | req/s closed loop |`,
       '|---|---|---|',
       `| \`POST /api/v1/flows/:flowId/run\` (the gateway batches triggers into internal calls) | ${lat(t.api)} | ${f(t.apiMax.rps, 0)} |`,
-      `| the same trigger straight to the command service (\`POST /internal/flows/:flowId/runs\`, one per call) | ${lat(t.internal)} | ${f(t.internalMax.rps, 0)} |`,
+      `| the same trigger straight to the command service (\`POST /internal/flows/:flowId/runs\`, one trigger per call; concurrent ones share a transaction since 9d8b5c6) | ${lat(t.internal)} | ${f(t.internalMax.rps, 0)} |`,
       '',
     );
   }
