@@ -47,7 +47,7 @@ export const GatewayConfigSchema = z.object({
   AUTH_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   /**
    * Deadline for one bulk cancel/retry/archive (the command service answers when every batch is
-   * done). At most 290 s: Node's fetch gives up waiting for response headers after 300 s.
+   * done). At most 290 s: undici (the command client) gives up waiting for response headers after 300 s (its headersTimeout).
    */
   GATEWAY_BULK_TIMEOUT_MS: millis(240_000, 1000, 290_000),
   /**
