@@ -367,6 +367,11 @@ describe('bulk cancel / retry / archive (real Postgres)', () => {
     const runs: Awaited<ReturnType<typeof failed>>[] = [];
     for (let i = 0; i < 4; i++) runs.push(await failed(flow.id, projectId));
     const running = [await trigger(flow.id, projectId), await trigger(flow.id, projectId)];
+    // The pages as in service, where pruning and autovacuum keep them: the runs' earlier versions
+    // removed. Pruning them on the way is opportunistic (it skips versions that a just-committed
+    // transaction left while its horizon is not yet seen to have passed), and a page still full of
+    // them left one archive of two without room for a heap-only version (a CI run, session 25).
+    await q('vacuum run_streams');
 
     const counted = await orm.em.fork().transactional(async (tem) => {
       const sql = sqlRunner(tem);
