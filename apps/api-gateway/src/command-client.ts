@@ -2,11 +2,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import {
   BulkRunResultSchema,
   CommandResultSchema,
-  INTERNAL_TOKEN_HEADER,
   EraseResultSchema,
   ResumeResultSchema,
   RunHeadSchema,
-  TRACEPARENT_HEADER,
   type BulkRunRequestInput,
   type BulkRunResult,
   type CommandResult,
@@ -23,8 +21,7 @@ import {
   type TriggerItemInput,
   type TriggerRunRequestInput,
 } from '@flowruns/contracts';
-import { CallBatcher, EnvelopeException, JsonText, componentLogger } from '@flowruns/platform';
-import { request } from 'undici';
+import { CallBatcher, EnvelopeException, JsonText, componentLogger, failureCode, requestInternal } from '@flowruns/platform';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import type { TraceContext } from './traceparent';
 import type { z } from 'zod';
@@ -181,25 +178,21 @@ export class CommandClient {
     let status: number;
     let text: string;
     try {
-      // One deadline for connecting, sending and reading the whole answer. undici's `request`, not
-      // `fetch`: the WHATWG layers (Request, Headers, web streams) cost ~0.3–0.9 ms of CPU per call
-      // on this machine, a quarter of a single trigger's in the gateway (bench/notes.md, session 25).
-      const res = await request(`${this.baseUrl}${path}`, {
+      // One deadline for connecting, sending and reading the whole answer.
+      const res = await requestInternal({
+        url: `${this.baseUrl}${path}`,
+        token: this.config.INTERNAL_API_TOKEN,
         method,
-        headers: {
-          ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
-          [INTERNAL_TOKEN_HEADER]: this.config.INTERNAL_API_TOKEN,
-          ...(trace ? { [TRACEPARENT_HEADER]: trace.traceparent } : {}),
-        },
-        body: method !== 'POST' ? undefined : body instanceof JsonText ? body.text : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
+        body,
+        traceparent: trace?.traceparent,
+        timeoutMs,
       });
       status = res.statusCode;
       text = await res.body.text();
     } catch (e) {
-      const err = e as Error & { code?: string; cause?: { code?: string } };
+      const err = e as Error;
       this.log.warn(
-        { method, path, traceId: trace?.traceId, err: err.name, cause: err.code ?? err.cause?.code ?? err.message, ms: Date.now() - started },
+        { method, path, traceId: trace?.traceId, err: err.name, cause: failureCode(e) ?? err.message, ms: Date.now() - started },
         'command service unreachable',
       );
       throw unavailable();

@@ -116,8 +116,9 @@ export class RunsController {
     const req = parseOrThrow(TriggerRunRequestSchema, body);
     // Concurrent single triggers share a transaction (group commit): one lone caller waits for nobody.
     // A body of unknown size (chunked) counts as a full group's: it goes alone.
-    const bytes = Number(length) || TRIGGER_GROUP_BYTES;
-    if (this.triggerGroup) return orThrow(await this.triggerGroup.submit({ trigger: { ...req, flowId, traceparent: tp }, bytes }));
+    if (this.triggerGroup) {
+      return orThrow(await this.triggerGroup.submit({ trigger: { ...req, flowId, traceparent: tp }, bytes: Number(length) || TRIGGER_GROUP_BYTES }));
+    }
     return orThrow(await this.commands.trigger(flowId, req, { traceparent: tp }));
   }
 

@@ -1,11 +1,38 @@
-import { INTERNAL_TOKEN_HEADER, type ErrorCode } from '@flowruns/contracts';
-import { request } from 'undici';
+import { INTERNAL_TOKEN_HEADER, TRACEPARENT_HEADER, type ErrorCode } from '@flowruns/contracts';
+import { request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import { currentTraceparent } from './tracing';
 
-const traceHeader = (): Record<string, string> => {
-  const tp = currentTraceparent();
-  return tp ? { traceparent: tp } : {};
+/**
+ * One call to the command service's internal API through undici's `request`, not `fetch` (its
+ * WHATWG layers — Request, Headers, web streams — cost ~0.3–0.9 ms of CPU per call on this machine;
+ * bench/notes.md, session 25): the token, a JSON body on a POST, the caller's traceparent, and one
+ * deadline over connecting, sending and reading the answer's body, which the caller reads.
+ */
+export function requestInternal(call: {
+  readonly url: string;
+  readonly token: string;
+  readonly method: 'GET' | 'POST';
+  readonly body: unknown;
+  readonly traceparent?: string | null;
+  readonly timeoutMs: number;
+}): Promise<Dispatcher.ResponseData> {
+  return request(call.url, {
+    method: call.method,
+    headers: {
+      [INTERNAL_TOKEN_HEADER]: call.token,
+      ...(call.method === 'POST' ? { 'content-type': 'application/json' } : {}),
+      ...(call.traceparent ? { [TRACEPARENT_HEADER]: call.traceparent } : {}),
+    },
+    body: call.method !== 'POST' ? undefined : call.body instanceof JsonText ? call.body.text : JSON.stringify(call.body),
+    signal: AbortSignal.timeout(call.timeoutMs),
+  });
+}
+
+/** Why a call failed to reach its answer: the error's code (`ECONNREFUSED`, `UND_ERR_…`), if it has one. */
+export const failureCode = (e: unknown): string | undefined => {
+  const err = e as { code?: string; cause?: { code?: string } };
+  return err.code ?? err.cause?.code;
 };
 
 /** The command service refused a request: its status and error envelope. */
@@ -57,7 +84,7 @@ export type RetryPolicy = 'transient' | 'refused-only' | 'never';
 const TRANSIENT_STATUSES = new Set([502, 503, 504]);
 
 /**
- * The command service's internal API over HTTP (Node's fetch), for the processes that call it
+ * The command service's internal API over HTTP (`requestInternal`), for the processes that call it
  * (flow workers, retention, the CLI): the internal token, one deadline per call, retries with
  * backoff by policy, envelopes turned into `CommandServiceError`, everything else into
  * `CommandServiceUnavailable`.
@@ -95,24 +122,20 @@ export class InternalApiClient {
       let status: number;
       let text: string;
       try {
-        // undici's `request`, not `fetch` (see the gateway's CommandClient): the same call for a
-        // fraction of the CPU; the deadline covers the answer's body too.
-        const res = await request(`${this.baseUrl}${path}`, {
+        const res = await requestInternal({
+          url: `${this.baseUrl}${path}`,
+          token: this.opts.token,
           method,
-          headers: {
-            [INTERNAL_TOKEN_HEADER]: this.opts.token,
-            ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
-            // The caller's active span (a worker's step, a retention pass) parents the command.
-            ...traceHeader(),
-          },
-          body: method !== 'POST' ? undefined : body instanceof JsonText ? body.text : JSON.stringify(body ?? {}),
-          signal: AbortSignal.timeout(timeoutMs),
+          body: body ?? {},
+          // The caller's active span (a worker's step, a retention pass) parents the command.
+          traceparent: currentTraceparent(),
+          timeoutMs,
         });
         status = res.statusCode;
         text = await res.body.text().catch(() => '');
       } catch (e) {
-        const err = e as Error & { code?: string; cause?: { code?: string } };
-        const code = err.code ?? err.cause?.code;
+        const err = e as Error;
+        const code = failureCode(e);
         const refused = code === 'ECONNREFUSED';
         if (!last && (retry === 'transient' || refused)) {
           await this.backoff(attempt);

@@ -143,6 +143,47 @@ describe('run control use cases (real Postgres)', () => {
     });
   });
 
+  describe('triggers in one transaction (triggerMany)', () => {
+    // The command service answers every single trigger through triggerMany (group commit), and
+    // COMMAND_TRIGGER_GROUP=0 through trigger: both must start the same run.
+    it('starts each run as trigger starts it: the same events, stream row and stored payload', async () => {
+      const projectId = uniqueName('p_many');
+      const flow = await newFlow(projectId);
+      const parent = ok(await trigger(flow.id, projectId));
+      const reqs = [
+        { payload: { n: 1 }, parentRunId: null, failParentOnFailure: false },
+        { payload: { child: true }, parentRunId: parent.id, failParentOnFailure: true },
+      ];
+      const base = { projectId, environment: 'TESTING' as const, triggeredBy: 'key_many' };
+      const singles = await Promise.all(reqs.map((r) => commands.trigger(flow.id, { ...base, ...r }).then(ok)));
+      const batched = ok(await commands.triggerMany(reqs.map((r) => ({ ...base, ...r, flowId: flow.id })))).map(ok);
+
+      /** What a run is, without what differs between twins (ids, instants, references). */
+      const shape = async (runId: string) => {
+        const events = await q<{ seq: number; type: string; envelope: { data: Record<string, unknown> } }>(
+          'select seq, type, envelope from run_events where run_id = ? order by seq',
+          [runId],
+        );
+        const [stream] = await q<{ version: number; status: string; parent_run_id: string | null; state: { status: string; steps: unknown } }>(
+          'select version, status, parent_run_id, state from run_streams where run_id = ?',
+          [runId],
+        );
+        const payload = await q("select kind, output, bytes from execution_data where run_id = ? and kind = 'trigger'", [runId]);
+        return {
+          events: events.map((e) => ({ seq: e.seq, type: e.type, data: { ...e.envelope.data, triggerDataRef: typeof e.envelope.data.triggerDataRef } })),
+          stream: { version: stream.version, status: stream.status, parent: stream.parent_run_id, state: { status: stream.state.status, steps: stream.state.steps } },
+          payload,
+        };
+      };
+      const answer = (r: FlowRun) => ({ ...r, id: typeof r.id, created: typeof r.created, startTime: typeof r.startTime });
+      for (let i = 0; i < reqs.length; i++) {
+        expect(answer(batched[i])).toEqual(answer(singles[i]));
+        expect(await shape(batched[i].id)).toEqual(await shape(singles[i].id));
+      }
+      expect(batched[1]).toMatchObject({ parentRunId: parent.id, environment: 'TESTING', triggeredBy: 'key_many' });
+    });
+  });
+
   describe('monthly run quota', () => {
     it('records the run over quota as triggered + quota-exceeded in one append, answers it, and counts only this month', async () => {
       const projectId = uniqueName('p_quota');
