@@ -238,7 +238,8 @@ async function alternativesAt(sys: BenchSystem, cursor: string, p: Profile['list
  * /api/v1/flows/:flowId/run`, a small JSON payload, no `Idempotency-Key`), at the list's fixed rate
  * and closed loop, in a project of its own after the lists were measured; beside it the same
  * trigger straight to the command service's internal route (no gateway: its auth, rate limit and
- * the batching of triggers into one internal call). The projector folds the new runs meanwhile; no
+ * the batching of triggers into one internal call; the command service groups concurrent single
+ * triggers into shared transactions itself). The projector folds the new runs meanwhile; no
  * worker runs them.
  */
 async function triggerOneRun(sys: BenchSystem, gatewayUrl: string, p: Profile['list']) {
