@@ -5,8 +5,12 @@
  * requests it was due to send and was counted against the gateway. In a child process the only
  * work on its event loop is the schedule.
  *
- * Protocol: argv[2] is the JSON of `HttpScheduleOptions`; the result (`Record<name, LoadResult>`)
- * is the last line of stdout.
+ * Two ways to run it. Forked with an IPC channel (`runHttpSchedule`): one process for the harness's
+ * whole run, a schedule per `{ id, opts }` message, answered `{ id, result }` or `{ id, error }`, a
+ * full collection before each (`--expose-gc`) so one schedule's garbage is not the next one's pause.
+ * Spawning a process per schedule cost ~0.9 s of node start and module loading each time on this
+ * machine, ~40 s of a quick run (session 26). By hand (`list-probe.ts`): argv[2] is the JSON of
+ * `HttpScheduleOptions`; the result (`Record<name, LoadResult>`) is the last line of stdout.
  */
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
@@ -82,7 +86,30 @@ async function main(opts: HttpScheduleOptions): Promise<Record<string, LoadResul
   );
 }
 
-if (require.main === module) {
+/** A message from `runHttpSchedule` and the answer to it. */
+export interface ScheduleJob {
+  readonly id: number;
+  readonly opts: HttpScheduleOptions;
+}
+export type ScheduleAnswer = { readonly id: number; readonly result: Record<string, LoadResult> } | { readonly id: number; readonly error: string };
+
+function serve(send: (m: ScheduleAnswer) => void): void {
+  process.on('message', (job: ScheduleJob) => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    main(job.opts).then(
+      (result) => send({ id: job.id, result }),
+      (e: unknown) => send({ id: job.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
+    );
+  });
+  // The parent gone (its run over, or killed): nothing more will come.
+  process.on('disconnect', () => process.exit(0));
+}
+
+if (require.main === module && process.send) {
+  const send = process.send.bind(process);
+  serve((m) => send(m));
+} else if (require.main === module) {
   main(JSON.parse(process.argv[2]) as HttpScheduleOptions).then(
     (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
     (e: unknown) => {

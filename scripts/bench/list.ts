@@ -1,6 +1,7 @@
 import { ApiKeyStore } from '@flowruns/access';
 import { INTERNAL_TOKEN_HEADER } from '@flowruns/contracts';
 import { buildListQuery, decodeCursor, RunViews, type ListRunsQuery } from '@flowruns/run-views';
+import { request } from 'undici';
 import { toPositional } from './db';
 import { fnLoad, httpLoad, runHttpSchedule, type LoadResult } from './load';
 import type { Profile } from './profiles';
@@ -56,12 +57,15 @@ export async function benchList(profile: Profile) {
 
       // Page N by cursors: follow `next` from page 1, as a client would.
       let cursor = '';
+      const walk = Date.now();
       for (let page = 1; page < p.page; page++) {
-        const r = await fetch(url(cursor ? { cursor } : {}), { headers: auth });
-        const body = (await r.json()) as { next: string | null };
+        const r = await request(url(cursor ? { cursor } : {}), { headers: auth });
+        if (r.statusCode !== 200) throw new Error(`page ${page} at ${size} runs: HTTP ${r.statusCode} ${await r.body.text()}`);
+        const body = (await r.body.json()) as { next: string | null };
         if (!body.next) throw new Error(`no page ${page + 1} at ${size} runs`);
         cursor = body.next;
       }
+      log(`list: page ${p.page} at ${size} runs reached by cursors in ${round((Date.now() - walk) / 1000, 1)} s`);
       const midMs = BASE_MS + Math.floor(size / 2) * SPACING_MS;
       const scenarios: Scenario[] = [
         { name: 'first page', query: {} },

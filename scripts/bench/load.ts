@@ -1,8 +1,10 @@
 import autocannon from 'autocannon';
 import { performance } from 'node:perf_hooks';
-import { spawn } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import path from 'node:path';
-import type { HttpScheduleOptions } from './http-schedule';
+import type { HttpScheduleOptions, ScheduleAnswer, ScheduleJob } from './http-schedule';
 import { latencyResult, onSchedule, type LatencySecond } from './schedule';
 import { round } from './util';
 
@@ -71,22 +73,77 @@ export async function httpLoad(opts: {
   };
 }
 
-/** A fixed-rate schedule over one or more URLs, run by `http-schedule.ts` in a child process. */
+/**
+ * A fixed-rate schedule over one or more URLs, run by `http-schedule.ts` in a child process: one
+ * process forked on first use and kept for the harness's run (a schedule at a time, as the
+ * benchmarks ask for them), not holding the harness open while it waits for work.
+ */
 export function runHttpSchedule(opts: HttpScheduleOptions): Promise<Record<string, LoadResult>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'http-schedule.js'), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      const last = out.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !last) return reject(new Error(`the load process exited with ${code}: ${err}`));
-      resolve(JSON.parse(last) as Record<string, LoadResult>);
-    });
-  });
+  return scheduleProcess().run(opts);
 }
+
+class ScheduleProcess {
+  private readonly child: ChildProcess;
+  private readonly pending = new Map<number, { resolve: (r: Record<string, LoadResult>) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private stderr = '';
+
+  constructor() {
+    this.child = fork(SCHEDULE_SCRIPT, [], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+    this.child.stderr?.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
+    // The pipe would hold the harness open too.
+    (this.child.stderr as Socket | null)?.unref();
+    this.child.on('message', (m: ScheduleAnswer) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      this.idle();
+      if ('error' in m) p.reject(new Error(`the load process failed: ${m.error}`));
+      else p.resolve(m.result);
+    });
+    this.child.on('exit', (code, signal) => {
+      if (current === this) current = null;
+      const e = new Error(`the load process exited with ${code ?? signal}: ${this.stderr}`);
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    });
+    this.idle();
+  }
+
+  get pid(): number | null {
+    return this.child.pid ?? null;
+  }
+
+  run(opts: HttpScheduleOptions): Promise<Record<string, LoadResult>> {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.pending.set(id, { resolve, reject });
+      this.child.ref();
+      this.child.channel?.ref();
+      this.child.send({ id, opts } satisfies ScheduleJob, (e) => {
+        if (!e) return;
+        this.pending.delete(id);
+        reject(e);
+      });
+    });
+  }
+
+  /** Waiting for work keeps neither process alive: the harness exits when its run is done, and the child with it. */
+  private idle(): void {
+    if (this.pending.size > 0) return;
+    this.child.unref();
+    this.child.channel?.unref();
+  }
+}
+
+let current: ScheduleProcess | null = null;
+const scheduleProcess = () => (current ??= new ScheduleProcess());
+
+/** The load process's pid, once one runs. */
+export const scheduleProcessPid = (): number | null => current?.pid ?? null;
+
+// Compiled, beside this file; this file's source under jest runs the build's.
+const SCHEDULE_SCRIPT = [path.join(__dirname, 'http-schedule.js'), path.resolve(__dirname, '../../dist/scripts/bench/http-schedule.js')].find((f) => existsSync(f)) ?? path.join(__dirname, 'http-schedule.js');
 
 /**
  * The same two shapes of load for anything asynchronous (a SQL query on a pool): `rate` per second
