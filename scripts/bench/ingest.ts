@@ -22,8 +22,8 @@ export async function benchIngest(profile: Profile) {
   const p = profile.ingest;
   const sys = await BenchSystem.create('ingest', { RELAY_POLL_INTERVAL_MS: '1000' });
   try {
-    const cs = await sys.start('command-service');
-    await sys.start('projector');
+    // Booted together (neither needs the other's address): two cores share the work.
+    const [cs] = await Promise.all([sys.start('command-service'), sys.start('projector')]);
     const project = 'bench_ingest';
     const headers = { 'content-type': 'application/json', [INTERNAL_TOKEN_HEADER]: sys.env.INTERNAL_API_TOKEN };
     const post = async (path: string, body: unknown) => {

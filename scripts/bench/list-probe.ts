@@ -34,9 +34,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop());
 
   await seedListRuns(sys.db, 0, runs);
-  await sys.start('command-service');
-  await sys.start('projector');
-  const gw = await sys.start('api-gateway');
+  const { gateway: gw } = await sys.startCore();
   const { key } = await new ApiKeyStore(sys.db.runner()).create(PROJECT, 'key_list_probe');
   const pids = Object.fromEntries([...sys.apps.values()].map((a) => [a.name, a.process.pid]));
   writeFileSync(file, JSON.stringify({ url: gw.url, key, project: PROJECT, runs, pids, database: sys.db.url }, null, 2));

@@ -37,9 +37,7 @@ export async function benchList(profile: Profile) {
     // The one run with 20 steps, with its execution data, for GET /flow-runs/:id.
     await seed(sys.db, { projectId: PROJECT, from: 10_000_000, to: 10_000_001, baseMs: BASE_MS, spacingMs: 0, flows: FLOWS, steps: 20, status: 'SUCCEEDED', writeModel: true, events: false, published: true, views: true });
     const [{ id: bigRunId }] = await sys.db.q<{ id: string }>(`select id from run_views where steps_count = 20`);
-    await sys.start('command-service');
-    await sys.start('projector');
-    const gw = await sys.start('api-gateway');
+    const { gateway: gw } = await sys.startCore();
     const { key } = await new ApiKeyStore(sys.db.runner()).create(PROJECT, 'key_bench_list');
     const auth = { authorization: `Bearer ${key}` };
     const url = (q: Record<string, string>) => `${gw.url}/api/v1/flow-runs?${new URLSearchParams({ projectId: PROJECT, ...q })}`;

@@ -42,9 +42,7 @@ export async function benchBulk(profile: Profile) {
     log(`bulk: ${n} runs in each project loaded in ${round((Date.now() - t) / 1000, 1)} s`);
     const sample = (await sys.db.q<{ run_id: string }>('select run_id from run_streams order by md5(run_id) limit 200')).map((r) => r.run_id);
     const verified = await verifySample(sys.db, sample);
-    await sys.start('command-service');
-    await sys.start('projector');
-    const gw = await sys.start('api-gateway');
+    const { gateway: gw } = await sys.startCore();
     const keys = new ApiKeyStore(sys.db.runner());
     const { key } = await keys.create(project, 'key_bench_bulk');
     const { key: latestKey } = await keys.create(LATEST_PROJECT, 'key_bench_bulk_latest');
@@ -139,9 +137,7 @@ export async function benchPurge(profile: Profile) {
     log(`purge: ${n} + ${paced.runs} + ${atTarget.passes} × ${atTarget.runs} runs loaded in ${round((Date.now() - t) / 1000, 1)} s`);
     // The raw limit's rows copied now, while they exist; deleted (timed) after every pass.
     const rawPurge = await RawPurgeDelete.copy(sys.db, project, Math.min(n, RAW_PURGE_RUNS));
-    await sys.start('command-service');
-    await sys.start('projector');
-    const gw = await sys.start('api-gateway');
+    const { gateway: gw } = await sys.startCore();
     const { key } = await new ApiKeyStore(sys.db.runner()).create(project, 'key_bench_purge');
     const list = { url: `${gw.url}/api/v1/flow-runs?projectId=${project}`, headers: { authorization: `Bearer ${key}` }, rate: profile.list.rateRps };
     // The gateway warmed up first (JIT, connections): a cold start measured as "before" made the

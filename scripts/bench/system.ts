@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { createKafka, ensureTopics } from '@flowruns/messaging';
 import { BenchDatabase } from './db';
-import { freePort, round, uniqueName, waitFor } from './util';
+import { freePort, log, round, uniqueName, waitFor } from './util';
 
 /** The repository root (this file runs from dist/scripts/bench/). */
 export const ROOT = path.resolve(__dirname, '../../..');
@@ -32,10 +33,10 @@ export interface RunningApp {
 }
 
 /** Starts a built app (`dist/apps/<name>/src/main.js`) as a child process and waits for /health/ready. */
-export async function startApp(name: string, env: Record<string, string>): Promise<RunningApp> {
+export async function startApp(name: string, env: Record<string, string>, port?: number): Promise<RunningApp> {
   const main = path.join(ROOT, 'dist/apps', name, 'src/main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
-  const port = await freePort();
+  port ??= await freePort();
   let out = '';
   // BENCH_APP_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) profiles the apps; NODE_OPTIONS refuses --cpu-prof.
   const nodeArgs = (process.env.BENCH_APP_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -87,6 +88,7 @@ export class BenchSystem {
   readonly env: Record<string, string>;
 
   private constructor(
+    readonly label: string,
     readonly db: BenchDatabase,
     readonly topic: string,
     extraEnv: Record<string, string>,
@@ -114,7 +116,7 @@ export class BenchSystem {
   static async create(label: string, extraEnv: Record<string, string> = {}): Promise<BenchSystem> {
     const db = await BenchDatabase.create(benchEnv().serverUrl, label);
     const topic = uniqueName(`bench-${label}`);
-    const sys = new BenchSystem(db, topic, extraEnv);
+    const sys = new BenchSystem(label, db, topic, extraEnv);
     await createTopic(topic, Number(sys.env.KAFKA_TOPIC_PARTITIONS));
     return sys;
   }
@@ -122,9 +124,31 @@ export class BenchSystem {
   async start(name: string, overrides: Record<string, string> = {}): Promise<RunningApp> {
     const cs = this.apps.get('command-service');
     const env = { ...this.env, ...(cs ? { COMMAND_SERVICE_URL: cs.url } : {}), ...overrides };
+    const t = performance.now();
     const app = await startApp(name, env);
     this.apps.set(name, app);
+    log(`${this.label}: ${name} ready in ${round((performance.now() - t) / 1000, 2)} s`);
     return app;
+  }
+
+  /**
+   * The command service, the projector and the gateway (the apps a REST benchmark needs), started
+   * at once: the command service's port chosen first, so the gateway's configuration names it.
+   * One after another they took ~5 s of each benchmark; booting is CPU work, and two cores share it.
+   */
+  async startCore(): Promise<{ gateway: RunningApp }> {
+    const t = performance.now();
+    const csPort = await freePort();
+    const csUrl = `http://127.0.0.1:${csPort}`;
+    const names = ['command-service', 'projector', 'api-gateway'] as const;
+    const settled = await Promise.allSettled(
+      names.map((name) => startApp(name, { ...this.env, COMMAND_SERVICE_URL: csUrl }, name === 'command-service' ? csPort : undefined)),
+    );
+    settled.forEach((r, i) => r.status === 'fulfilled' && this.apps.set(names[i], r.value));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    log(`${this.label}: ${names.join(', ')} ready in ${round((performance.now() - t) / 1000, 2)} s`);
+    return { gateway: this.app('api-gateway') };
   }
 
   app(name: string): RunningApp {
@@ -134,8 +158,12 @@ export class BenchSystem {
   }
 
   async stopApp(name: string): Promise<void> {
-    await this.apps.get(name)?.stop();
+    const app = this.apps.get(name);
+    if (!app) return;
+    const t = performance.now();
+    await app.stop();
     this.apps.delete(name);
+    log(`${this.label}: ${name} stopped in ${round((performance.now() - t) / 1000, 2)} s`);
   }
 
   /** Stops every app, the last started first; the database and topic stay. */
