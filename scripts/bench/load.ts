@@ -101,12 +101,9 @@ class ScheduleProcess {
       if ('error' in m) p.reject(new Error(`the load process failed: ${m.error}`));
       else p.resolve(m.result);
     });
-    this.child.on('exit', (code, signal) => {
-      if (current === this) current = null;
-      const e = new Error(`the load process exited with ${code ?? signal}: ${this.stderr}`);
-      for (const p of this.pending.values()) p.reject(e);
-      this.pending.clear();
-    });
+    this.child.on('exit', (code, signal) => this.fail(new Error(`the load process exited with ${code ?? signal}: ${this.stderr}`)));
+    // Not started (or not reachable): every schedule waiting fails, the next call forks anew.
+    this.child.on('error', (e) => this.fail(new Error(`the load process failed to run: ${e.message}`)));
     this.idle();
   }
 
@@ -126,6 +123,12 @@ class ScheduleProcess {
         reject(e);
       });
     });
+  }
+
+  private fail(e: Error): void {
+    if (current === this) current = null;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
   }
 
   /** Waiting for work keeps neither process alive: the harness exits when its run is done, and the child with it. */
