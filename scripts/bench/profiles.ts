@@ -53,7 +53,7 @@ export const PROFILES: Record<Profile['name'], Profile> = {
     ingest: { durationS: 30, concurrency: 128, workers: 4, reportBatch: 200, triggerBatch: 100, steps: 3, flows: 20 },
     list: { sizes: [10_000, 100_000], rateRps: 200, fixedS: 3, maxS: 2, sqlS: 2, connections: 16, page: 1000 },
     bulk: { runs: 100_000 },
-    purge: { runs: 100_000, windowS: 3, paced: { runs: 6_000, runsPerS: 1000, batch: 200 }, atTarget: { runs: 100_000, runsPerS: 22_000, batch: 1000, passes: 2 }, mixed: { expired: 10_000, kept: 40_000 } },
+    purge: { runs: 100_000, windowS: 3, paced: { runs: 6_000, runsPerS: 1000, batch: 200 }, atTarget: { runs: 80_000, runsPerS: 22_000, batch: 1000, passes: 2 }, mixed: { expired: 10_000, kept: 40_000 } },
     rebuild: { runs: 20_000 },
   },
   full: {
