@@ -93,7 +93,8 @@ export interface ScheduleJob {
 }
 export type ScheduleAnswer = { readonly id: number; readonly result: Record<string, LoadResult> } | { readonly id: number; readonly error: string };
 
-function serve(send: (m: ScheduleAnswer) => void): void {
+function serve(): void {
+  const send = (m: ScheduleAnswer) => process.send?.(m);
   process.on('message', (job: ScheduleJob) => {
     const gc = (globalThis as { gc?: () => void }).gc;
     gc?.();
@@ -107,8 +108,7 @@ function serve(send: (m: ScheduleAnswer) => void): void {
 }
 
 if (require.main === module && process.send) {
-  const send = process.send.bind(process);
-  serve((m) => send(m));
+  serve();
 } else if (require.main === module) {
   main(JSON.parse(process.argv[2]) as HttpScheduleOptions).then(
     (r) => process.stdout.write(`${JSON.stringify(r)}\n`),

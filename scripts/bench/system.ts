@@ -123,12 +123,15 @@ export class BenchSystem {
 
   async start(name: string, overrides: Record<string, string> = {}): Promise<RunningApp> {
     const cs = this.apps.get('command-service');
-    const env = { ...this.env, ...(cs ? { COMMAND_SERVICE_URL: cs.url } : {}), ...overrides };
     const t = performance.now();
-    const app = await startApp(name, env);
+    const app = await startApp(name, { ...this.env, ...(cs ? { COMMAND_SERVICE_URL: cs.url } : {}), ...overrides });
     this.apps.set(name, app);
-    log(`${this.label}: ${name} ready in ${round((performance.now() - t) / 1000, 2)} s`);
+    this.logSince(t, `${name} ready`);
     return app;
+  }
+
+  private logSince(t: number, what: string): void {
+    log(`${this.label}: ${what} in ${round((performance.now() - t) / 1000, 2)} s`);
   }
 
   /**
@@ -147,7 +150,7 @@ export class BenchSystem {
     settled.forEach((r, i) => r.status === 'fulfilled' && this.apps.set(names[i], r.value));
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    log(`${this.label}: ${names.join(', ')} ready in ${round((performance.now() - t) / 1000, 2)} s`);
+    this.logSince(t, `${names.join(', ')} ready`);
     return { gateway: this.app('api-gateway') };
   }
 
@@ -163,7 +166,7 @@ export class BenchSystem {
     const t = performance.now();
     await app.stop();
     this.apps.delete(name);
-    log(`${this.label}: ${name} stopped in ${round((performance.now() - t) / 1000, 2)} s`);
+    this.logSince(t, `${name} stopped`);
   }
 
   /** Stops every app, the last started first; the database and topic stay. */
